@@ -1,0 +1,141 @@
+/* core/module.c — module instances: declarations, accessors, scratch. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+sl_dtype sl_module_dtype(const sl_module *m) { return m->dtype; }
+const sl_module_type *sl_module_type_of(const sl_module *m) { return m->type; }
+bool sl_module_training(const sl_module *m) { return m->training; }
+void *sl_module_state(const sl_module *m) { return m->state; }
+void sl_module_set_state(sl_module *m, void *state) { m->state = state; }
+sl_rng *sl_module_rng(sl_module *m) { return &m->rng; }
+
+static int declare(sl_module *m, sl_decl **list, int *count, const char *what, const char *name,
+                   int ndim, const int64_t *shape)
+{
+    if (!m->declaring)
+        return sl_error(SL_ESTATE, "%s: %s '%s' declared outside create()", m->type->name, what,
+                        name);
+    if (ndim < 0 || ndim > SL_MAX_DIMS)
+        return sl_error(SL_EINVAL, "%s: %s '%s' has ndim %d", m->type->name, what, name, ndim);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            return sl_error(SL_EINVAL, "%s: %s '%s' has a negative extent", m->type->name, what,
+                            name);
+    for (int i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i].name, name) == 0)
+            return sl_error(SL_EINVAL, "%s: name '%s' declared twice", m->type->name, name);
+    for (int i = 0; i < m->nbuffers; i++)
+        if (strcmp(m->buffers[i].name, name) == 0)
+            return sl_error(SL_EINVAL, "%s: name '%s' declared twice", m->type->name, name);
+    sl_decl *grown = realloc(*list, (size_t)(*count + 1) * sizeof *grown);
+    if (!grown)
+        return sl_error(SL_ENOMEM, "out of memory");
+    *list = grown;
+    sl_decl *d = &grown[*count];
+    memset(d, 0, sizeof *d);
+    if (!(d->name = sl_strdup(name)))
+        return SL_ENOMEM;
+    d->ndim = ndim;
+    memcpy(d->shape, shape, (size_t)ndim * sizeof *shape);
+    return (*count)++;
+}
+
+int sl_module_add_param(sl_module *m, const char *name, int ndim, const int64_t *shape)
+{
+    return declare(m, &m->params, &m->nparams, "parameter", name, ndim, shape);
+}
+
+int sl_module_add_buffer(sl_module *m, const char *name, int ndim, const int64_t *shape)
+{
+    return declare(m, &m->buffers, &m->nbuffers, "buffer", name, ndim, shape);
+}
+
+sl_tensor *sl_module_param(sl_module *m, int index)
+{
+    return index >= 0 && index < m->nparams ? &m->params[index].value : NULL;
+}
+
+sl_tensor *sl_module_grad(sl_module *m, int index)
+{
+    return index >= 0 && index < m->nparams ? &m->params[index].grad : NULL;
+}
+
+sl_tensor *sl_module_buffer(sl_module *m, int index)
+{
+    return index >= 0 && index < m->nbuffers ? &m->buffers[index].value : NULL;
+}
+
+int sl_module_scratch(sl_module *m, int slot, size_t nbytes, void **ptr)
+{
+    if (slot < 0 || slot >= SL_MODULE_SCRATCH_SLOTS)
+        return sl_error(SL_EINVAL, "%s: scratch slot %d out of range", m->type->name, slot);
+    if (nbytes > m->scratch_size[slot]) {
+        void *p = sl_aligned_calloc(nbytes, 1);
+        if (!p)
+            return SL_ENOMEM;
+        if (m->scratch[slot])
+            memcpy(p, m->scratch[slot], m->scratch_size[slot]);
+        sl_aligned_free(m->scratch[slot]);
+        m->scratch[slot] = p;
+        m->scratch_size[slot] = nbytes;
+    }
+    *ptr = m->scratch[slot];
+    return SL_OK;
+}
+
+int sl_module_create(const sl_module_type *type, sl_dtype dtype, int index,
+                     const sl_options *opt, sl_module **out)
+{
+    sl_module *m = calloc(1, sizeof *m);
+    if (!m)
+        return sl_error(SL_ENOMEM, "out of memory");
+    m->type = type;
+    m->dtype = dtype;
+    m->index = index;
+    m->training = true;
+    int rc = SL_OK;
+    if (!(m->options = sl_options_copy(opt))) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    if ((rc = sl_options_validate(m->options, type->options, type->name)) < 0)
+        goto fail;
+    m->declaring = true;
+    rc = type->create(m, m->options);
+    m->declaring = false;
+    if (rc < 0)
+        goto fail;
+    *out = m;
+    return SL_OK;
+fail:
+    sl_module_destroy(m);
+    return rc;
+}
+
+static void free_decls(sl_decl *d, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(d[i].name);
+        sl_tensor_release(&d[i].value);
+        sl_tensor_release(&d[i].grad);
+    }
+    free(d);
+}
+
+void sl_module_destroy(sl_module *m)
+{
+    if (!m)
+        return;
+    if (m->type->destroy && m->state)
+        m->type->destroy(m);
+    free_decls(m->params, m->nparams);
+    free_decls(m->buffers, m->nbuffers);
+    for (int i = 0; i < SL_MODULE_SCRATCH_SLOTS; i++)
+        sl_aligned_free(m->scratch[i]);
+    sl_options_free(m->options);
+    free(m);
+}

@@ -1,0 +1,262 @@
+/* core/nn/conv2d.c — 2-d convolution (PyTorch nn.Conv2d, square kernel,
+ * no dilation or groups).
+ *
+ * in is (B, C, H, W), out is (B, O, Ho, Wo) with Ho = (H + 2p - k) / s + 1
+ * (floor).  Each image is lowered with im2col into a (C*k*k, Ho*Wo) column
+ * matrix in scratch slot 0, so that the convolution is one GEMM
+ * W (O, C*k*k) @ cols; backward reuses the same buffer for the column
+ * gradients and scatters them back with col2im.  Parameters "weight"
+ * (O, C, k, k) and "bias" (O), as in PyTorch's state_dict. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nn/nn.h"
+
+typedef struct conv2d_state {
+    int64_t in_channels, out_channels, kernel, stride, padding;
+    bool bias;
+} conv2d_state;
+
+enum { CONV_WEIGHT = 0, CONV_BIAS = 1 };
+
+/* Sizes of one call; cols is the (C*k*k, Ho*Wo) im2col matrix. */
+typedef struct conv_geom {
+    int64_t batch, c, h, w, o, k, s, p, ho, wo;
+    int64_t rows; /* C*k*k */
+    int64_t npix; /* Ho*Wo */
+} conv_geom;
+
+static const sl_option_spec conv2d_options[] = {
+    {"in_channels", SL_OPT_INT, NULL, "channels of the input image", NULL},
+    {"out_channels", SL_OPT_INT, NULL, "channels produced by the convolution", NULL},
+    {"kernel_size", SL_OPT_INT, NULL, "side of the square kernel", NULL},
+    {"stride", SL_OPT_INT, "1", "step of the kernel", NULL},
+    {"padding", SL_OPT_INT, "0", "zeros added on each side of the image", NULL},
+    {"bias", SL_OPT_BOOL, "true", "learn an additive bias per output channel", NULL},
+    {NULL, SL_OPT_INT, NULL, NULL, NULL},
+};
+
+/* The typed kernels.  x (C, H, W) and y (O, Ho, Wo) are one image. */
+#define GEMM_f32 sl_sgemm
+#define GEMM_f64 sl_dgemm
+#define DEFINE_CONV2D(T, SUF)                                                          \
+    static void im2col_##SUF(const conv_geom *g, const T *x, T *cols)                   \
+    {                                                                                  \
+        for (int64_t r = 0; r < g->rows; r++) {                                        \
+            int64_t c = r / (g->k * g->k), ki = r / g->k % g->k, kj = r % g->k;        \
+            T *row = cols + r * g->npix;                                               \
+            for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
+                int64_t ih = oh * g->s - g->p + ki;                                    \
+                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
+                    int64_t iw = ow * g->s - g->p + kj;                                \
+                    bool inside = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;        \
+                    row[oh * g->wo + ow] = inside ? x[(c * g->h + ih) * g->w + iw] : 0; \
+                }                                                                      \
+            }                                                                          \
+        }                                                                              \
+    }                                                                                  \
+    /* gx (C, H, W) = the adjoint of im2col applied to gcols. */                       \
+    static void col2im_##SUF(const conv_geom *g, const T *gcols, T *gx)                 \
+    {                                                                                  \
+        memset(gx, 0, (size_t)(g->c * g->h * g->w) * sizeof(T));                       \
+        for (int64_t r = 0; r < g->rows; r++) {                                        \
+            int64_t c = r / (g->k * g->k), ki = r / g->k % g->k, kj = r % g->k;        \
+            const T *row = gcols + r * g->npix;                                        \
+            for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
+                int64_t ih = oh * g->s - g->p + ki;                                    \
+                if (ih < 0 || ih >= g->h)                                              \
+                    continue;                                                          \
+                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
+                    int64_t iw = ow * g->s - g->p + kj;                                \
+                    if (iw >= 0 && iw < g->w)                                          \
+                        gx[(c * g->h + ih) * g->w + iw] += row[oh * g->wo + ow];       \
+                }                                                                      \
+            }                                                                          \
+        }                                                                              \
+    }                                                                                  \
+    static void conv_forward_##SUF(const conv_geom *g, const T *x, const T *wt,         \
+                                   const T *b, T *y, T *cols)                          \
+    {                                                                                  \
+        for (int64_t n = 0; n < g->batch; n++) {                                       \
+            const T *xn = x + n * g->c * g->h * g->w;                                  \
+            T *yn = y + n * g->o * g->npix;                                            \
+            im2col_##SUF(g, xn, cols);                                                 \
+            /* yn (O, npix) = W (O, rows) @ cols (rows, npix) */                       \
+            GEMM_##SUF(false, false, g->o, g->npix, g->rows, 1, wt, g->rows, cols,      \
+                       g->npix, 0, yn, g->npix);                                       \
+            for (int64_t o = 0; b && o < g->o; o++)                                    \
+                for (int64_t i = 0; i < g->npix; i++)                                  \
+                    yn[o * g->npix + i] += b[o];                                       \
+        }                                                                              \
+    }                                                                                  \
+    static void conv_backward_##SUF(const conv_geom *g, const T *x, const T *wt,        \
+                                    const T *gy, T *gw, T *gb, T *gx, T *cols)         \
+    {                                                                                  \
+        for (int64_t n = 0; n < g->batch; n++) {                                       \
+            const T *gyn = gy + n * g->o * g->npix;                                    \
+            im2col_##SUF(g, x + n * g->c * g->h * g->w, cols);                         \
+            /* gW (O, rows) += gyn (O, npix) @ cols^T (npix, rows) */                  \
+            GEMM_##SUF(false, true, g->o, g->rows, g->npix, 1, gyn, g->npix, cols,      \
+                       g->npix, 1, gw, g->rows);                                       \
+            for (int64_t o = 0; gb && o < g->o; o++)                                   \
+                for (int64_t i = 0; i < g->npix; i++)                                  \
+                    gb[o] += gyn[o * g->npix + i];                                     \
+            if (!gx)                                                                   \
+                continue;                                                              \
+            /* gcols (rows, npix) = W^T (rows, O) @ gyn (O, npix), over cols */        \
+            GEMM_##SUF(true, false, g->rows, g->npix, g->o, 1, wt, g->rows, gyn,        \
+                       g->npix, 0, cols, g->npix);                                     \
+            col2im_##SUF(g, cols, gx + n * g->c * g->h * g->w);                        \
+        }                                                                              \
+    }
+DEFINE_CONV2D(float, f32)
+DEFINE_CONV2D(double, f64)
+
+static int require_positive(const char *option, int64_t value)
+{
+    if (value > 0)
+        return SL_OK;
+    return sl_error(SL_EINVAL, "conv2d: %s must be > 0, got %lld", option, (long long)value);
+}
+
+static int conv2d_create(sl_module *m, const sl_options *opt)
+{
+    conv2d_state st = {
+        .in_channels = sl_options_int(opt, "in_channels"),
+        .out_channels = sl_options_int(opt, "out_channels"),
+        .kernel = sl_options_int(opt, "kernel_size"),
+        .stride = sl_options_int(opt, "stride"),
+        .padding = sl_options_int(opt, "padding"),
+        .bias = sl_options_bool(opt, "bias"),
+    };
+    SL_TRY(require_positive("in_channels", st.in_channels));
+    SL_TRY(require_positive("out_channels", st.out_channels));
+    SL_TRY(require_positive("kernel_size", st.kernel));
+    SL_TRY(require_positive("stride", st.stride));
+    if (st.padding < 0)
+        return sl_error(SL_EINVAL, "conv2d: padding must be >= 0, got %lld",
+                        (long long)st.padding);
+    int64_t wshape[4] = {st.out_channels, st.in_channels, st.kernel, st.kernel};
+    SL_TRY(sl_module_add_param(m, "weight", 4, wshape));
+    if (st.bias)
+        SL_TRY(sl_module_add_param(m, "bias", 1, &st.out_channels));
+    conv2d_state *s = malloc(sizeof *s);
+    if (!s)
+        return sl_error(SL_ENOMEM, "conv2d: out of memory");
+    *s = st;
+    sl_module_set_state(m, s);
+    return SL_OK;
+}
+
+/* PyTorch's init (kaiming_uniform with a = sqrt(5) reduces to this):
+ * weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C*k*k. */
+static int conv2d_reset(sl_module *m, sl_rng *rng)
+{
+    const conv2d_state *s = sl_module_state(m);
+    double bound = 1.0 / sqrt((double)(s->in_channels * s->kernel * s->kernel));
+    SL_TRY(sl_tensor_uniform(sl_module_param(m, CONV_WEIGHT), rng, -bound, bound));
+    if (s->bias)
+        SL_TRY(sl_tensor_uniform(sl_module_param(m, CONV_BIAS), rng, -bound, bound));
+    return SL_OK;
+}
+
+/* Fills g from an input shape, or fails with SL_ESHAPE naming what fits. */
+static int conv2d_geometry(const conv2d_state *s, int ndim, const int64_t *in, conv_geom *g)
+{
+    char got[128];
+    if (ndim != 4 || in[1] != s->in_channels)
+        return sl_error(SL_ESHAPE, "conv2d: expected input (B, %lld, H, W), got %s",
+                        (long long)s->in_channels, sl_shape_str(ndim, in, got, sizeof got));
+    int64_t k = s->kernel, p = s->padding;
+    if (in[2] + 2 * p < k || in[3] + 2 * p < k)
+        return sl_error(SL_ESHAPE,
+                        "conv2d: input %s is smaller than kernel_size %lld (padding %lld)",
+                        sl_shape_str(ndim, in, got, sizeof got), (long long)k, (long long)p);
+    *g = (conv_geom){.batch = in[0], .c = in[1], .h = in[2], .w = in[3],
+                     .o = s->out_channels, .k = k, .s = s->stride, .p = p};
+    g->ho = (g->h + 2 * p - k) / g->s + 1;
+    g->wo = (g->w + 2 * p - k) / g->s + 1;
+    g->rows = g->c * k * k;
+    g->npix = g->ho * g->wo;
+    return SL_OK;
+}
+
+static int conv2d_output_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim,
+                               int64_t *out)
+{
+    conv_geom g;
+    SL_TRY(conv2d_geometry(sl_module_state(m), ndim, in, &g));
+    *out_ndim = 4;
+    out[0] = g.batch;
+    out[1] = g.o;
+    out[2] = g.ho;
+    out[3] = g.wo;
+    return SL_OK;
+}
+
+/* The im2col buffer for one image, grown once to the largest seen. */
+static int conv2d_columns(sl_module *m, const conv_geom *g, sl_dtype dtype, void **cols)
+{
+    size_t nbytes = (size_t)(g->rows * g->npix) * sl_dtype_size(dtype);
+    return sl_module_scratch(m, 0, nbytes, cols);
+}
+
+/* Geometry and column buffer of a forward/backward call. */
+static int conv2d_prepare(sl_module *m, const sl_tensor *in, conv_geom *g, void **cols)
+{
+    if (!sl_tensor_is_contiguous(in) || (in->dtype != SL_F32 && in->dtype != SL_F64))
+        return sl_error(SL_EINVAL, "conv2d: input must be a contiguous f32 or f64 tensor");
+    SL_TRY(conv2d_geometry(sl_module_state(m), in->ndim, in->shape, g));
+    return conv2d_columns(m, g, in->dtype, cols);
+}
+
+static int conv2d_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    const conv2d_state *s = sl_module_state(m);
+    conv_geom g;
+    void *cols;
+    SL_TRY(conv2d_prepare(m, in, &g, &cols));
+    const void *w = sl_module_param(m, CONV_WEIGHT)->data;
+    const void *b = s->bias ? sl_module_param(m, CONV_BIAS)->data : NULL;
+    if (in->dtype == SL_F32)
+        conv_forward_f32(&g, in->data, w, b, out->data, cols);
+    else
+        conv_forward_f64(&g, in->data, w, b, out->data, cols);
+    return SL_OK;
+}
+
+static int conv2d_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                           const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    const conv2d_state *s = sl_module_state(m);
+    conv_geom g;
+    void *cols;
+    SL_TRY(conv2d_prepare(m, in, &g, &cols));
+    const void *w = sl_module_param(m, CONV_WEIGHT)->data;
+    void *gw = sl_module_grad(m, CONV_WEIGHT)->data;
+    void *gb = s->bias ? sl_module_grad(m, CONV_BIAS)->data : NULL;
+    void *gx = grad_in ? grad_in->data : NULL;
+    if (in->dtype == SL_F32)
+        conv_backward_f32(&g, in->data, w, grad_out->data, gw, gb, gx, cols);
+    else
+        conv_backward_f64(&g, in->data, w, grad_out->data, gw, gb, gx, cols);
+    return SL_OK;
+}
+
+static void conv2d_destroy(sl_module *m) { free(sl_module_state(m)); }
+
+const sl_module_type sl_conv2d_type = {
+    .name = "conv2d",
+    .summary = "2-d convolution over (B, C, H, W) images (PyTorch nn.Conv2d)",
+    .options = conv2d_options,
+    .create = conv2d_create,
+    .reset_parameters = conv2d_reset,
+    .output_shape = conv2d_output_shape,
+    .forward = conv2d_forward,
+    .backward = conv2d_backward,
+    .destroy = conv2d_destroy,
+};

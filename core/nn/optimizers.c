@@ -1,0 +1,488 @@
+/* core/nn/optimizers.c — the built-in update rules: sgd, adam, adamw,
+ * adagrad, rmsprop.
+ *
+ * Each follows torch.optim's single-tensor algorithm (PyTorch 2.x, foreach
+ * and fused off, maximize off) term for term, with the same option names,
+ * defaults and checks, so that a run here and in PyTorch agree to rounding.
+ * t = sl_optim_steps(o) + 1 is the step being taken (bias correction, the
+ * first-step momentum buffer); a reset makes the next step a first step
+ * again.  Per-element state lives in one block allocated in create(), in
+ * the model's dtype; step() allocates nothing and walks the flat parameter
+ * vector once.  Element updates are computed in double and stored in the
+ * model's dtype.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "nn/nn.h"
+
+#define MAX_SLOTS 3
+
+/* One optimizer's state.  buf[] holds the per-element vectors (NULL where
+ * the configuration needs none); their meaning per rule:
+ *   sgd:     buf[0] momentum_buffer
+ *   adam(w): buf[0] exp_avg, buf[1] exp_avg_sq, buf[2] max_exp_avg_sq (amsgrad)
+ *   adagrad: buf[0] sum (starts at initial_accumulator_value)
+ *   rmsprop: buf[0] square_avg, buf[1] grad_avg (centered),
+ *            buf[2] momentum_buffer (momentum > 0) */
+typedef struct opt_state {
+    double momentum, dampening, weight_decay;
+    double beta1, beta2, eps, lr_decay, initial_acc, alpha;
+    bool nesterov, amsgrad, centered, decoupled;
+    sl_dtype dtype;
+    int64_t n;
+    void *block; /* owns every buf[] */
+    void *buf[MAX_SLOTS];
+} opt_state;
+
+/* Scalars of the current step, computed once outside the element loop. */
+typedef struct step_coef {
+    double lr;
+    bool first;        /* t == 1 */
+    double step_size;  /* adam: lr / (1 - beta1^t) */
+    double bc2_sqrt;   /* adam: sqrt(1 - beta2^t) */
+    double clr;        /* adagrad: lr / (1 + (t - 1) lr_decay) */
+    double decay;      /* adamw: 1 - lr weight_decay */
+} step_coef;
+
+/* torch.lerp's two-sided formula: self + w (end - self), evaluated from
+ * the nearer end. */
+static inline double lerp(double self, double end, double w)
+{
+    return w < 0.5 ? self + w * (end - self) : end - (end - self) * (1.0 - w);
+}
+
+/* The gradient with PyTorch's L2 weight-decay term (skipped when wd == 0,
+ * as there, so that an infinite parameter does not turn into NaN). */
+static inline double plus_l2(double g, double p, double wd)
+{
+    return wd != 0.0 ? g + wd * p : g;
+}
+
+/* ---- the update loops, stamped for float and double ------------------- */
+
+/* sgd: d = g + wd p; b = d (t == 1) or momentum b + (1 - dampening) d;
+ * d = nesterov ? d + momentum b : b; p -= lr d. */
+#define DEFINE_SGD(T, SUF)                                                          \
+    static void sgd_kernel_##SUF(const opt_state *s, const step_coef *c, void *pv, \
+                                 const void *gv)                                   \
+    {                                                                              \
+        T *p = pv, *buf = s->buf[0];                                               \
+        const T *g = gv;                                                           \
+        for (int64_t i = 0; i < s->n; i++) {                                       \
+            double d = plus_l2(g[i], p[i], s->weight_decay);                       \
+            if (buf) {                                                             \
+                T b = (T)(c->first ? d : s->momentum * buf[i] + (1.0 - s->dampening) * d); \
+                buf[i] = b;                                                        \
+                d = s->nesterov ? d + s->momentum * b : b;                         \
+            }                                                                      \
+            p[i] = (T)(p[i] + -c->lr * d);                                         \
+        }                                                                          \
+    }
+
+/* adam / adamw: p *= 1 - lr wd (adamw) or d = g + wd p (adam);
+ * m = lerp(m, d, 1 - beta1); v = beta2 v + (1 - beta2) d^2; vmax = max(vmax, v);
+ * p -= step_size m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps). */
+#define DEFINE_ADAM(T, SUF)                                                         \
+    static void adam_kernel_##SUF(const opt_state *s, const step_coef *c, void *pv, \
+                                  const void *gv)                                  \
+    {                                                                              \
+        T *p = pv, *m = s->buf[0], *v = s->buf[1], *vmax = s->buf[2];              \
+        const T *g = gv;                                                           \
+        for (int64_t i = 0; i < s->n; i++) {                                       \
+            double pi = p[i], d = g[i];                                            \
+            if (s->decoupled)                                                      \
+                pi *= c->decay;                                                    \
+            else if (s->weight_decay != 0.0)                                       \
+                d += s->weight_decay * pi;                                         \
+            T mi = (T)lerp(m[i], d, 1.0 - s->beta1);                               \
+            T vi = (T)(v[i] * s->beta2 + (1.0 - s->beta2) * d * d);                \
+            m[i] = mi;                                                             \
+            v[i] = vi;                                                             \
+            if (vmax) {                                                            \
+                vi = vmax[i] > vi ? vmax[i] : vi;                                  \
+                vmax[i] = vi;                                                      \
+            }                                                                      \
+            double denom = sqrt((double)vi) / c->bc2_sqrt + s->eps;                \
+            p[i] = (T)(pi + -c->step_size * mi / denom);                           \
+        }                                                                          \
+    }
+
+/* adagrad: d = g + wd p; sum += d^2; p -= clr d / (sqrt(sum) + eps). */
+#define DEFINE_ADAGRAD(T, SUF)                                                      \
+    static void adagrad_kernel_##SUF(const opt_state *s, const step_coef *c, void *pv, \
+                                     const void *gv)                               \
+    {                                                                              \
+        T *p = pv, *sum = s->buf[0];                                               \
+        const T *g = gv;                                                           \
+        for (int64_t i = 0; i < s->n; i++) {                                       \
+            double d = plus_l2(g[i], p[i], s->weight_decay);                       \
+            T si = (T)(sum[i] + d * d);                                            \
+            sum[i] = si;                                                           \
+            p[i] = (T)(p[i] + -c->clr * d / (sqrt((double)si) + s->eps));          \
+        }                                                                          \
+    }
+
+/* rmsprop: d = g + wd p; sq = alpha sq + (1 - alpha) d^2;
+ * avg = sqrt(sq - ga^2) with ga = lerp(ga, d, 1 - alpha) (centered) or
+ * sqrt(sq), plus eps; b = momentum b + d / avg, p -= lr b (momentum > 0)
+ * or p -= lr d / avg. */
+#define DEFINE_RMSPROP(T, SUF)                                                      \
+    static void rmsprop_kernel_##SUF(const opt_state *s, const step_coef *c, void *pv, \
+                                     const void *gv)                               \
+    {                                                                              \
+        T *p = pv, *sq = s->buf[0], *ga = s->buf[1], *mb = s->buf[2];              \
+        const T *g = gv;                                                           \
+        for (int64_t i = 0; i < s->n; i++) {                                       \
+            double d = plus_l2(g[i], p[i], s->weight_decay);                       \
+            T sqi = (T)(sq[i] * s->alpha + (1.0 - s->alpha) * d * d);              \
+            sq[i] = sqi;                                                           \
+            double avg = sqi;                                                      \
+            if (ga) {                                                              \
+                T gi = (T)lerp(ga[i], d, 1.0 - s->alpha);                          \
+                ga[i] = gi;                                                        \
+                avg -= (double)gi * gi;                                            \
+            }                                                                      \
+            avg = sqrt(avg) + s->eps;                                              \
+            if (mb) {                                                              \
+                T b = (T)(mb[i] * s->momentum + d / avg);                          \
+                mb[i] = b;                                                         \
+                p[i] = (T)(p[i] + -c->lr * b);                                     \
+            } else {                                                               \
+                p[i] = (T)(p[i] + -c->lr * d / avg);                               \
+            }                                                                      \
+        }                                                                          \
+    }
+
+#define DEFINE_KERNELS(T, SUF) \
+    DEFINE_SGD(T, SUF)         \
+    DEFINE_ADAM(T, SUF)        \
+    DEFINE_ADAGRAD(T, SUF)     \
+    DEFINE_RMSPROP(T, SUF)
+
+DEFINE_KERNELS(float, f32)
+DEFINE_KERNELS(double, f64)
+
+/* ---- shared plumbing -------------------------------------------------- */
+
+typedef void (*kernel_fn)(const opt_state *s, const step_coef *c, void *p, const void *g);
+
+static int run_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads, kernel_fn f32,
+                    kernel_fn f64)
+{
+    opt_state *s = sl_optim_state(o);
+    const char *name = sl_optim_name(o);
+    if (!s)
+        return sl_error(SL_ESTATE, "%s: optimizer has no state", name);
+    if (params->dtype != s->dtype || grads->dtype != s->dtype ||
+        sl_tensor_numel(params) != s->n || sl_tensor_numel(grads) != s->n ||
+        !sl_tensor_is_contiguous(params) || !sl_tensor_is_contiguous(grads))
+        return sl_error(SL_ESHAPE, "%s: expected contiguous %s parameters and gradients of "
+                        "%lld elements", name, sl_dtype_name(s->dtype), (long long)s->n);
+    double lr = sl_optim_lr(o);
+    double t = (double)(sl_optim_steps(o) + 1);
+    step_coef c = {
+        .lr = lr,
+        .first = sl_optim_steps(o) == 0,
+        .step_size = lr / (1.0 - pow(s->beta1, t)),
+        .bc2_sqrt = sqrt(1.0 - pow(s->beta2, t)),
+        .clr = lr / (1.0 + (t - 1.0) * s->lr_decay),
+        .decay = 1.0 - lr * s->weight_decay,
+    };
+    if (s->n > 0)
+        (s->dtype == SL_F32 ? f32 : f64)(s, &c, params->data, grads->data);
+    return SL_OK;
+}
+
+/* Allocates the per-element vectors named by `slots` (bit i: buf[i]) as one
+ * zero-filled block and makes s the optimizer's state (freed by destroy). */
+static int attach_state(sl_optim *o, opt_state *s, unsigned slots)
+{
+    const char *name = sl_optim_name(o);
+    sl_model *model = sl_optim_model(o);
+    s->dtype = sl_model_dtype(model);
+    s->n = sl_optim_numel(o);
+    if (s->dtype != SL_F32 && s->dtype != SL_F64)
+        return sl_error(SL_EDTYPE, "%s: the model must be f32 or f64, not %s", name,
+                        sl_dtype_name(s->dtype));
+    size_t esize = sl_dtype_size(s->dtype);
+    size_t count = 0;
+    for (int k = 0; k < MAX_SLOTS; k++)
+        count += (slots >> k) & 1u;
+    opt_state *own = malloc(sizeof *own);
+    if (!own)
+        return sl_error(SL_ENOMEM, "%s: out of memory", name);
+    *own = *s;
+    /* One spare element keeps the block non-empty for an empty model. */
+    own->block = sl_aligned_calloc(count * (size_t)s->n + 1, esize);
+    if (!own->block) {
+        free(own);
+        return sl_error(SL_ENOMEM, "%s: out of memory for %zu state vectors of %lld elements",
+                        name, count, (long long)s->n);
+    }
+    char *next = own->block;
+    for (int k = 0; k < MAX_SLOTS; k++) {
+        own->buf[k] = ((slots >> k) & 1u) ? next : NULL;
+        if (own->buf[k])
+            next += (size_t)s->n * esize;
+    }
+    sl_optim_set_state(o, own);
+    return SL_OK;
+}
+
+/* Zeroes every state vector (adagrad then refills its accumulator). */
+static void zero_state(sl_optim *o)
+{
+    opt_state *s = sl_optim_state(o);
+    for (int k = 0; s && k < MAX_SLOTS; k++)
+        if (s->buf[k])
+            memset(s->buf[k], 0, (size_t)s->n * sl_dtype_size(s->dtype));
+}
+
+static void destroy_state(sl_optim *o)
+{
+    opt_state *s = sl_optim_state(o);
+    if (s)
+        sl_aligned_free(s->block);
+    free(s);
+    sl_optim_set_state(o, NULL);
+}
+
+/* PyTorch's range checks, with the option named. */
+static int need_at_least(const char *owner, const char *key, double value, double lo)
+{
+    if (!(value >= lo))
+        return sl_error(SL_EINVAL, "%s: option '%s' must be >= %g, got %g", owner, key, lo,
+                        value);
+    return SL_OK;
+}
+
+static int need_beta(const char *owner, const char *key, double value)
+{
+    if (!(value >= 0.0 && value < 1.0))
+        return sl_error(SL_EINVAL, "%s: option '%s' must be in [0, 1), got %g", owner, key,
+                        value);
+    return SL_OK;
+}
+
+/* ---- sgd -------------------------------------------------------------- */
+
+static const sl_option_spec sgd_options[] = {
+    {"lr", SL_OPT_FLOAT, "0.01", "learning rate", NULL},
+    {"momentum", SL_OPT_FLOAT, "0", "momentum factor", NULL},
+    {"dampening", SL_OPT_FLOAT, "0", "dampening for momentum", NULL},
+    {"weight_decay", SL_OPT_FLOAT, "0", "L2 penalty added to the gradient", NULL},
+    {"nesterov", SL_OPT_BOOL, "false", "Nesterov momentum (needs momentum > 0, dampening 0)",
+     NULL},
+    {NULL, SL_OPT_FLOAT, NULL, NULL, NULL},
+};
+
+static int sgd_create(sl_optim *o, const sl_options *opt)
+{
+    opt_state s = {
+        .momentum = sl_options_float(opt, "momentum"),
+        .dampening = sl_options_float(opt, "dampening"),
+        .weight_decay = sl_options_float(opt, "weight_decay"),
+        .nesterov = sl_options_bool(opt, "nesterov"),
+    };
+    SL_TRY(need_at_least("sgd", "momentum", s.momentum, 0.0));
+    SL_TRY(need_at_least("sgd", "weight_decay", s.weight_decay, 0.0));
+    if (s.nesterov && (s.momentum <= 0.0 || s.dampening != 0.0))
+        return sl_error(SL_EINVAL, "sgd: option 'nesterov' requires momentum > 0 and "
+                        "dampening 0, got momentum %g, dampening %g", s.momentum, s.dampening);
+    return attach_state(o, &s, s.momentum != 0.0 ? 1u : 0u);
+}
+
+static int sgd_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
+{
+    return run_step(o, params, grads, sgd_kernel_f32, sgd_kernel_f64);
+}
+
+const sl_optim_type sl_sgd_type = {
+    .name = "sgd",
+    .summary = "stochastic gradient descent with optional (Nesterov) momentum",
+    .options = sgd_options,
+    .create = sgd_create,
+    .step = sgd_step,
+    .reset = zero_state,
+    .destroy = destroy_state,
+};
+
+/* ---- adam, adamw ------------------------------------------------------ */
+
+#define ADAM_COMMON_OPTIONS                                                          \
+    {"lr", SL_OPT_FLOAT, "0.001", "learning rate", NULL},                             \
+    {"beta1", SL_OPT_FLOAT, "0.9", "decay rate of the first moment", NULL},           \
+    {"beta2", SL_OPT_FLOAT, "0.999", "decay rate of the second moment", NULL},        \
+    {"eps", SL_OPT_FLOAT, "1e-8", "added to the denominator", NULL},                  \
+    {"amsgrad", SL_OPT_BOOL, "false", "use the maximum of past second moments", NULL}
+
+static const sl_option_spec adam_options[] = {
+    ADAM_COMMON_OPTIONS,
+    {"weight_decay", SL_OPT_FLOAT, "0", "L2 penalty added to the gradient", NULL},
+    {NULL, SL_OPT_FLOAT, NULL, NULL, NULL},
+};
+
+static const sl_option_spec adamw_options[] = {
+    ADAM_COMMON_OPTIONS,
+    {"weight_decay", SL_OPT_FLOAT, "0.01", "decoupled weight decay (p *= 1 - lr wd)", NULL},
+    {NULL, SL_OPT_FLOAT, NULL, NULL, NULL},
+};
+
+static int adam_family_create(sl_optim *o, const sl_options *opt, bool decoupled)
+{
+    const char *name = sl_optim_name(o);
+    opt_state s = {
+        .beta1 = sl_options_float(opt, "beta1"),
+        .beta2 = sl_options_float(opt, "beta2"),
+        .eps = sl_options_float(opt, "eps"),
+        .weight_decay = sl_options_float(opt, "weight_decay"),
+        .amsgrad = sl_options_bool(opt, "amsgrad"),
+        .decoupled = decoupled,
+    };
+    SL_TRY(need_at_least(name, "eps", s.eps, 0.0));
+    SL_TRY(need_beta(name, "beta1", s.beta1));
+    SL_TRY(need_beta(name, "beta2", s.beta2));
+    SL_TRY(need_at_least(name, "weight_decay", s.weight_decay, 0.0));
+    return attach_state(o, &s, s.amsgrad ? 7u : 3u);
+}
+
+static int adam_create(sl_optim *o, const sl_options *opt)
+{
+    return adam_family_create(o, opt, false);
+}
+
+static int adamw_create(sl_optim *o, const sl_options *opt)
+{
+    return adam_family_create(o, opt, true);
+}
+
+static int adam_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
+{
+    return run_step(o, params, grads, adam_kernel_f32, adam_kernel_f64);
+}
+
+const sl_optim_type sl_adam_type = {
+    .name = "adam",
+    .summary = "Adam (Kingma & Ba), weight_decay as an L2 gradient term",
+    .options = adam_options,
+    .create = adam_create,
+    .step = adam_step,
+    .reset = zero_state,
+    .destroy = destroy_state,
+};
+
+const sl_optim_type sl_adamw_type = {
+    .name = "adamw",
+    .summary = "AdamW (Loshchilov & Hutter): Adam with decoupled weight decay",
+    .options = adamw_options,
+    .create = adamw_create,
+    .step = adam_step,
+    .reset = zero_state,
+    .destroy = destroy_state,
+};
+
+/* ---- adagrad ---------------------------------------------------------- */
+
+static const sl_option_spec adagrad_options[] = {
+    {"lr", SL_OPT_FLOAT, "0.01", "learning rate", NULL},
+    {"lr_decay", SL_OPT_FLOAT, "0", "lr / (1 + (t - 1) lr_decay)", NULL},
+    {"weight_decay", SL_OPT_FLOAT, "0", "L2 penalty added to the gradient", NULL},
+    {"initial_accumulator_value", SL_OPT_FLOAT, "0", "starting sum of squared gradients",
+     NULL},
+    {"eps", SL_OPT_FLOAT, "1e-10", "added to the denominator", NULL},
+    {NULL, SL_OPT_FLOAT, NULL, NULL, NULL},
+};
+
+/* The accumulator starts (and restarts) at initial_accumulator_value. */
+static void adagrad_reset(sl_optim *o)
+{
+    opt_state *s = sl_optim_state(o);
+    if (!s)
+        return;
+    sl_tensor sum;
+    int64_t shape[1] = {s->n};
+    if (sl_tensor_wrap(&sum, s->buf[0], s->dtype, 1, shape) == SL_OK)
+        sl_tensor_fill(&sum, s->initial_acc);
+}
+
+static int adagrad_create(sl_optim *o, const sl_options *opt)
+{
+    opt_state s = {
+        .lr_decay = sl_options_float(opt, "lr_decay"),
+        .weight_decay = sl_options_float(opt, "weight_decay"),
+        .initial_acc = sl_options_float(opt, "initial_accumulator_value"),
+        .eps = sl_options_float(opt, "eps"),
+    };
+    SL_TRY(need_at_least("adagrad", "lr_decay", s.lr_decay, 0.0));
+    SL_TRY(need_at_least("adagrad", "weight_decay", s.weight_decay, 0.0));
+    SL_TRY(need_at_least("adagrad", "initial_accumulator_value", s.initial_acc, 0.0));
+    SL_TRY(need_at_least("adagrad", "eps", s.eps, 0.0));
+    SL_TRY(attach_state(o, &s, 1u));
+    adagrad_reset(o);
+    return SL_OK;
+}
+
+static int adagrad_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
+{
+    return run_step(o, params, grads, adagrad_kernel_f32, adagrad_kernel_f64);
+}
+
+const sl_optim_type sl_adagrad_type = {
+    .name = "adagrad",
+    .summary = "Adagrad: per-element steps scaled by accumulated squared gradients",
+    .options = adagrad_options,
+    .create = adagrad_create,
+    .step = adagrad_step,
+    .reset = adagrad_reset,
+    .destroy = destroy_state,
+};
+
+/* ---- rmsprop ---------------------------------------------------------- */
+
+static const sl_option_spec rmsprop_options[] = {
+    {"lr", SL_OPT_FLOAT, "0.01", "learning rate", NULL},
+    {"alpha", SL_OPT_FLOAT, "0.99", "smoothing constant of the squared-gradient average",
+     NULL},
+    {"eps", SL_OPT_FLOAT, "1e-8", "added to the denominator", NULL},
+    {"weight_decay", SL_OPT_FLOAT, "0", "L2 penalty added to the gradient", NULL},
+    {"momentum", SL_OPT_FLOAT, "0", "momentum factor", NULL},
+    {"centered", SL_OPT_BOOL, "false", "normalise by the estimated gradient variance", NULL},
+    {NULL, SL_OPT_FLOAT, NULL, NULL, NULL},
+};
+
+static int rmsprop_create(sl_optim *o, const sl_options *opt)
+{
+    opt_state s = {
+        .alpha = sl_options_float(opt, "alpha"),
+        .eps = sl_options_float(opt, "eps"),
+        .weight_decay = sl_options_float(opt, "weight_decay"),
+        .momentum = sl_options_float(opt, "momentum"),
+        .centered = sl_options_bool(opt, "centered"),
+    };
+    SL_TRY(need_at_least("rmsprop", "eps", s.eps, 0.0));
+    SL_TRY(need_at_least("rmsprop", "momentum", s.momentum, 0.0));
+    SL_TRY(need_at_least("rmsprop", "weight_decay", s.weight_decay, 0.0));
+    SL_TRY(need_at_least("rmsprop", "alpha", s.alpha, 0.0));
+    unsigned slots = 1u | (s.centered ? 2u : 0u) | (s.momentum > 0.0 ? 4u : 0u);
+    return attach_state(o, &s, slots);
+}
+
+static int rmsprop_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
+{
+    return run_step(o, params, grads, rmsprop_kernel_f32, rmsprop_kernel_f64);
+}
+
+const sl_optim_type sl_rmsprop_type = {
+    .name = "rmsprop",
+    .summary = "RMSprop (Hinton), optionally centered and with momentum",
+    .options = rmsprop_options,
+    .create = rmsprop_create,
+    .step = rmsprop_step,
+    .reset = zero_state,
+    .destroy = destroy_state,
+};

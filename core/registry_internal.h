@@ -1,0 +1,20 @@
+/* core/registry_internal.h — between the registry and the plugin loader. */
+#ifndef SYMLAB_CORE_REGISTRY_INTERNAL_H
+#define SYMLAB_CORE_REGISTRY_INTERNAL_H
+
+#include <symlab/plugin.h>
+
+/* The built-in descriptor (core/builtins.c). */
+const sl_plugin *sl_builtin_plugin(void);
+
+/* Registers every type of a descriptor, or nothing if any name is taken. */
+int sl_registry_add(const sl_plugin *p, const char *origin);
+
+/* Keeps the message of a plugin that could not be loaded. */
+void sl_registry_note_failure(const char *message);
+
+/* Loads every *.so in dir (sorted by name), noting failures; a file whose
+ * name matches an already-loaded plugin's is shadowed and skipped. */
+void sl_loader_scan(const char *dir);
+
+#endif

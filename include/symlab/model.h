@@ -1,0 +1,104 @@
+/* symlab/model.h — sequential models with PyTorch-style named parameters.
+ *
+ * A model is a list of modules applied in order.  Its parameters are named
+ * "<index>.<local name>" as PyTorch's nn.Sequential names them ("0.weight",
+ * "2.bias", "3.running_mean"), and live in one contiguous arena, so the
+ * whole parameter vector (and the gradient vector, same layout) is one flat
+ * 1-d tensor: what optimizers, syre, teleportation and interpolation use.
+ *
+ * Lifecycle: sl_model_new, sl_model_add (any number), sl_model_build (arena
+ * and initialisation), then forward/backward/step.  Adding after build is an
+ * SL_ESTATE error.
+ */
+#ifndef SYMLAB_MODEL_H
+#define SYMLAB_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <symlab/export.h>
+#include <symlab/module.h>
+#include <symlab/options.h>
+#include <symlab/tensor.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_model sl_model; /* opaque */
+
+/* A new empty model computing in `dtype` (SL_F32 or SL_F64). */
+SL_API int sl_model_new(sl_dtype dtype, sl_model **out);
+SL_API void sl_model_free(sl_model *m);
+SL_API sl_dtype sl_model_dtype(const sl_model *m);
+
+/* Appends a module of the registered type `type_name` made from `opt` (may
+ * be NULL for all defaults; validated against the type's spec).  Errors name
+ * the module's position and type: "module 2 (linear): unknown option 'in'". */
+SL_API int sl_model_add(sl_model *m, const char *type_name, const sl_options *opt);
+
+/* Allocates the parameter and gradient arenas and initialises parameters
+ * from `seed` (each module from its own derived stream).  Build once. */
+SL_API int sl_model_build(sl_model *m, uint64_t seed);
+SL_API bool sl_model_is_built(const sl_model *m);
+/* Re-initialises all parameters and buffers from `seed`. */
+SL_API int sl_model_reset_parameters(sl_model *m, uint64_t seed);
+
+/* Modules. */
+SL_API int sl_model_nmodules(const sl_model *m);
+SL_API sl_module *sl_model_module(sl_model *m, int index);
+
+/* Training (true) or evaluation (false) mode for every module. */
+SL_API void sl_model_set_training(sl_model *m, bool training);
+SL_API bool sl_model_training(const sl_model *m);
+
+/* Output shape for an input shape, without running anything. */
+SL_API int sl_model_output_shape(sl_model *m, int ndim, const int64_t *in, int *out_ndim,
+                                 int64_t *out);
+
+/* Runs every module on x (dtype of the model; leading dimension the batch).
+ * *y points at the model's own output buffer, valid until the next forward.
+ * Activation buffers grow to the largest batch seen and are then reused:
+ * no allocation in steady state.  The model keeps a reference to x until
+ * the next forward so that backward can use it. */
+SL_API int sl_model_forward(sl_model *m, const sl_tensor *x, const sl_tensor **y);
+
+/* Backpropagates grad_y (shape of the last forward's output) through the
+ * last forward, ADDING into the parameter gradients. */
+SL_API int sl_model_backward(sl_model *m, const sl_tensor *grad_y);
+
+/* Sets every parameter gradient to zero. */
+SL_API void sl_model_zero_grad(sl_model *m);
+
+/* Named parameters (trainable) in order of declaration.  Tensors are views
+ * into the arenas, valid for the model's lifetime. */
+SL_API int sl_model_nparams(const sl_model *m);
+SL_API const char *sl_model_param_name(const sl_model *m, int i);
+SL_API sl_tensor *sl_model_param(sl_model *m, int i);
+SL_API sl_tensor *sl_model_grad(sl_model *m, int i);
+/* Index of the parameter called `name`, or -1. */
+SL_API int sl_model_find_param(const sl_model *m, const char *name);
+
+/* Named buffers (non-trainable state, e.g. running statistics). */
+SL_API int sl_model_nbuffers(const sl_model *m);
+SL_API const char *sl_model_buffer_name(const sl_model *m, int i);
+SL_API sl_tensor *sl_model_buffer(sl_model *m, int i);
+
+/* All parameters (gradients) as one flat 1-d tensor over the arena, in the
+ * order of sl_model_param; writing into it writes the parameters. */
+SL_API sl_tensor *sl_model_flat_params(sl_model *m);
+SL_API sl_tensor *sl_model_flat_grads(sl_model *m);
+SL_API int64_t sl_model_numel(const sl_model *m);
+
+/* Checkpoints: safetensors files holding every parameter and buffer under
+ * its name, loadable by PyTorch's safetensors.  Saving writes a temporary
+ * file beside `path` and renames it, so a crash never leaves half a file.
+ * Loading requires the same names, shapes and a real dtype (converted to the
+ * model's); extra or missing tensors are SL_EFORMAT errors naming them. */
+SL_API int sl_model_save(sl_model *m, const char *path);
+SL_API int sl_model_load(sl_model *m, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,207 @@
+/* symlab/plugin.h — what a technique provides, and how the host finds it.
+ *
+ * A plugin is a shared object exporting exactly one symbol:
+ *
+ *     SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void);
+ *
+ * which returns a pointer to a static const descriptor.  The descriptor's
+ * FIRST fields are the ABI version it was built against and its own size;
+ * the host reads nothing else unless abi_major == SL_ABI_MAJOR and
+ * abi_minor <= SL_ABI_MINOR, and reads only fields that fit in `size`.
+ * Built-in layers, losses and optimizers are registered through this same
+ * descriptor: the core eats its own dog food.
+ *
+ * A descriptor lists types in five kinds, each list NULL-terminated:
+ *   module types — layers (forward, backward, named parameters);
+ *   hook types   — training-loop participants (syre, teleportation);
+ *   probe types  — measurements returning named numbers;
+ *   loss types   — scalar objectives with their gradient;
+ *   optim types  — update rules over the flat parameter vector.
+ * Names are unique across all loaded plugins within a kind; a later
+ * plugin offering a taken name is refused.
+ *
+ * MUST/MAY: every callback marked MUST is non-NULL; MAY may be NULL.
+ * Callbacks return SL_OK or a negative sl_status after sl_error().
+ */
+#ifndef SYMLAB_PLUGIN_H
+#define SYMLAB_PLUGIN_H
+
+#include <stdint.h>
+
+#include <symlab/data.h>
+#include <symlab/export.h>
+#include <symlab/model.h>
+#include <symlab/module.h>
+#include <symlab/optim.h>
+#include <symlab/ops.h>
+#include <symlab/options.h>
+#include <symlab/record.h>
+#include <symlab/rng.h>
+#include <symlab/status.h>
+#include <symlab/tensor.h>
+#include <symlab/train.h>
+#include <symlab/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A layer. */
+struct sl_module_type {
+    const char *name;              /* MUST: "linear" */
+    const char *summary;           /* MUST: one line */
+    const sl_option_spec *options; /* MAY: NULL means no options */
+    /* MUST: validate options, declare params/buffers, set state. */
+    int (*create)(sl_module *m, const sl_options *opt);
+    /* MAY: initialise params and buffers (default: leave zero). */
+    int (*reset_parameters)(sl_module *m, sl_rng *rng);
+    /* MUST: output shape for an input shape (batch first); SL_ESHAPE with a
+     * message naming the expected shape if the input does not fit. */
+    int (*output_shape)(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out);
+    /* MUST: see module.h for the conventions. */
+    int (*forward)(sl_module *m, const sl_tensor *in, sl_tensor *out);
+    /* MUST */
+    int (*backward)(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                    const sl_tensor *grad_out, sl_tensor *grad_in);
+    /* MAY: free the state; called only if the state is not NULL. */
+    void (*destroy)(sl_module *m);
+};
+
+/* A training-loop participant (train.h lists the events). */
+typedef struct sl_hook_type {
+    const char *name;              /* MUST */
+    const char *summary;           /* MUST */
+    const sl_option_spec *options; /* MAY */
+    int (*create)(sl_hook *h, const sl_options *opt);             /* MUST */
+    int (*on_event)(sl_hook *h, sl_event ev, sl_train_ctx *ctx);  /* MUST */
+    void (*destroy)(sl_hook *h);                                  /* MAY */
+} sl_hook_type;
+
+/* A measurement.  `data` may be NULL if the probe needs none (it then
+ * fails with SL_EINVAL when it does). */
+typedef struct sl_probe_type {
+    const char *name;              /* MUST */
+    const char *summary;           /* MUST */
+    const sl_option_spec *options; /* MAY */
+    int (*measure)(const sl_options *opt, sl_model *model, const sl_dataset *data,
+                   sl_record *out);                               /* MUST */
+} sl_probe_type;
+
+/* A loss: the mean over the batch of a per-sample loss. */
+struct sl_loss_type {
+    const char *name;              /* MUST */
+    const char *summary;           /* MUST */
+    /* MUST: *value = loss of pred (B, ...) against target; if grad_pred is
+     * not NULL, OVERWRITE it with d value / d pred (same shape as pred).
+     * Targets are i64 (B) labels or real tensors shaped like pred, as the
+     * loss documents; anything else is SL_ESHAPE/SL_EDTYPE. */
+    int (*forward)(const sl_tensor *pred, const sl_tensor *target, double *value,
+                   sl_tensor *grad_pred);
+};
+
+/* An update rule.  `lr` is one of its options (the host reads it). */
+typedef struct sl_optim_type {
+    const char *name;              /* MUST */
+    const char *summary;           /* MUST */
+    const sl_option_spec *options; /* MUST: includes "lr" */
+    int (*create)(sl_optim *o, const sl_options *opt);            /* MUST */
+    /* MUST: update params (1-d, sl_optim_numel elements) from grads. */
+    int (*step)(sl_optim *o, sl_tensor *params, const sl_tensor *grads);
+    void (*reset)(sl_optim *o);   /* MAY: forget state */
+    void (*destroy)(sl_optim *o); /* MAY */
+} sl_optim_type;
+
+typedef struct sl_plugin {
+    uint32_t abi_major;            /* FIRST: SL_ABI_MAJOR at build time */
+    uint32_t abi_minor;            /* SL_ABI_MINOR at build time */
+    uint32_t size;                 /* sizeof(sl_plugin) at build time */
+    const char *name;              /* MUST: "example" */
+    const char *version;           /* MUST: the plugin's own version */
+    const char *license;           /* MAY */
+    const char *summary;           /* MUST: one line */
+    const sl_module_type *const *modules; /* MAY; NULL-terminated */
+    const sl_hook_type *const *hooks;     /* MAY */
+    const sl_probe_type *const *probes;   /* MAY */
+    const sl_loss_type *const *losses;    /* MAY */
+    const sl_optim_type *const *optims;   /* MAY */
+    /* MAY: called once after loading, before any type is used; a failure
+     * unloads the plugin ("error during initialization: <message>"). */
+    int (*init)(void);
+} sl_plugin;
+
+/* Fills in the version fields of a descriptor:
+ *   static const sl_plugin desc = { SL_PLUGIN_HEADER, .name = "example", ... }; */
+#define SL_PLUGIN_HEADER \
+    .abi_major = SL_ABI_MAJOR, .abi_minor = SL_ABI_MINOR, .size = sizeof(sl_plugin)
+
+/* The one symbol a plugin exports. */
+SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void);
+
+/* ---- Host side: the registry ------------------------------------------- */
+
+typedef enum sl_kind {
+    SL_KIND_MODULE = 0,
+    SL_KIND_HOOK = 1,
+    SL_KIND_PROBE = 2,
+    SL_KIND_LOSS = 3,
+    SL_KIND_OPTIM = 4
+} sl_kind;
+#define SL_KIND_COUNT 5
+
+/* "module", "hook", "probe", "loss", "optim". */
+SL_API const char *sl_kind_name(sl_kind kind);
+
+/* Registers the built-in types, then loads every plugin (*.so) found on the
+ * search path: each directory of SYMLAB_PLUGIN_PATH (colon-separated), the
+ * build tree when symlab runs uninstalled, then the installed plugindir.
+ * A plugin that fails to load is skipped and its error kept (see
+ * sl_registry_failure); the host keeps running.  Idempotent. */
+SL_API int sl_registry_init(void);
+
+/* Loads one plugin file and registers its types.  Errors name the file:
+ * dlopen failure (with dlerror), no entry point, ABI mismatch (both
+ * versions), a name already taken, failing init. */
+SL_API int sl_plugin_load(const char *path);
+
+/* Registers a descriptor already in memory (built-ins, tests). */
+SL_API int sl_plugin_register(const sl_plugin *plugin, const char *origin);
+
+/* The type registered under `name` in `kind`, cast to the kind's type; NULL
+ * with SL_ENOTFOUND set ("no module type 'foo'; see `symlab plugins`"). */
+SL_API const void *sl_registry_find(sl_kind kind, const char *name);
+
+/* One registered type, for listings. */
+typedef struct sl_registry_entry {
+    sl_kind kind;
+    const char *name;
+    const char *summary;
+    const sl_option_spec *options; /* may be NULL */
+    const sl_plugin *plugin;       /* the descriptor that provided it */
+    const char *origin;            /* file path, or "built-in" */
+} sl_registry_entry;
+
+SL_API int sl_registry_count(void);
+SL_API int sl_registry_get(int i, sl_registry_entry *out);
+
+/* Plugins skipped by sl_registry_init: the i-th failure message. */
+SL_API int sl_registry_failure_count(void);
+SL_API const char *sl_registry_failure(int i);
+
+/* Directories this libsymlab uses.  When the running libsymlab is the one in
+ * its build tree (symlab used uninstalled), these are the build and source
+ * tree's directories; otherwise the installed ones. */
+typedef enum sl_path_kind {
+    SL_PATH_PLUGINS = 0, /* built-in plugin directory */
+    SL_PATH_LUA = 1,     /* pure-Lua helpers (scripts/lib) */
+    SL_PATH_DATA = 2     /* shipped datasets (data/) */
+} sl_path_kind;
+SL_API const char *sl_path(sl_path_kind kind);
+
+/* Runs the probe `name` (options validated against its spec). */
+SL_API int sl_probe_run(const char *name, const sl_options *opt, sl_model *model,
+                        const sl_dataset *data, sl_record *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,689 @@
+/* tests/check_checkpoint.c — safetensors checkpoints: round trips, the byte
+ * layout read back independently, files written by a second writer (this
+ * test's), and every kind of malformed file refused with the model left
+ * untouched. */
+#include "config.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_checkpoint.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (!d)
+        return;
+    char path[512];
+    for (struct dirent *e; (e = readdir(d));) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(tmpdir);
+}
+
+static const char *tmp_path(const char *name)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    return path;
+}
+
+static void add_linear(sl_model *m, int64_t in, int64_t out)
+{
+    sl_options *o = sl_options_new();
+    ck_assert_sl_ok(sl_options_set_int(o, "in_features", in));
+    ck_assert_sl_ok(sl_options_set_int(o, "out_features", out));
+    ck_assert_sl_ok(sl_model_add(m, "linear", o));
+    sl_options_free(o);
+}
+
+/* linear 5 -> 4, then 4 -> 3: "0.weight" [4, 5], "0.bias" [4],
+ * "1.weight" [3, 4], "1.bias" [3]. */
+static sl_model *small_model(sl_dtype dtype, uint64_t seed)
+{
+    sl_model *m = NULL;
+    ck_assert_sl_ok(sl_model_new(dtype, &m));
+    add_linear(m, 5, 4);
+    add_linear(m, 4, 3);
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    return m;
+}
+
+static size_t arena_bytes(sl_model *m)
+{
+    return (size_t)sl_model_numel(m) * sl_dtype_size(sl_model_dtype(m));
+}
+
+static void *snapshot(sl_model *m)
+{
+    void *copy = malloc(arena_bytes(m));
+    memcpy(copy, sl_model_flat_params(m)->data, arena_bytes(m));
+    return copy;
+}
+
+static bool same_as(sl_model *m, const void *snap)
+{
+    return memcmp(sl_model_flat_params(m)->data, snap, arena_bytes(m)) == 0;
+}
+
+static unsigned char *slurp(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(*size + 1);
+    ck_assert_uint_eq(fread(buf, 1, *size, f), *size);
+    fclose(f);
+    return buf;
+}
+
+static void spit(const char *path, const void *buf, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, size, f), size);
+    fclose(f);
+}
+
+static uint64_t le64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | b[k];
+    return v;
+}
+
+static void put_le64(unsigned char *b, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        b[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* ---- a second, independent safetensors writer -------------------------- */
+
+/* What to get wrong on purpose. */
+typedef struct forge {
+    sl_dtype dtype;        /* of the file's data */
+    int drop;              /* index of a parameter left out, or -1 */
+    int bad_shape;         /* index whose first extent is written one too big, or -1 */
+    const char *bad_dtype; /* written as parameter 0's dtype if not NULL */
+    bool extra;            /* append a tensor "9.extra" of one element */
+    uint64_t end_shift;    /* added to the last tensor's end offset */
+} forge;
+
+static const forge honest = {.dtype = SL_F64, .drop = -1, .bad_shape = -1};
+
+static void append(char *buf, size_t size, const char *fmt, ...) SL_PRINTF(3, 4);
+static void append(char *buf, size_t size, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Writes m's parameters as a safetensors file, with __metadata__ first and
+ * the keys of each description in another order than symlab writes them. */
+static void forge_file(const char *path, sl_model *m, const forge *fg)
+{
+    char header[4096] = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"t\\u00e9st \\\"q\\\"\"}";
+    unsigned char data[4096];
+    size_t esize = sl_dtype_size(fg->dtype), used = 0;
+    for (int i = 0; i < sl_model_nparams(m); i++) {
+        if (i == fg->drop)
+            continue;
+        sl_tensor *t = sl_model_param(m, i);
+        int64_t n = sl_tensor_numel(t);
+        uint64_t end = used + (uint64_t)n * esize;
+        if (i == sl_model_nparams(m) - 1)
+            end += fg->end_shift;
+        append(header, sizeof header, ",\"%s\":{\"data_offsets\":[%zu,%llu],\"shape\":[",
+               sl_model_param_name(m, i), used, (unsigned long long)end);
+        for (int d = 0; d < t->ndim; d++)
+            append(header, sizeof header, "%s%lld", d ? "," : "",
+                   (long long)(t->shape[d] + (i == fg->bad_shape && d == 0)));
+        append(header, sizeof header, "], \"dtype\" : \"%s\"}",
+               i == 0 && fg->bad_dtype ? fg->bad_dtype : fg->dtype == SL_F32 ? "F32" : "F64");
+        for (int64_t j = 0; j < n; j++, used += esize) {
+            double v = sl_tensor_flat_get(t, j);
+            float f = (float)v;
+            uint64_t bits = 0;
+            if (fg->dtype == SL_F32)
+                memcpy(&bits, &f, 4); /* low half on this little-endian test host */
+            else
+                memcpy(&bits, &v, 8);
+            for (size_t k = 0; k < esize; k++)
+                data[used + k] = (unsigned char)(bits >> (8 * k));
+        }
+    }
+    if (fg->extra) {
+        append(header, sizeof header,
+               ",\"9.extra\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[%zu,%zu]}", used,
+               used + 8);
+        memset(data + used, 0, 8);
+        used += 8;
+    }
+    append(header, sizeof header, "}");
+    while (strlen(header) % 8)
+        append(header, sizeof header, " ");
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char len[8];
+    put_le64(len, strlen(header));
+    fwrite(len, 1, 8, f);
+    fwrite(header, 1, strlen(header), f);
+    fwrite(data, 1, used, f);
+    fclose(f);
+}
+
+/* ---- round trips --------------------------------------------------------- */
+
+static void round_trip(sl_dtype dtype)
+{
+    make_tmpdir();
+    const char *path = tmp_path("model.safetensors");
+    sl_model *a = small_model(dtype, 1), *b = small_model(dtype, 2);
+    ck_assert(!same_as(b, sl_model_flat_params(a)->data));
+    ck_assert_sl_ok(sl_model_save(a, path));
+    ck_assert_int_eq(count_entries(tmpdir), 1); /* no temporary left behind */
+    ck_assert_sl_ok(sl_model_load(b, path));
+    ck_assert(same_as(b, sl_model_flat_params(a)->data));
+    /* Saving over an existing checkpoint replaces it. */
+    ck_assert_sl_ok(sl_model_save(b, path));
+    ck_assert_int_eq(count_entries(tmpdir), 1);
+    sl_model_free(a);
+    sl_model_free(b);
+    remove_tmpdir();
+}
+
+START_TEST(test_round_trip_f64) { round_trip(SL_F64); }
+END_TEST
+
+START_TEST(test_round_trip_f32) { round_trip(SL_F32); }
+END_TEST
+
+/* A test layer with a buffer (no built-in has one): identity on (B, 3),
+ * parameter "scale" [3] and buffer "running_mean" [2, 3], both drawn from
+ * the module's stream so that two seeds give two different models. */
+static int stat_create(sl_module *m, const sl_options *opt)
+{
+    int64_t pshape[1] = {3}, bshape[2] = {2, 3};
+    SL_TRY(sl_module_add_param(m, "scale", 1, pshape));
+    SL_TRY(sl_module_add_buffer(m, "running_mean", 2, bshape));
+    return SL_OK;
+}
+
+static int stat_reset(sl_module *m, sl_rng *rng)
+{
+    SL_TRY(sl_tensor_normal(sl_module_param(m, 0), rng, 0.0, 1.0));
+    return sl_tensor_normal(sl_module_buffer(m, 0), rng, 0.0, 1.0);
+}
+
+static int stat_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
+{
+    *out_ndim = ndim;
+    memcpy(out, in, (size_t)ndim * sizeof *in);
+    return SL_OK;
+}
+
+static int stat_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    return sl_tensor_copy(out, in);
+}
+
+static int stat_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                         const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    return grad_in ? sl_tensor_copy(grad_in, grad_out) : SL_OK;
+}
+
+static const sl_module_type stat_type = {
+    .name = "test_running_stat",
+    .summary = "test: a layer with a buffer",
+    .create = stat_create,
+    .reset_parameters = stat_reset,
+    .output_shape = stat_shape,
+    .forward = stat_forward,
+    .backward = stat_backward,
+};
+
+static const sl_module_type *const stat_modules[] = {&stat_type, NULL};
+
+static const sl_plugin stat_plugin = {
+    SL_PLUGIN_HEADER,
+    .name = "check_checkpoint",
+    .version = "1.0",
+    .summary = "test: a layer with a buffer",
+    .modules = stat_modules,
+};
+
+/* linear 4 -> 3, then the buffered layer: parameters "0.weight", "0.bias",
+ * "1.scale"; buffer "1.running_mean". */
+static sl_model *buffered_model(sl_dtype dtype, uint64_t seed)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    if (!sl_registry_find(SL_KIND_MODULE, stat_type.name))
+        ck_assert_sl_ok(sl_plugin_register(&stat_plugin, "check_checkpoint"));
+    sl_model *m = NULL;
+    ck_assert_sl_ok(sl_model_new(dtype, &m));
+    add_linear(m, 4, 3);
+    ck_assert_sl_ok(sl_model_add(m, stat_type.name, NULL));
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    ck_assert_int_eq(sl_model_nbuffers(m), 1);
+    ck_assert_str_eq(sl_model_buffer_name(m, 0), "1.running_mean");
+    return m;
+}
+
+static bool same_buffers(sl_model *a, sl_model *b)
+{
+    const sl_tensor *x = sl_model_buffer(a, 0), *y = sl_model_buffer(b, 0);
+    return memcmp(x->data, y->data, sl_tensor_nbytes(x)) == 0;
+}
+
+START_TEST(test_round_trip_with_buffer)
+{
+    make_tmpdir();
+    const char *path = tmp_path("buffered.safetensors");
+    sl_dtype dtype = _i ? SL_F32 : SL_F64;
+    sl_model *a = buffered_model(dtype, 1), *b = buffered_model(dtype, 2);
+    ck_assert(!same_buffers(a, b));
+    ck_assert_sl_ok(sl_model_save(a, path));
+    ck_assert_sl_ok(sl_model_load(b, path));
+    ck_assert(same_as(b, sl_model_flat_params(a)->data));
+    ck_assert(same_buffers(a, b));
+
+    size_t size;
+    unsigned char *buf = slurp(path, &size);
+    uint64_t n = le64(buf);
+    char *header = strndup((const char *)buf + 8, n);
+    size_t es = sl_dtype_size(dtype);
+    char want[128];
+    snprintf(want, sizeof want, "\"1.running_mean\":{\"dtype\":\"%s\",\"shape\":[2,3],"
+             "\"data_offsets\":[%zu,%zu]}", dtype == SL_F32 ? "F32" : "F64", 18 * es, 24 * es);
+    ck_assert_msg(strstr(header, want), "header %s lacks %s", header, want);
+    ck_assert_uint_eq(size, 8 + n + 24 * es);
+    free(header);
+    free(buf);
+
+    /* A file without the buffer (the forger writes parameters only) is as
+     * incomplete as one without a weight. */
+    forge fg = honest;
+    fg.dtype = dtype;
+    forge_file(path, a, &fg);
+    sl_model *c = buffered_model(dtype, 3);
+    void *snap = snapshot(c);
+    ck_assert_sl_fails(sl_model_load(c, path), SL_EFORMAT, "missing tensor '1.running_mean'");
+    ck_assert(same_as(c, snap));
+    ck_assert(!same_buffers(a, c));
+    free(snap);
+    sl_model_free(c);
+    sl_model_free(a);
+    sl_model_free(b);
+    remove_tmpdir();
+}
+END_TEST
+
+/* The file read back byte by byte against the safetensors specification. */
+START_TEST(test_layout)
+{
+    make_tmpdir();
+    const char *path = tmp_path("layout.safetensors");
+    sl_model *m = small_model(SL_F64, 3);
+    ck_assert_sl_ok(sl_model_save(m, path));
+    size_t size;
+    unsigned char *buf = slurp(path, &size);
+    uint64_t n = le64(buf);
+    ck_assert_uint_eq(n % 8, 0);
+    ck_assert_uint_eq(size, 8 + n + (uint64_t)sl_model_numel(m) * 8);
+    char *header = strndup((const char *)buf + 8, n);
+    ck_assert_int_eq(header[0], '{');
+    ck_assert_ptr_nonnull(strstr(header, "\"0.weight\":{\"dtype\":\"F64\",\"shape\":[4,5],"
+                                         "\"data_offsets\":[0,160]}"));
+    ck_assert_ptr_nonnull(strstr(header, "\"0.bias\":{\"dtype\":\"F64\",\"shape\":[4],"
+                                         "\"data_offsets\":[160,192]}"));
+    ck_assert_ptr_nonnull(strstr(header, "\"1.weight\":{\"dtype\":\"F64\",\"shape\":[3,4],"
+                                         "\"data_offsets\":[192,288]}"));
+    ck_assert_ptr_nonnull(strstr(header, "\"1.bias\":{\"dtype\":\"F64\",\"shape\":[3],"
+                                         "\"data_offsets\":[288,312]}"));
+    ck_assert_ptr_nonnull(strstr(header, "\"__metadata__\":{\"format\":\"pt\""));
+    /* Data: parameters in order, little-endian. */
+    const unsigned char *data = buf + 8 + n;
+    for (int64_t i = 0; i < sl_model_numel(m); i++) {
+        uint64_t bits = le64(data + 8 * i);
+        double v;
+        memcpy(&v, &bits, 8);
+        ck_assert_double_eq(v, sl_tensor_flat_get(sl_model_flat_params(m), i));
+    }
+    free(header);
+    free(buf);
+    sl_model_free(m);
+    remove_tmpdir();
+}
+END_TEST
+
+/* f64 into f32 rounds each value; f32 into f64 is exact. */
+START_TEST(test_dtype_conversion)
+{
+    make_tmpdir();
+    const char *path = tmp_path("conv.safetensors");
+    sl_model *a64 = small_model(SL_F64, 4), *b32 = small_model(SL_F32, 5);
+    ck_assert_sl_ok(sl_model_save(a64, path));
+    ck_assert_sl_ok(sl_model_load(b32, path));
+    const double *src = sl_model_flat_params(a64)->data;
+    const float *dst = sl_model_flat_params(b32)->data;
+    for (int64_t i = 0; i < sl_model_numel(a64); i++)
+        ck_assert_float_eq(dst[i], (float)src[i]);
+
+    sl_model *c64 = small_model(SL_F64, 6);
+    ck_assert_sl_ok(sl_model_save(b32, path));
+    ck_assert_sl_ok(sl_model_load(c64, path));
+    const double *wide = sl_model_flat_params(c64)->data;
+    for (int64_t i = 0; i < sl_model_numel(c64); i++)
+        ck_assert_double_eq(wide[i], (double)dst[i]);
+    sl_model_free(a64);
+    sl_model_free(b32);
+    sl_model_free(c64);
+    remove_tmpdir();
+}
+END_TEST
+
+/* A file from another writer (other key order, escapes in metadata, f32
+ * data into an f64 model) loads. */
+START_TEST(test_foreign_file)
+{
+    make_tmpdir();
+    const char *path = tmp_path("foreign.safetensors");
+    sl_model *a = small_model(SL_F64, 7), *b = small_model(SL_F64, 8);
+    forge_file(path, a, &honest);
+    ck_assert_sl_ok(sl_model_load(b, path));
+    ck_assert(same_as(b, sl_model_flat_params(a)->data));
+    forge fg = honest;
+    fg.dtype = SL_F32;
+    forge_file(path, a, &fg);
+    ck_assert_sl_ok(sl_model_load(b, path));
+    for (int64_t i = 0; i < sl_model_numel(a); i++)
+        ck_assert_double_eq(sl_tensor_flat_get(sl_model_flat_params(b), i),
+                            (double)(float)sl_tensor_flat_get(sl_model_flat_params(a), i));
+    sl_model_free(a);
+    sl_model_free(b);
+    remove_tmpdir();
+}
+END_TEST
+
+/* An independent reader: safetensors.torch when PyTorch is installed, else
+ * Python's own json and struct modules.  Skipped without /usr/bin/python3. */
+static const char reader_py[] =
+    "import json, struct, sys\n"
+    "path = sys.argv[1]\n"
+    "try:\n"
+    "    from safetensors.torch import load_file\n"
+    "    for k, t in load_file(path).items():\n"
+    "        print(k, repr(float(t.double().sum())))\n"
+    "except ImportError:\n"
+    "    b = open(path, 'rb').read()\n"
+    "    n = struct.unpack('<Q', b[:8])[0]\n"
+    "    h = json.loads(b[8:8 + n].decode('utf-8'))\n"
+    "    h.pop('__metadata__')\n"
+    "    for k, v in h.items():\n"
+    "        s, e = v['data_offsets']\n"
+    "        f = {'F32': 'f', 'F64': 'd'}[v['dtype']]\n"
+    "        c = (e - s) // struct.calcsize(f)\n"
+    "        print(k, repr(sum(struct.unpack('<%d%s' % (c, f), b[8 + n + s:8 + n + e]))))\n";
+
+static void python_reads(sl_dtype dtype)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        return;
+    make_tmpdir();
+    char script[512], model[512], cmd[1200];
+    snprintf(script, sizeof script, "%s", tmp_path("reader.py"));
+    snprintf(model, sizeof model, "%s", tmp_path("model.safetensors"));
+    spit(script, reader_py, strlen(reader_py));
+    sl_model *m = small_model(dtype, 14);
+    ck_assert_sl_ok(sl_model_save(m, model));
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, model);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char name[64];
+    double sum;
+    int seen = 0;
+    while (fscanf(p, "%63s %lf", name, &sum) == 2) {
+        int i = sl_model_find_param(m, name);
+        ck_assert_msg(i >= 0, "python read an unknown tensor '%s'", name);
+        sl_tensor *t = sl_model_param(m, i);
+        double want = 0.0;
+        for (int64_t j = 0; j < sl_tensor_numel(t); j++)
+            want += sl_tensor_flat_get(t, j);
+        ck_assert_double_eq_tol(sum, want, 1e-12);
+        seen++;
+    }
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_int_eq(seen, sl_model_nparams(m));
+    sl_model_free(m);
+    remove_tmpdir();
+}
+
+START_TEST(test_python_reads_f32) { python_reads(SL_F32); }
+END_TEST
+
+START_TEST(test_python_reads_f64) { python_reads(SL_F64); }
+END_TEST
+
+/* ---- malformed files ----------------------------------------------------- */
+
+/* Loads path into a fresh model, expecting SL_EFORMAT mentioning needle and
+ * the model untouched. */
+static void expect_rejected(const char *path, const char *needle)
+{
+    sl_model *m = small_model(SL_F64, 9);
+    void *snap = snapshot(m);
+    ck_assert_sl_fails(sl_model_load(m, path), SL_EFORMAT, needle);
+    ck_assert_msg(same_as(m, snap), "failed load of %s changed the model", path);
+    ck_assert_ptr_nonnull(strstr(sl_last_error(), path));
+    free(snap);
+    sl_model_free(m);
+}
+
+static void expect_forged_rejected(const forge *fg, const char *needle)
+{
+    sl_model *src = small_model(SL_F64, 10);
+    const char *path = tmp_path("forged.safetensors");
+    forge_file(path, src, fg);
+    expect_rejected(path, needle);
+    sl_model_free(src);
+}
+
+START_TEST(test_rejects_model_mismatch)
+{
+    make_tmpdir();
+    forge fg = honest;
+    fg.bad_shape = 2;
+    expect_forged_rejected(&fg, "1.weight");
+    fg = honest;
+    fg.drop = 1;
+    expect_forged_rejected(&fg, "missing tensor '0.bias'");
+    fg = honest;
+    fg.extra = true;
+    expect_forged_rejected(&fg, "9.extra");
+    fg = honest;
+    fg.end_shift = 8;
+    expect_forged_rejected(&fg, "data_offsets");
+    fg = honest;
+    fg.bad_dtype = "BF16";
+    expect_forged_rejected(&fg, "BF16");
+    remove_tmpdir();
+}
+END_TEST
+
+/* A good file with its header replaced by `header` (padded to 8 bytes). */
+static void write_with_header(const char *path, const char *header)
+{
+    size_t n = strlen(header), padded = (n + 7) / 8 * 8;
+    unsigned char *buf = calloc(1, 8 + padded + 312);
+    put_le64(buf, padded);
+    memcpy(buf + 8, header, n);
+    memset(buf + 8 + n, ' ', padded - n);
+    spit(path, buf, 8 + padded + 312);
+    free(buf);
+}
+
+START_TEST(test_rejects_bad_json)
+{
+    static const char *const headers[] = {
+        "{\"0.weight\":{\"dtype\":\"F64\",}}",
+        "{\"0.weight\" {\"dtype\":\"F64\"}}",
+        "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[4,5],\"data_offsets\":[0,160]}",
+        "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[4.0,5],\"data_offsets\":[0,160]}}",
+        "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[-4,5],\"data_offsets\":[0,160]}}",
+        "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[04,5],\"data_offsets\":[0,160]}}",
+        "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[4,5],\"data_offsets\":[0]}}",
+        "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[4,5],\"data_offsets\":[0,160],\"x\":1}}",
+        "{\"0.weight\":{\"dtype\":\"F64\",\"dtype\":\"F64\"}}",
+        "{\"0.weight\":{\"dtype\":\"F\\q64\"}}",
+        "{\"0.weight\":{\"dtype\":\"F64\\ud800\"}}",
+        "{\"0.weight\":{\"dtype\":\"F64",
+        "{\"0.weight\":{\"dtype\":true}}",
+        "{\"0.weight\":{\"shape\":[99999999999999999999]}}",
+        "{\"__metadata__\":{\"format\":1}}",
+        "{} x",
+        "[]",
+    };
+    make_tmpdir();
+    const char *path = tmp_path("json.safetensors");
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        write_with_header(path, headers[i]);
+        expect_rejected(path, "byte");
+    }
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_rejects_truncation)
+{
+    make_tmpdir();
+    const char *good = tmp_path("good.safetensors"), *bad = tmp_path("bad.safetensors");
+    sl_model *m = small_model(SL_F64, 11);
+    ck_assert_sl_ok(sl_model_save(m, good));
+    size_t size;
+    unsigned char *buf = slurp(good, &size);
+    uint64_t n = le64(buf);
+
+    spit(bad, buf, size - 1); /* last element cut short */
+    expect_rejected(bad, "bad.safetensors");
+    spit(bad, buf, 8 + n + 8); /* most of the data gone */
+    expect_rejected(bad, "data_offsets");
+    spit(bad, buf, 8 + n / 2); /* mid-header */
+    expect_rejected(bad, "header length");
+    spit(bad, buf, 5);
+    expect_rejected(bad, "truncated");
+
+    put_le64(buf, size); /* header length beyond the end of the file */
+    spit(bad, buf, size);
+    expect_rejected(bad, "header length");
+    put_le64(buf, n);
+
+    char *colon = memchr(buf + 8, ':', n); /* corrupt JSON in place */
+    *colon = ';';
+    spit(bad, buf, size);
+    expect_rejected(bad, "byte");
+
+    free(buf);
+    sl_model_free(m);
+    remove_tmpdir();
+}
+END_TEST
+
+/* ---- saving --------------------------------------------------------------- */
+
+START_TEST(test_save_into_missing_directory)
+{
+    make_tmpdir();
+    const char *path = tmp_path("no/such/dir/model.safetensors");
+    sl_model *m = small_model(SL_F32, 12);
+    ck_assert_sl_fails(sl_model_save(m, path), SL_EIO, path);
+    ck_assert_int_eq(count_entries(tmpdir), 0);
+    sl_model_free(m);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_requires_built_model)
+{
+    sl_model *m = NULL;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    add_linear(m, 2, 2);
+    ck_assert_sl_fails(sl_model_save(m, "/tmp/never.safetensors"), SL_ESTATE, "built");
+    ck_assert_sl_fails(sl_model_load(m, "/tmp/never.safetensors"), SL_ESTATE, "build");
+    ck_assert_int_ne(access("/tmp/never.safetensors", F_OK), 0);
+    sl_model_free(m);
+}
+END_TEST
+
+START_TEST(test_load_missing_file)
+{
+    sl_model *m = small_model(SL_F64, 13);
+    ck_assert_sl_fails(sl_model_load(m, "/nonexistent/model.safetensors"), SL_EIO,
+                       "/nonexistent/model.safetensors");
+    sl_model_free(m);
+}
+END_TEST
+
+static Suite *checkpoint_suite(void)
+{
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("round trip");
+    tcase_add_test(tc, test_round_trip_f64);
+    tcase_add_test(tc, test_round_trip_f32);
+    tcase_add_loop_test(tc, test_round_trip_with_buffer, 0, 2);
+    tcase_add_test(tc, test_layout);
+    tcase_add_test(tc, test_dtype_conversion);
+    tcase_add_test(tc, test_foreign_file);
+    tcase_add_test(tc, test_python_reads_f32);
+    tcase_add_test(tc, test_python_reads_f64);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rejects");
+    tcase_add_test(tc, test_rejects_model_mismatch);
+    tcase_add_test(tc, test_rejects_bad_json);
+    tcase_add_test(tc, test_rejects_truncation);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("save");
+    tcase_add_test(tc, test_save_into_missing_directory);
+    tcase_add_test(tc, test_requires_built_model);
+    tcase_add_test(tc, test_load_missing_file);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return sl_test_run(checkpoint_suite()); }

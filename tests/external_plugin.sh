@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds a plugin outside the source tree against an installed symlab (with
+# pkg-config only) and uses it from a Lua script via SYMLAB_PLUGIN_PATH.
+# Usage: tests/external_plugin.sh PREFIX
+set -euo pipefail
+prefix=$(cd "$1" && pwd)
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export PATH="$prefix/bin:$PATH"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+[ "$(pkg-config --variable=plugindir symlab)" = "$prefix/lib/symlab/plugins" ] ||
+    { echo "external plugin: plugindir is '$(pkg-config --variable=plugindir symlab)'"; exit 1; }
+echo "symlab $(pkg-config --modversion symlab), ABI $(pkg-config --variable=abi_major symlab).$(pkg-config --variable=abi_minor symlab)"
+
+cat >"$work/halve.c" <<'C'
+/* An out-of-tree plugin: module "halve" (y = x / 2), no parameters. */
+#include <symlab/symlab.h>
+
+static int shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
+{
+    (void)m;
+    *out_ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        out[i] = in[i];
+    return SL_OK;
+}
+
+static int create(sl_module *m, const sl_options *o) { (void)m; (void)o; return SL_OK; }
+
+static int forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    (void)m;
+    SL_TRY(sl_tensor_copy(out, in));
+    return sl_scale(0.5, out);
+}
+
+static int backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                    const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    (void)m; (void)in; (void)out;
+    if (!grad_in)
+        return SL_OK;
+    SL_TRY(sl_tensor_copy(grad_in, grad_out));
+    return sl_scale(0.5, grad_in);
+}
+
+static const sl_module_type halve = {
+    .name = "halve", .summary = "y = x / 2", .create = create, .output_shape = shape,
+    .forward = forward, .backward = backward};
+static const sl_module_type *const modules[] = {&halve, NULL};
+static const sl_plugin plugin = {SL_PLUGIN_HEADER, .name = "halve", .version = "1",
+                                 .summary = "external test plugin", .modules = modules};
+SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void) { return &plugin; }
+C
+
+mkdir -p "$work/plugins"
+cc -std=c11 -Wall -Wextra -Werror -shared -fPIC "$work/halve.c" -o "$work/plugins/halve.so" \
+    $(pkg-config --cflags --libs symlab)
+
+cat >"$work/use.lua" <<'LUA'
+local sl = require "symlab"
+local net = sl.nn.sequential { sl.nn.halve() }
+local y = net:forward(sl.tensor.from({ { 2, 4, 6 } }))
+assert(y:get(1, 3) == 3, "halve did not halve: " .. tostring(y:get(1, 3)))
+print("external plugin ok: " .. y:get(1, 1) .. " " .. y:get(1, 2) .. " " .. y:get(1, 3))
+LUA
+SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab "$work/use.lua"
+SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab plugins | grep -q halve
+LD_LIBRARY_PATH="$prefix/lib" symlab plugins | grep -q "example" ||
+    { echo "installed example plugin not found"; exit 1; }
+echo "external plugin: passed"

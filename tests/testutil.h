@@ -1,0 +1,40 @@
+/* tests/testutil.h — shared by the Check suites. */
+#ifndef SYMLAB_TESTUTIL_H
+#define SYMLAB_TESTUTIL_H
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <symlab/symlab.h>
+
+/* Asserts that a symlab call succeeded, printing sl_last_error() if not. */
+#define ck_assert_sl_ok(expr)                                                          \
+    do {                                                                               \
+        int ck_sl_rc_ = (expr);                                                        \
+        ck_assert_msg(ck_sl_rc_ == SL_OK, "%s failed: %d (%s)", #expr, ck_sl_rc_,      \
+                      sl_last_error());                                                \
+    } while (0)
+
+/* Asserts a specific failure code and that the message contains `needle`. */
+#define ck_assert_sl_fails(expr, code, needle)                                         \
+    do {                                                                               \
+        int ck_sl_rc_ = (expr);                                                        \
+        ck_assert_msg(ck_sl_rc_ == (code), "%s returned %d, wanted %d (%s)", #expr,    \
+                      ck_sl_rc_, (code), sl_last_error());                             \
+        ck_assert_msg(strstr(sl_last_error(), (needle)) != NULL,                       \
+                      "error '%s' does not mention '%s'", sl_last_error(), (needle));  \
+    } while (0)
+
+/* Runs a suite in fork mode (a crash fails one test, not the runner) and
+ * returns the process exit status. */
+static inline int sl_test_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
