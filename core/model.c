@@ -233,14 +233,20 @@ int sl_model_reset_parameters(sl_model *m, uint64_t seed)
          * of its own, so inserting a module elsewhere changes nothing here. */
         sl_rng init;
         sl_rng_derive(&init, seed, 2 * (uint64_t)i);
-        sl_rng_derive(&mod->rng, seed, 2 * (uint64_t)i + 1);
         if (mod->type->reset_parameters) {
             int rc = mod->type->reset_parameters(mod, &init);
             if (rc < 0)
                 return module_error(rc, i, mod->type->name);
         }
     }
+    sl_model_seed_noise(m, seed);
     return SL_OK;
+}
+
+void sl_model_seed_noise(sl_model *m, uint64_t seed)
+{
+    for (int i = 0; i < m->nmods; i++)
+        sl_rng_derive(&m->mods[i]->rng, seed, 2 * (uint64_t)i + 1);
 }
 
 void sl_model_set_training(sl_model *m, bool training)
@@ -381,6 +387,57 @@ int sl_model_backward(sl_model *m, const sl_tensor *grad_y)
             return module_error(rc, i, mod->type->name);
         g = gin;
     }
+    return SL_OK;
+}
+
+const sl_tensor *sl_model_activation(const sl_model *m, int index)
+{
+    return m->have_forward && index >= 0 && index < m->nmods ? &m->view[index] : NULL;
+}
+
+/* Copies one list of named tensors (params or buffers) by position. */
+static int copy_named(const named *dst, int ndst, const named *src, int nsrc, const char *what)
+{
+    if (ndst != nsrc)
+        return sl_error(SL_ESHAPE, "model copy: %d %s against %d", ndst, what, nsrc);
+    for (int i = 0; i < ndst; i++) {
+        if (strcmp(dst[i].name, src[i].name) != 0)
+            return sl_error(SL_ESHAPE, "model copy: %s '%s' against '%s'", what, dst[i].name,
+                            src[i].name);
+        int rc = sl_tensor_copy(&dst[i].decl->value, &src[i].decl->value);
+        if (rc < 0)
+            return sl_error_context(rc, "model copy: %s '%s'", what, dst[i].name);
+    }
+    return SL_OK;
+}
+
+int sl_model_copy_state(sl_model *dst, sl_model *src)
+{
+    if (!dst->built || !src->built)
+        return sl_error(SL_ESTATE, "model copy: both models must be built");
+    SL_TRY(copy_named(dst->params, dst->nparams, src->params, src->nparams, "parameter"));
+    return copy_named(dst->buffers, dst->nbuffers, src->buffers, src->nbuffers, "buffer");
+}
+
+int sl_model_clone(sl_model *m, sl_dtype dtype, sl_model **out)
+{
+    if (!m->built)
+        return sl_error(SL_ESTATE, "model clone: the model is not built");
+    sl_model *c;
+    SL_TRY(sl_model_new(dtype, &c));
+    int rc = SL_OK;
+    for (int i = 0; rc >= 0 && i < m->nmods; i++)
+        rc = sl_model_add(c, m->mods[i]->type->name, m->mods[i]->options);
+    if (rc >= 0)
+        rc = sl_model_build(c, 0);
+    if (rc >= 0)
+        rc = sl_model_copy_state(c, m);
+    if (rc < 0) {
+        sl_model_free(c);
+        return rc;
+    }
+    sl_model_set_training(c, m->training);
+    *out = c;
     return SL_OK;
 }
 

@@ -10,6 +10,7 @@ sl_dtype sl_module_dtype(const sl_module *m) { return m->dtype; }
 const sl_module_type *sl_module_type_of(const sl_module *m) { return m->type; }
 bool sl_module_training(const sl_module *m) { return m->training; }
 void *sl_module_state(const sl_module *m) { return m->state; }
+const sl_options *sl_module_options(const sl_module *m) { return m->options; }
 void sl_module_set_state(sl_module *m, void *state) { m->state = state; }
 sl_rng *sl_module_rng(sl_module *m) { return &m->rng; }
 

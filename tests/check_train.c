@@ -308,6 +308,49 @@ START_TEST(steady_state_step_does_not_allocate)
 }
 END_TEST
 
+START_TEST(clone_copies_architecture_and_state)
+{
+    sl_model *m = make_mlp(SL_F32, 3), *c;
+    ck_assert_sl_ok(sl_model_clone(m, SL_F64, &c));
+    ck_assert_int_eq(sl_model_nmodules(c), 3);
+    ck_assert_int_eq(sl_model_numel(c), sl_model_numel(m));
+    for (int64_t i = 0; i < sl_model_numel(m); i++)
+        ck_assert_double_eq(sl_tensor_flat_get(sl_model_flat_params(c), i),
+                            sl_tensor_flat_get(sl_model_flat_params(m), i));
+    /* Same function: forwards agree to f32 rounding; hidden activations are
+     * visible after a forward. */
+    sl_dataset d = {0};
+    make_blobs(&d, 8, 2);
+    sl_tensor x64;
+    ck_assert_sl_ok(sl_tensor_alloc(&x64, SL_F64, 2, d.x.shape));
+    ck_assert_sl_ok(sl_tensor_copy(&x64, &d.x));
+    ck_assert_ptr_null(sl_model_activation(m, 1));
+    const sl_tensor *ym, *yc;
+    ck_assert_sl_ok(sl_model_forward(m, &d.x, &ym));
+    ck_assert_sl_ok(sl_model_forward(c, &x64, &yc));
+    for (int64_t i = 0; i < sl_tensor_numel(ym); i++)
+        ck_assert_double_eq_tol(sl_tensor_flat_get(ym, i), sl_tensor_flat_get(yc, i), 1e-5);
+    const sl_tensor *hidden = sl_model_activation(m, 1);
+    ck_assert_ptr_nonnull(hidden);
+    ck_assert_int_eq(hidden->shape[1], 16);
+    /* copy_state overwrites; a different architecture is refused. */
+    ck_assert_sl_ok(sl_model_reset_parameters(c, 99));
+    ck_assert_sl_ok(sl_model_copy_state(c, m));
+    ck_assert_double_eq(sl_tensor_flat_get(sl_model_flat_params(c), 5),
+                        sl_tensor_flat_get(sl_model_flat_params(m), 5));
+    sl_model *other;
+    ck_assert_sl_ok(sl_model_new(SL_F32, &other));
+    ck_assert_sl_ok(sl_model_add(other, "relu", NULL));
+    ck_assert_sl_ok(sl_model_build(other, 1));
+    ck_assert_sl_fails(sl_model_copy_state(other, m), SL_ESHAPE, "0 parameter against 4");
+    sl_model_free(other);
+    sl_tensor_release(&x64);
+    sl_dataset_release(&d);
+    sl_model_free(c);
+    sl_model_free(m);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -319,6 +362,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, non_finite_loss_stops_training);
     tcase_add_test(tc, bad_train_options_name_the_key);
     tcase_add_test(tc, steady_state_step_does_not_allocate);
+    tcase_add_test(tc, clone_copies_architecture_and_state);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -41,12 +41,33 @@ SL_API int sl_model_add(sl_model *m, const char *type_name, const sl_options *op
  * from `seed` (each module from its own derived stream).  Build once. */
 SL_API int sl_model_build(sl_model *m, uint64_t seed);
 SL_API bool sl_model_is_built(const sl_model *m);
-/* Re-initialises all parameters and buffers from `seed`. */
+/* Re-initialises all parameters and buffers from `seed` (and the noise
+ * streams, as sl_model_seed_noise(m, seed) does). */
 SL_API int sl_model_reset_parameters(sl_model *m, uint64_t seed);
+/* Re-seeds only the modules' noise streams (dropout masks and the like),
+ * leaving parameters alone: replicas of one initialisation that differ in
+ * their noise. */
+SL_API void sl_model_seed_noise(sl_model *m, uint64_t seed);
+
+/* A new built model with the same modules (types and options) and a copy of
+ * m's parameters and buffers, in `dtype` (f32 or f64; values converted).
+ * Replicas, interpolation endpoints and f64 re-evaluations start here. */
+SL_API int sl_model_clone(sl_model *m, sl_dtype dtype, sl_model **out);
+
+/* Copies parameters and buffers of src into dst, which must have the same
+ * names and shapes (dtypes may differ). */
+SL_API int sl_model_copy_state(sl_model *dst, sl_model *src);
 
 /* Modules. */
 SL_API int sl_model_nmodules(const sl_model *m);
 SL_API sl_module *sl_model_module(sl_model *m, int index);
+/* The options a module was created with (validated; getters give defaults). */
+SL_API const sl_options *sl_module_options(const sl_module *mod);
+
+/* Output of module `index` in the last forward (batch-first view owned by
+ * the model, valid until the next forward); NULL before any forward.  For
+ * probes that look at hidden activations. */
+SL_API const sl_tensor *sl_model_activation(const sl_model *m, int index);
 
 /* Training (true) or evaluation (false) mode for every module. */
 SL_API void sl_model_set_training(sl_model *m, bool training);
