@@ -290,6 +290,30 @@ const char *slua_config_string(lua_State *L, const char *key)
     return s;
 }
 
+/* sl.<name> for a name the binding does not define: the pure-Lua helper
+ * module symlab.<name> (scripts/lib/symlab/<name>.lua: results, table, qc,
+ * ...), loaded on first use and cached in sl; nil if there is none. */
+static int l_helper_module(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    lua_pushfstring(L, "symlab.%s", lua_tostring(L, 2)); /* 3: module name */
+    lua_getglobal(L, "package");                        /* 4 */
+    lua_getfield(L, 4, "searchpath");
+    lua_pushvalue(L, 3);
+    lua_getfield(L, 4, "path");
+    lua_call(L, 2, 1);
+    if (lua_isnil(L, -1))
+        return 0;
+    lua_getglobal(L, "require");
+    lua_pushvalue(L, 3);
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
 int luaopen_symlab(lua_State *L)
 {
     static const luaL_Reg funcs[] = {{NULL, NULL}};
@@ -331,5 +355,9 @@ int luaopen_symlab(lua_State *L)
     slua_open_train(L);
     slua_open_registry(L);
     lua_settop(L, sl);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_helper_module);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, sl);
     return 1;
 }

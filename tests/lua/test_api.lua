@@ -76,6 +76,12 @@ T.test("module fields", function()
   T.ok(sl.data.path("mnist10k"):find("mnist10k$"), "data path")
 end)
 
+T.test("pure-Lua helpers are reachable as sl.<name>", function()
+  T.eq(sl.results, require "symlab.results")
+  T.eq(type(sl.table), "table")
+  T.eq(sl.no_such_helper, nil)
+end)
+
 -- ---- tensors ------------------------------------------------------------------------
 
 T.test("tensor creation, shape, get, set", function()
