@@ -441,10 +441,13 @@ int sl_model_clone(sl_model *m, sl_dtype dtype, sl_model **out)
     return SL_OK;
 }
 
+/* Once per training step over every gradient: memset (all-zero bits are
+ * 0.0 in f32 and f64, and the arena is one contiguous block) runs at memory
+ * speed, where the generic fill loop took several percent of a step. */
 void sl_model_zero_grad(sl_model *m)
 {
     if (m->built)
-        sl_tensor_fill(&m->grad_arena, 0.0);
+        memset(m->grad_arena.data, 0, (size_t)m->numel * sl_dtype_size(m->dtype));
 }
 
 int sl_model_nparams(const sl_model *m) { return m->nparams; }

@@ -858,6 +858,49 @@ START_TEST(batcher_converts_to_f64)
 }
 END_TEST
 
+START_TEST(from_tensors_copies_and_converts)
+{
+    sl_tensor x, y, labels;
+    ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, 3, (int64_t[]){3, 2, 2}));
+    ck_assert_sl_ok(sl_tensor_alloc(&y, SL_F64, 1, (int64_t[]){3}));
+    ck_assert_sl_ok(sl_tensor_alloc(&labels, SL_I64, 1, (int64_t[]){3}));
+    for (int i = 0; i < 12; i++)
+        ((double *)x.data)[i] = 0.25 * i;
+    for (int i = 0; i < 3; i++) {
+        ((double *)y.data)[i] = -i;
+        ((int64_t *)labels.data)[i] = 2 - i;
+    }
+    sl_tensor xt; /* a strided source: x with its last two dims swapped */
+    ck_assert_sl_ok(sl_tensor_transpose(&x, 1, 2, &xt));
+    sl_dataset d;
+    ck_assert_sl_ok(sl_dataset_from_tensors(&xt, &y, &d));
+    ck_assert_int_eq(d.x.dtype, SL_F32);
+    ck_assert_int_eq(d.y.ndim, 2);
+    ck_assert_int_eq(d.y.shape[1], 1);
+    for (int64_t n = 0; n < 3; n++)
+        for (int64_t i = 0; i < 2; i++)
+            for (int64_t j = 0; j < 2; j++)
+                ck_assert_double_eq(sl_tensor_get(&d.x, (int64_t[]){n, i, j}),
+                                    sl_tensor_get(&x, (int64_t[]){n, j, i}));
+    ((double *)x.data)[0] = 99; /* a copy: the dataset does not see this */
+    ck_assert_double_eq(sl_tensor_flat_get(&d.x, 0), 0.0);
+    ck_assert_double_eq(sl_tensor_flat_get(&d.y, 2), -2.0);
+    sl_dataset_release(&d);
+    ck_assert_sl_ok(sl_dataset_from_tensors(&x, &labels, &d));
+    ck_assert_int_eq(d.y.dtype, SL_I64);
+    ck_assert_double_eq(sl_tensor_flat_get(&d.y, 0), 2.0);
+    sl_dataset_release(&d);
+    sl_tensor short_y;
+    ck_assert_sl_ok(sl_tensor_narrow(&y, 0, 0, 2, &short_y));
+    ck_assert_sl_fails(sl_dataset_from_tensors(&x, &short_y, &d), SL_ESHAPE, "[3, 2, 2] and [2]");
+    sl_tensor_release(&short_y);
+    sl_tensor_release(&xt);
+    sl_tensor_release(&x);
+    sl_tensor_release(&y);
+    sl_tensor_release(&labels);
+}
+END_TEST
+
 static Suite *data_suite(void)
 {
     Suite *s = suite_create("data");
@@ -886,6 +929,7 @@ static Suite *data_suite(void)
     tcase_add_test(ds, batcher_is_deterministic_and_complete);
     tcase_add_test(ds, batcher_reuses_memory_and_drops_last);
     tcase_add_test(ds, batcher_converts_to_f64);
+    tcase_add_test(ds, from_tensors_copies_and_converts);
     suite_add_tcase(s, ds);
     return s;
 }

@@ -132,6 +132,50 @@ static int check_pair(const sl_dataset *d, const char *who)
     return SL_OK;
 }
 
+/* dst = a new tensor of `dtype` and the given shape holding src's values
+ * (same element count): copied through a view of dst in src's shape, which
+ * takes care of src's strides and dtype at once. */
+static int converted_copy(const sl_tensor *src, sl_dtype dtype, int ndim, const int64_t *shape,
+                          sl_tensor *dst)
+{
+    sl_tensor view;
+    SL_TRY(sl_tensor_alloc(dst, dtype, ndim, shape));
+    int rc = sl_tensor_reshape(dst, src->ndim, src->shape, &view);
+    if (rc == SL_OK) {
+        rc = sl_tensor_copy(&view, src);
+        sl_tensor_release(&view);
+    }
+    if (rc < 0)
+        sl_tensor_release(dst);
+    return rc;
+}
+
+int sl_dataset_from_tensors(const sl_tensor *x, const sl_tensor *y, sl_dataset *out)
+{
+    if (x->dtype == SL_C128 || y->dtype == SL_C128)
+        return sl_error(SL_EDTYPE, "dataset: x and y must be real, got %s and %s",
+                        sl_dtype_name(x->dtype), sl_dtype_name(y->dtype));
+    if (x->ndim < 2 || y->ndim < 1 || y->ndim > 2 || x->shape[0] != y->shape[0]) {
+        char a[128], b[128];
+        return sl_error(SL_ESHAPE, "dataset: need x (N, ...) and y (N) or (N, k), got %s and %s",
+                        sl_shape_str(x->ndim, x->shape, a, sizeof a),
+                        sl_shape_str(y->ndim, y->shape, b, sizeof b));
+    }
+    sl_dataset d = {0};
+    int64_t n = x->shape[0];
+    int64_t yshape[2] = {n, y->ndim == 2 ? y->shape[1] : 1};
+    int rc = converted_copy(x, SL_F32, x->ndim, x->shape, &d.x);
+    if (rc == SL_OK)
+        rc = y->dtype == SL_I64 && y->ndim == 1 ? converted_copy(y, SL_I64, 1, y->shape, &d.y)
+                                                : converted_copy(y, SL_F32, 2, yshape, &d.y);
+    if (rc < 0) {
+        sl_dataset_release(&d);
+        return rc;
+    }
+    *out = d;
+    return SL_OK;
+}
+
 int sl_dataset_subset(const sl_dataset *d, const int64_t *index, int64_t n, sl_dataset *out)
 {
     SL_TRY(check_pair(d, "dataset subset"));

@@ -96,6 +96,16 @@ static int l_csv(lua_State *L)
     return 1;
 }
 
+/* sl.data.from(x, y) -> ds: a dataset holding copies of two tensors, x (N,
+ * ...) and y, i64 labels (N) or real targets (N) / (N, k). */
+static int l_from(lua_State *L)
+{
+    const sl_tensor *x = slua_check_tensor(L, 1), *y = slua_check_tensor(L, 2);
+    sl_dataset *d = slua_new_dataset(L);
+    slua_check(L, sl_dataset_from_tensors(x, y, d));
+    return 1;
+}
+
 /* ---- methods ---------------------------------------------------------------------- */
 
 static int m_size(lua_State *L)
@@ -225,6 +235,6 @@ void slua_open_data(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     static const luaL_Reg funcs[] = {
-        {"path", l_path}, {"idx", l_idx}, {"csv", l_csv}, {NULL, NULL}};
+        {"path", l_path}, {"idx", l_idx}, {"csv", l_csv}, {"from", l_from}, {NULL, NULL}};
     luaL_newlib(L, funcs);
 }

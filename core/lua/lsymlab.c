@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "lua/lsymlab.h"
 
@@ -290,6 +291,16 @@ const char *slua_config_string(lua_State *L, const char *key)
     return s;
 }
 
+/* sl.clock() -> seconds on a monotonic clock, for timing inside scripts
+ * (os.clock measures CPU time of all threads, not wall time). */
+static int l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+    return 1;
+}
+
 /* sl.<name> for a name the binding does not define: the pure-Lua helper
  * module symlab.<name> (scripts/lib/symlab/<name>.lua: results, table, qc,
  * ...), loaded on first use and cached in sl; nil if there is none. */
@@ -333,6 +344,8 @@ int luaopen_symlab(lua_State *L)
     lua_pushvalue(L, sl);
     lua_pushcclosure(L, l_set_threads, 1);
     lua_setfield(L, sl, "set_threads");
+    lua_pushcfunction(L, l_clock);
+    lua_setfield(L, sl, "clock");
     lua_pushstring(L, slua_config_string(L, "datadir"));
     lua_setfield(L, sl, "datadir");
     lua_pushstring(L, slua_config_string(L, "luadir"));

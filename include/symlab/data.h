@@ -50,6 +50,12 @@ SL_API int sl_dataset_idx_dir(const char *dir, const char *split, sl_dataset *ou
 SL_API int sl_dataset_csv(const char *path, bool header, int label_column, bool classes,
                           sl_dataset *out);
 
+/* A dataset holding copies of x (any real dtype, converted to f32, at least
+ * 2-d: (N, ...)) and y (i64 (N) labels, or real (N) / (N, k) targets,
+ * converted to f32 (N, 1) / (N, k)).  SL_ESHAPE if the leading extents
+ * differ, SL_EDTYPE for complex inputs. */
+SL_API int sl_dataset_from_tensors(const sl_tensor *x, const sl_tensor *y, sl_dataset *out);
+
 /* Per-feature-agnostic normalisation in place: x = (x - mean) / std. */
 SL_API int sl_dataset_normalize(sl_dataset *d, double mean, double std);
 /* Mean and standard deviation over every element of x. */

@@ -82,6 +82,12 @@ T.test("pure-Lua helpers are reachable as sl.<name>", function()
   T.eq(sl.no_such_helper, nil)
 end)
 
+T.test("sl.clock is monotonic wall time", function()
+  local t0 = sl.clock()
+  T.eq(math.type(t0), "float")
+  T.ok(sl.clock() >= t0, "clock went backwards")
+end)
+
 -- ---- tensors ------------------------------------------------------------------------
 
 T.test("tensor creation, shape, get, set", function()
@@ -365,6 +371,19 @@ T.test("datasets: size, split, subset, stats", function()
   s:normalize(mean, std)
   local m2 = s:stats()
   T.near(m2, 0, 1e-5)
+end)
+
+T.test("sl.data.from copies tensors into a dataset", function()
+  local x = sl.tensor.from({ { 1, 2 }, { 3, 4 }, { 5, 6 } })
+  local y = sl.tensor.from({ { 1, 0 }, { 0, 1 }, { 1, 1 } })
+  local d = sl.data.from(x, y)
+  T.eq(#d, 3)
+  T.eq(d.y:get(3, 2), 1.0)
+  x:set(1, 1, 42)
+  T.eq(d.x:get(1, 1), 1.0)
+  local labels = sl.data.from(x, sl.tensor.from({ 0, 1, 2 }, "i64"))
+  T.eq(labels.y:dtype(), "i64")
+  T.ok(not pcall(sl.data.from, x, sl.tensor.from({ 1, 2 })), "mismatched rows")
 end)
 
 T.test("csv reader", function()

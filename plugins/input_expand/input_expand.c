@@ -1,0 +1,280 @@
+/* plugins/input_expand — input dimension expansion (Zhang et al. 2024,
+ * arXiv 2409.06402; ../shared/PAPERS.md section 1.1).
+ *
+ * Image form, in (N, C, H, W) -> out (N, C, H*K, W*K):
+ *     out[n][c][y][x] = fill                                 everywhere, then
+ *     out[n][c][K*i + offset][K*j + offset] = in[n][c][i][j]
+ * Channels are not added; the spatial grid is dilated and the gaps hold a
+ * constant.  Where the original pixel sits inside its K x K cell is not
+ * confirmed by the paper: `offset` (default 0, the top-left corner) chooses.
+ *
+ * Vector form, in (N, F) -> out (N, F + E) with E = `extra` constants:
+ *     before      originals at E .. E+F-1, constants first;
+ *     after       originals at 0 .. F-1, constants last;
+ *     interleave  original j at p_j = j + floor((2j + 1) E / (2F)), i.e. the
+ *                 constants spread evenly and centred: F = 1, E = 4 gives
+ *                 [c, c, x, c, c] (the 1-d follow-up, arXiv 2602.17952), and
+ *                 E = F gives x at the even positions.
+ * extra = -1 (the default) means E = (factor - 1) * F, the vector analogue of
+ * the image form.
+ *
+ * `fill` is in the units of whatever reaches this module: put the module
+ * before any normalisation (raw pixels in [0, 1], the paper's 0.5), or pass
+ * the normalised value (0.5 - mean) / std when the data set is normalised
+ * first.  Backward routes the gradient of each original position back to
+ * its input element; the constants have no gradient.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <symlab/symlab.h>
+
+typedef enum expand_mode { MODE_AUTO, MODE_IMAGE, MODE_VECTOR } expand_mode;
+typedef enum expand_place { PLACE_BEFORE, PLACE_AFTER, PLACE_INTERLEAVE } expand_place;
+
+typedef struct expand_state {
+    expand_mode mode;
+    int64_t factor, offset, extra; /* extra < 0: (factor - 1) * F */
+    double fill;
+    expand_place place;
+} expand_state;
+
+static const sl_option_spec expand_options[] = {
+    {"mode", SL_OPT_STRING, "auto",
+     "image (N,C,H,W) or vector (N,F); auto picks by the input's rank", "auto|image|vector"},
+    {"factor", SL_OPT_INT, "2", "expansion factor K (image: H,W -> HK,WK)", NULL},
+    {"offset", SL_OPT_INT, "0", "image: position of the original pixel in its KxK cell",
+     NULL},
+    {"fill", SL_OPT_FLOAT, "0.5",
+     "value of the inserted entries, in the units of this module's input", NULL},
+    {"extra", SL_OPT_INT, "-1", "vector: number of constants added; -1: (factor-1)*F", NULL},
+    {"placement", SL_OPT_STRING, "interleave", "vector: where the constants go",
+     "before|after|interleave"},
+    {NULL, SL_OPT_INT, NULL, NULL, NULL}};
+
+static int expand_create(sl_module *m, const sl_options *opt)
+{
+    const char *mode = sl_options_string(opt, "mode");
+    const char *place = sl_options_string(opt, "placement");
+    expand_state st = {
+        .mode = strcmp(mode, "image") == 0    ? MODE_IMAGE
+                : strcmp(mode, "vector") == 0 ? MODE_VECTOR
+                                              : MODE_AUTO,
+        .factor = sl_options_int(opt, "factor"),
+        .offset = sl_options_int(opt, "offset"),
+        .extra = sl_options_int(opt, "extra"),
+        .fill = sl_options_float(opt, "fill"),
+        .place = strcmp(place, "before") == 0  ? PLACE_BEFORE
+                 : strcmp(place, "after") == 0 ? PLACE_AFTER
+                                               : PLACE_INTERLEAVE,
+    };
+    if (st.factor < 1)
+        return sl_error(SL_EINVAL, "input_expand: factor must be >= 1, got %lld",
+                        (long long)st.factor);
+    if (st.offset < 0 || st.offset >= st.factor)
+        return sl_error(SL_EINVAL, "input_expand: offset must be in [0, factor=%lld), got %lld",
+                        (long long)st.factor, (long long)st.offset);
+    if (st.extra < -1)
+        return sl_error(SL_EINVAL, "input_expand: extra must be >= 0 (or -1), got %lld",
+                        (long long)st.extra);
+    expand_state *s = malloc(sizeof *s);
+    if (!s)
+        return sl_error(SL_ENOMEM, "input_expand: out of memory");
+    *s = st;
+    sl_module_set_state(m, s);
+    return SL_OK;
+}
+
+/* The form this input takes, or an SL_ESHAPE naming what was expected. */
+static int expand_form(const expand_state *s, int ndim, const int64_t *in, expand_mode *form)
+{
+    expand_mode f = s->mode;
+    if (f == MODE_AUTO)
+        f = ndim == 4 ? MODE_IMAGE : MODE_VECTOR;
+    char got[128];
+    if ((f == MODE_IMAGE && ndim != 4) || (f == MODE_VECTOR && ndim != 2))
+        return sl_error(SL_ESHAPE, "input_expand: %s form expects input %s, got %s",
+                        f == MODE_IMAGE ? "image" : "vector",
+                        f == MODE_IMAGE ? "(N, C, H, W)" : "(N, F)",
+                        sl_shape_str(ndim, in, got, sizeof got));
+    *form = f;
+    return SL_OK;
+}
+
+static int64_t vector_extra(const expand_state *s, int64_t features)
+{
+    return s->extra >= 0 ? s->extra : (s->factor - 1) * features;
+}
+
+/* Output position of original feature j of F, with E constants. */
+static int64_t vector_position(expand_place place, int64_t j, int64_t F, int64_t E)
+{
+    switch (place) {
+    case PLACE_BEFORE:
+        return E + j;
+    case PLACE_AFTER:
+        return j;
+    default:
+        return j + (2 * j + 1) * E / (2 * F);
+    }
+}
+
+static int expand_output_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim,
+                               int64_t *out)
+{
+    const expand_state *s = sl_module_state(m);
+    expand_mode form;
+    SL_TRY(expand_form(s, ndim, in, &form));
+    *out_ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        out[i] = in[i];
+    if (form == MODE_IMAGE) {
+        out[2] = in[2] * s->factor;
+        out[3] = in[3] * s->factor;
+    } else {
+        out[1] = in[1] + vector_extra(s, in[1]);
+    }
+    return SL_OK;
+}
+
+/* Image kernels.  x, gx are (planes, H, W); y, gy are (planes, H*K, W*K). */
+#define DEFINE_EXPAND_IMAGE(T, SUF)                                                       \
+    static void image_fwd_##SUF(const T *x, T *y, int64_t planes, int64_t H, int64_t W,  \
+                                int64_t K, int64_t off, T fill)                          \
+    {                                                                                     \
+        const int64_t HK = H * K, WK = W * K;                                             \
+        for (int64_t i = 0; i < planes * HK * WK; i++)                                    \
+            y[i] = fill;                                                                  \
+        for (int64_t p = 0; p < planes; p++)                                              \
+            for (int64_t i = 0; i < H; i++) {                                             \
+                T *row = y + (p * HK + K * i + off) * WK + off;                           \
+                const T *src = x + (p * H + i) * W;                                       \
+                for (int64_t j = 0; j < W; j++)                                           \
+                    row[K * j] = src[j];                                                  \
+            }                                                                             \
+    }                                                                                     \
+    static void image_bwd_##SUF(const T *gy, T *gx, int64_t planes, int64_t H, int64_t W, \
+                                int64_t K, int64_t off)                                  \
+    {                                                                                     \
+        const int64_t HK = H * K, WK = W * K;                                             \
+        for (int64_t p = 0; p < planes; p++)                                              \
+            for (int64_t i = 0; i < H; i++) {                                             \
+                const T *row = gy + (p * HK + K * i + off) * WK + off;                    \
+                T *dst = gx + (p * H + i) * W;                                            \
+                for (int64_t j = 0; j < W; j++)                                           \
+                    dst[j] = row[K * j];                                                  \
+            }                                                                             \
+    }
+DEFINE_EXPAND_IMAGE(float, f32)
+DEFINE_EXPAND_IMAGE(double, f64)
+
+/* Vector kernels.  x, gx are (N, F); y, gy are (N, F + E). */
+#define DEFINE_EXPAND_VECTOR(T, SUF)                                                      \
+    static void vector_fwd_##SUF(const T *x, T *y, int64_t N, int64_t F, int64_t E,      \
+                                 expand_place place, T fill)                             \
+    {                                                                                     \
+        const int64_t FE = F + E;                                                         \
+        for (int64_t n = 0; n < N; n++) {                                                 \
+            T *row = y + n * FE;                                                          \
+            for (int64_t i = 0; i < FE; i++)                                              \
+                row[i] = fill;                                                            \
+            for (int64_t j = 0; j < F; j++)                                               \
+                row[vector_position(place, j, F, E)] = x[n * F + j];                      \
+        }                                                                                 \
+    }                                                                                     \
+    static void vector_bwd_##SUF(const T *gy, T *gx, int64_t N, int64_t F, int64_t E,    \
+                                 expand_place place)                                     \
+    {                                                                                     \
+        for (int64_t n = 0; n < N; n++)                                                   \
+            for (int64_t j = 0; j < F; j++)                                               \
+                gx[n * F + j] = gy[n * (F + E) + vector_position(place, j, F, E)];        \
+    }
+DEFINE_EXPAND_VECTOR(float, f32)
+DEFINE_EXPAND_VECTOR(double, f64)
+
+static int expand_check(const sl_tensor *t)
+{
+    if (!sl_tensor_is_contiguous(t) || (t->dtype != SL_F32 && t->dtype != SL_F64))
+        return sl_error(SL_EINVAL, "input_expand: tensors must be contiguous f32 or f64");
+    return SL_OK;
+}
+
+static int expand_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    const expand_state *s = sl_module_state(m);
+    expand_mode form;
+    SL_TRY(expand_form(s, in->ndim, in->shape, &form));
+    SL_TRY(expand_check(in));
+    const bool f32 = in->dtype == SL_F32;
+    if (form == MODE_IMAGE) {
+        int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+        if (f32)
+            image_fwd_f32(in->data, out->data, planes, H, W, s->factor, s->offset,
+                          (float)s->fill);
+        else
+            image_fwd_f64(in->data, out->data, planes, H, W, s->factor, s->offset, s->fill);
+    } else {
+        int64_t N = in->shape[0], F = in->shape[1], E = vector_extra(s, F);
+        if (f32)
+            vector_fwd_f32(in->data, out->data, N, F, E, s->place, (float)s->fill);
+        else
+            vector_fwd_f64(in->data, out->data, N, F, E, s->place, s->fill);
+    }
+    return SL_OK;
+}
+
+static int expand_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                           const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    (void)out;
+    if (!grad_in) /* no parameters: nothing to do for a first layer */
+        return SL_OK;
+    const expand_state *s = sl_module_state(m);
+    expand_mode form;
+    SL_TRY(expand_form(s, in->ndim, in->shape, &form));
+    SL_TRY(expand_check(grad_out));
+    const bool f32 = in->dtype == SL_F32;
+    if (form == MODE_IMAGE) {
+        int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+        if (f32)
+            image_bwd_f32(grad_out->data, grad_in->data, planes, H, W, s->factor, s->offset);
+        else
+            image_bwd_f64(grad_out->data, grad_in->data, planes, H, W, s->factor, s->offset);
+    } else {
+        int64_t N = in->shape[0], F = in->shape[1], E = vector_extra(s, F);
+        if (f32)
+            vector_bwd_f32(grad_out->data, grad_in->data, N, F, E, s->place);
+        else
+            vector_bwd_f64(grad_out->data, grad_in->data, N, F, E, s->place);
+    }
+    return SL_OK;
+}
+
+static void expand_destroy(sl_module *m) { free(sl_module_state(m)); }
+
+static const sl_module_type expand_type = {
+    .name = "input_expand",
+    .summary = "input dimension expansion: dilate images by K (or pad vectors) with a constant "
+               "fill (Zhang et al. 2024); fill is in the units of this module's input",
+    .options = expand_options,
+    .create = expand_create,
+    .output_shape = expand_output_shape,
+    .forward = expand_forward,
+    .backward = expand_backward,
+    .destroy = expand_destroy,
+};
+
+static const sl_module_type *const modules[] = {&expand_type, NULL};
+
+static const sl_plugin plugin = {
+    SL_PLUGIN_HEADER,
+    .name = "input_expand",
+    .version = "1.0.0",
+    .license = "MIT",
+    .summary = "input dimension expansion for symmetry breaking (PAPERS.md section 1)",
+    .modules = modules,
+};
+
+SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void) { return &plugin; }

@@ -1,0 +1,489 @@
+/* plugins/symmetry_breaking — the workbench's replica-distance metric.
+ *
+ * Zhang et al. 2024 (PAPERS.md section 1.2) define a "degree of symmetry
+ * breaking" (a replica distance) whose formula is not available to us.
+ * This probe is a clearly labelled proxy, defined here and in
+ * docs/symmetry-breaking.md:
+ *
+ *   1. R replicas (`replicas`) of the given model: copies of its current
+ *      parameters (shared initialisation, the spin-glass sense of replicas),
+ *      or with `independent_init`, fresh initialisations from seeds.
+ *   2. Each is trained `steps` SGD steps (lr, momentum, weight_decay,
+ *      batch) on the same random `subset` rows of the data; replicas differ
+ *      only in the order of the batches and in their dropout noise
+ *      (sl_model_seed_noise), both drawn from (seed, replica).
+ *   3. theta_r = all parameters of replica r flattened, normalised to unit
+ *      length.  Reported:
+ *        distance          mean over pairs r < s of ||theta_r - theta_s||  (in [0, 2])
+ *        distance_std      its standard deviation over the pairs
+ *        overlap           mean over pairs of theta_r . theta_s = 1 - |.|^2 / 2
+ *        drift             mean over replicas of ||theta_r - theta_0||, theta_0 the
+ *                          normalised given model (how far training moved at all)
+ *        spectral_distance mean over pairs of the mean over weight layers of
+ *                          ||s_r - s_s||, s the singular values of the layer's
+ *                          (out, fan_in) matrix divided by their Euclidean norm
+ *                          (= the spectrum of W / ||W||_F): invariant under
+ *                          permutations (and rotations) of hidden units
+ *        gram_distance     mean over pairs of the mean over hidden layers of
+ *                          ||G_r - G_s||_F, G the Gram matrix A A^T of the
+ *                          layer's centred activations A (probe_batch rows of
+ *                          the subset, evaluation mode) divided by its
+ *                          Frobenius norm; equals sqrt(2 - 2 CKA), CKA the
+ *                          linear centred kernel alignment; permutation-
+ *                          invariant (absent without hidden layers)
+ *        train_loss        mean training loss of the replicas' last min(steps, 20) steps
+ *
+ * Reading: with a shared initialisation, replicas drift apart only as far as
+ * the training noise can push them.  A larger distance means the noise moves
+ * them further — more nearly degenerate (flat, symmetric) directions around
+ * the trajectory; a smaller distance means the data pin the parameters down
+ * (in the Ising analogy, one ordered state is selected: the symmetry is
+ * broken).  Whether the paper's metric grows or shrinks with "more symmetry
+ * breaking" is unconfirmed; compare configurations, do not read absolute
+ * values.  The plain distance is not permutation-invariant: with
+ * independent_init it mostly measures the permutation (and rotation)
+ * ambiguity, which the spectral and Gram variants remove.
+ *
+ * shuffle_units (a check of the metric) permutes the hidden units of every
+ * replica at random after training: the functions are unchanged, the plain
+ * distance grows, the spectral and Gram distances do not move.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <symlab/symlab.h>
+
+#include "../symmetry_metrics/units.h"
+
+#define LOSS_WINDOW 20
+
+static const sl_option_spec sb_options[] = {
+    {"replicas", SL_OPT_INT, "4", "number of replicas R (>= 2)", NULL},
+    {"steps", SL_OPT_INT, "200", "SGD steps per replica (0: measure the given model)", NULL},
+    {"subset", SL_OPT_INT, "1000", "rows of the data drawn once and shared (0: all)", NULL},
+    {"batch", SL_OPT_INT, "32", "batch size", NULL},
+    {"lr", SL_OPT_FLOAT, "0.05", "SGD learning rate", NULL},
+    {"momentum", SL_OPT_FLOAT, "0", "SGD momentum", NULL},
+    {"weight_decay", SL_OPT_FLOAT, "0", "SGD weight decay", NULL},
+    {"loss", SL_OPT_STRING, "cross_entropy", "loss type", NULL},
+    {"seed", SL_OPT_INT, "1", "seed of the subset, the batch orders and the noise", NULL},
+    {"independent_init", SL_OPT_BOOL, "false",
+     "re-initialise each replica from its own seed instead of copying the model", NULL},
+    {"probe_batch", SL_OPT_INT, "256", "rows of the subset for the Gram variant", NULL},
+    {"shuffle_units", SL_OPT_BOOL, "false",
+     "check: permute hidden units of each replica after training", NULL},
+    {NULL, SL_OPT_INT, NULL, NULL, NULL}};
+
+typedef struct sb_args {
+    int64_t replicas, steps, batch, probe_batch;
+    double lr, momentum, weight_decay;
+    uint64_t seed;
+    bool independent, shuffle;
+    const sl_loss_type *loss;
+} sb_args;
+
+/* What one replica leaves for the pairwise comparison (all f64). */
+typedef struct sb_replica {
+    double *theta;    /* numel, unit length */
+    double *spectra;  /* per weight layer, normalised singular values, concatenated */
+    double *grams;    /* per hidden layer, B x B normalised Gram, concatenated */
+    double loss;
+} sb_replica;
+
+typedef struct sb_work {
+    sl_model *base;
+    const sl_dataset *data;
+    sl_tensor probe_x;             /* probe batch in the model's dtype */
+    su_layer layers[SU_MAX_LAYERS];
+    int nlayers;
+    int64_t numel, nspectra, ngrams, B;
+    double *theta0;
+} sb_work;
+
+static int64_t replica_seed(uint64_t seed, int64_t r)
+{
+    sl_rng g;
+    sl_rng_derive(&g, seed, 0x73796d62 /* "symb" */ + (uint64_t)r);
+    return (int64_t)(sl_rng_next(&g) >> 1);
+}
+
+/* Copies the flat parameters into v (f64) and normalises to unit length. */
+static int unit_params(sl_model *m, double *v, int64_t n)
+{
+    sl_tensor dst = {0};
+    SL_TRY(sl_tensor_wrap(&dst, v, SL_F64, 1, &n));
+    SL_TRY(sl_tensor_copy(&dst, sl_model_flat_params(m)));
+    double norm = 0;
+    for (int64_t i = 0; i < n; i++)
+        norm += v[i] * v[i];
+    norm = sqrt(norm);
+    for (int64_t i = 0; i < n && norm > 0; i++)
+        v[i] /= norm;
+    return SL_OK;
+}
+
+static void normalise(double *v, int64_t n)
+{
+    double norm = 0;
+    for (int64_t i = 0; i < n; i++)
+        norm += v[i] * v[i];
+    norm = sqrt(norm);
+    for (int64_t i = 0; i < n && norm > 0; i++)
+        v[i] /= norm;
+}
+
+static int64_t spectrum_length(const su_layer *L)
+{
+    return L->units < L->fan_in ? L->units : L->fan_in;
+}
+
+static int replica_spectra(sl_model *m, const sb_work *w, double *out)
+{
+    for (int l = 0; l < w->nlayers; l++) {
+        sl_tensor s = {0};
+        SL_TRY(su_singular_values(sl_model_param(m, w->layers[l].weight), &s));
+        int64_t k = sl_tensor_numel(&s);
+        memcpy(out, s.data, (size_t)k * sizeof *out);
+        sl_tensor_release(&s);
+        normalise(out, k);
+        out += k;
+    }
+    return SL_OK;
+}
+
+/* Normalised centred Gram matrix (B x B) of one activation (B, ...). */
+static int activation_gram(const sl_tensor *a, int64_t B, double *gram)
+{
+    const int64_t f = sl_tensor_numel(a) / B;
+    double *c = malloc((size_t)(B * f) * sizeof *c);
+    if (!c)
+        return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+    sl_tensor wrapped = {0};
+    int rc = sl_tensor_wrap(&wrapped, c, SL_F64, a->ndim, a->shape);
+    if (rc >= 0)
+        rc = sl_tensor_copy(&wrapped, a);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    for (int64_t j = 0; j < f; j++) { /* centre every feature over the batch */
+        double mean = 0;
+        for (int64_t b = 0; b < B; b++)
+            mean += c[b * f + j];
+        mean /= (double)B;
+        for (int64_t b = 0; b < B; b++)
+            c[b * f + j] -= mean;
+    }
+    sl_dgemm(false, true, B, B, f, 1.0, c, f, c, f, 0.0, gram, B);
+    free(c);
+    normalise(gram, B * B);
+    return SL_OK;
+}
+
+static int replica_grams(sl_model *m, const sb_work *w, double *out)
+{
+    const sl_tensor *y;
+    sl_model_set_training(m, false);
+    SL_TRY(sl_model_forward(m, &w->probe_x, &y));
+    for (int l = 0; l < w->nlayers; l++) {
+        if (w->layers[l].block == 0)
+            continue;
+        SL_TRY(activation_gram(sl_model_activation(m, w->layers[l].act_module), w->B, out));
+        out += w->B * w->B;
+    }
+    return SL_OK;
+}
+
+static int shuffle_units(sl_model *m, const sb_work *w, uint64_t seed)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, seed);
+    for (int l = 0; l < w->nlayers; l++) {
+        const su_layer *L = &w->layers[l];
+        if (L->block == 0)
+            continue;
+        int64_t *perm = malloc((size_t)L->units * sizeof *perm);
+        if (!perm)
+            return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+        for (int64_t j = 0; j < L->units; j++)
+            perm[j] = j;
+        sl_rng_shuffle(&rng, perm, L->units);
+        int rc = su_permute_units(m, w->layers, l, perm);
+        free(perm);
+        SL_TRY(rc);
+    }
+    return SL_OK;
+}
+
+/* `steps` SGD steps on the subset in the replica's own batch order. */
+static int train_replica(sl_model *m, const sb_work *w, const sb_args *a, uint64_t seed,
+                         double *loss)
+{
+    sl_options *o = sl_options_new();
+    if (!o)
+        return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+    sl_options_set_float(o, "lr", a->lr);
+    sl_options_set_float(o, "momentum", a->momentum);
+    sl_options_set_float(o, "weight_decay", a->weight_decay);
+    sl_optim *opt = NULL;
+    sl_batcher *b = NULL;
+    int rc = sl_optim_new("sgd", m, o, &opt);
+    if (rc >= 0)
+        rc = sl_batcher_new(w->data, a->batch, sl_model_dtype(m), true, seed, true, &b);
+    double sum = 0;
+    int64_t counted = 0, epoch = 0;
+    if (rc >= 0)
+        sl_batcher_begin_epoch(b, epoch);
+    for (int64_t s = 0; rc >= 0 && s < a->steps; s++) {
+        const sl_tensor *x, *y;
+        if (sl_batcher_next(b, &x, &y) == 0) {
+            sl_batcher_begin_epoch(b, ++epoch);
+            sl_batcher_next(b, &x, &y);
+        }
+        double v;
+        rc = sl_model_loss(m, a->loss, x, y, true, &v);
+        if (rc >= 0)
+            rc = sl_optim_step(opt);
+        if (rc >= 0 && s >= a->steps - LOSS_WINDOW) {
+            sum += v;
+            counted++;
+        }
+    }
+    *loss = counted > 0 ? sum / (double)counted : NAN;
+    sl_batcher_free(b);
+    sl_optim_free(opt);
+    sl_options_free(o);
+    return rc;
+}
+
+static int run_replica(sb_work *w, const sb_args *a, int64_t r, sb_replica *out)
+{
+    sl_model *m;
+    SL_TRY(sl_model_clone(w->base, sl_model_dtype(w->base), &m));
+    uint64_t seed = (uint64_t)replica_seed(a->seed, r);
+    int rc = a->independent ? sl_model_reset_parameters(m, seed) : SL_OK;
+    sl_model_seed_noise(m, seed);
+    sl_model_set_training(m, true);
+    if (rc >= 0)
+        rc = train_replica(m, w, a, seed, &out->loss);
+    if (rc >= 0 && a->shuffle)
+        rc = shuffle_units(m, w, seed ^ 0x5eed);
+    if (rc >= 0)
+        rc = unit_params(m, out->theta, w->numel);
+    if (rc >= 0)
+        rc = replica_spectra(m, w, out->spectra);
+    if (rc >= 0 && w->ngrams > 0)
+        rc = replica_grams(m, w, out->grams);
+    sl_model_free(m);
+    return rc;
+}
+
+static double euclid(const double *a, const double *b, int64_t n)
+{
+    double d = 0;
+    for (int64_t i = 0; i < n; i++)
+        d += (a[i] - b[i]) * (a[i] - b[i]);
+    return sqrt(d);
+}
+
+static double dot(const double *a, const double *b, int64_t n)
+{
+    double d = 0;
+    for (int64_t i = 0; i < n; i++)
+        d += a[i] * b[i];
+    return d;
+}
+
+/* Mean over the hidden (grams) or all (spectra) layers of per-layer distances. */
+static double spectral_pair(const sb_work *w, const double *a, const double *b)
+{
+    double sum = 0;
+    for (int l = 0; l < w->nlayers; l++) {
+        int64_t k = spectrum_length(&w->layers[l]);
+        sum += euclid(a, b, k);
+        a += k;
+        b += k;
+    }
+    return w->nlayers > 0 ? sum / w->nlayers : 0;
+}
+
+static double gram_pair(const sb_work *w, const double *a, const double *b)
+{
+    int64_t layers = w->ngrams / (w->B * w->B);
+    double sum = 0;
+    for (int64_t l = 0; l < layers; l++)
+        sum += euclid(a + l * w->B * w->B, b + l * w->B * w->B, w->B * w->B);
+    return sum / (double)layers;
+}
+
+static int report(const sb_work *w, const sb_args *a, const sb_replica *rep, sl_record *out)
+{
+    double sd = 0, sd2 = 0, sq = 0, ss = 0, sg = 0, drift = 0, loss = 0;
+    int64_t pairs = 0;
+    for (int64_t r = 0; r < a->replicas; r++) {
+        drift += euclid(rep[r].theta, w->theta0, w->numel);
+        loss += rep[r].loss;
+        for (int64_t s = r + 1; s < a->replicas; s++) {
+            double d = euclid(rep[r].theta, rep[s].theta, w->numel);
+            sd += d;
+            sd2 += d * d;
+            sq += dot(rep[r].theta, rep[s].theta, w->numel);
+            ss += spectral_pair(w, rep[r].spectra, rep[s].spectra);
+            if (w->ngrams > 0)
+                sg += gram_pair(w, rep[r].grams, rep[s].grams);
+            pairs++;
+        }
+    }
+    const double P = (double)pairs, R = (double)a->replicas;
+    SL_TRY(sl_record_set(out, "distance", sd / P));
+    SL_TRY(sl_record_set(out, "distance_std", sqrt(fmax(0, sd2 / P - (sd / P) * (sd / P)))));
+    SL_TRY(sl_record_set(out, "overlap", sq / P));
+    SL_TRY(sl_record_set(out, "drift", drift / R));
+    SL_TRY(sl_record_set(out, "spectral_distance", ss / P));
+    if (w->ngrams > 0)
+        SL_TRY(sl_record_set(out, "gram_distance", sg / P));
+    if (a->steps > 0)
+        SL_TRY(sl_record_set(out, "train_loss", loss / R));
+    return SL_OK;
+}
+
+static int read_args(const sl_options *opt, sb_args *a)
+{
+    *a = (sb_args){
+        .replicas = sl_options_int(opt, "replicas"),
+        .steps = sl_options_int(opt, "steps"),
+        .batch = sl_options_int(opt, "batch"),
+        .probe_batch = sl_options_int(opt, "probe_batch"),
+        .lr = sl_options_float(opt, "lr"),
+        .momentum = sl_options_float(opt, "momentum"),
+        .weight_decay = sl_options_float(opt, "weight_decay"),
+        .seed = (uint64_t)sl_options_int(opt, "seed"),
+        .independent = sl_options_bool(opt, "independent_init"),
+        .shuffle = sl_options_bool(opt, "shuffle_units"),
+    };
+    if (a->replicas < 2)
+        return sl_error(SL_EINVAL, "symmetry_breaking: replicas must be >= 2, got %lld",
+                        (long long)a->replicas);
+    if (a->steps < 0 || a->batch < 1 || a->probe_batch < 2)
+        return sl_error(SL_EINVAL,
+                        "symmetry_breaking: need steps >= 0, batch >= 1, probe_batch >= 2");
+    a->loss = sl_registry_find(SL_KIND_LOSS, sl_options_string(opt, "loss"));
+    return a->loss ? SL_OK : SL_ENOTFOUND;
+}
+
+/* The probe batch: the first rows of the subset, in the model's dtype. */
+static int take_probe_batch(sb_work *w, int64_t rows)
+{
+    sl_batcher *b;
+    const sl_tensor *x, *y;
+    SL_TRY(sl_batcher_new(w->data, rows, sl_model_dtype(w->base), false, 0, false, &b));
+    sl_batcher_begin_epoch(b, 0);
+    int rc = sl_batcher_next(b, &x, &y);
+    if (rc > 0)
+        rc = sl_tensor_alloc(&w->probe_x, x->dtype, x->ndim, x->shape);
+    if (rc >= 0)
+        rc = sl_tensor_copy(&w->probe_x, x);
+    sl_batcher_free(b);
+    w->B = w->probe_x.shape[0];
+    return rc < 0 ? rc : SL_OK;
+}
+
+static int setup(sb_work *w, const sb_args *a)
+{
+    SL_TRY(su_find_layers(w->base, w->layers, &w->nlayers));
+    w->numel = sl_model_numel(w->base);
+    w->nspectra = 0;
+    int hidden = 0;
+    for (int l = 0; l < w->nlayers; l++) {
+        w->nspectra += spectrum_length(&w->layers[l]);
+        hidden += w->layers[l].block > 0;
+    }
+    SL_TRY(take_probe_batch(w, a->probe_batch));
+    w->ngrams = hidden * w->B * w->B;
+    w->theta0 = malloc((size_t)w->numel * sizeof *w->theta0);
+    if (!w->theta0)
+        return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+    return unit_params(w->base, w->theta0, w->numel);
+}
+
+static void free_replicas(sb_replica *rep, int64_t n)
+{
+    for (int64_t r = 0; rep && r < n; r++) {
+        free(rep[r].theta);
+        free(rep[r].spectra);
+        free(rep[r].grams);
+    }
+    free(rep);
+}
+
+static int measure_all(sb_work *w, const sb_args *a, sl_record *out)
+{
+    SL_TRY(setup(w, a));
+    sb_replica *rep = calloc((size_t)a->replicas, sizeof *rep);
+    int rc = rep ? SL_OK : sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+    for (int64_t r = 0; rc >= 0 && r < a->replicas; r++) {
+        rep[r].theta = malloc((size_t)w->numel * sizeof(double));
+        rep[r].spectra = malloc((size_t)(w->nspectra + 1) * sizeof(double));
+        rep[r].grams = malloc((size_t)(w->ngrams + 1) * sizeof(double));
+        if (!rep[r].theta || !rep[r].spectra || !rep[r].grams)
+            rc = sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+        if (rc >= 0)
+            rc = run_replica(w, a, r, &rep[r]);
+        if (rc < 0)
+            rc = sl_error_context(rc, "replica %lld", (long long)r);
+    }
+    if (rc >= 0)
+        rc = report(w, a, rep, out);
+    free_replicas(rep, a->replicas);
+    return rc;
+}
+
+static int sb_measure(const sl_options *opt, sl_model *model, const sl_dataset *data,
+                      sl_record *out)
+{
+    sb_args a;
+    SL_TRY(read_args(opt, &a));
+    if (!data || sl_dataset_size(data) < 2)
+        return sl_error(SL_EINVAL, "symmetry_breaking: needs a training data set");
+    const int64_t n = sl_dataset_size(data), want = sl_options_int(opt, "subset");
+    sl_dataset sub = {0}, rest = {0};
+    const sl_dataset *use = data;
+    if (want > 0 && want < n) {
+        SL_TRY(sl_dataset_split(data, want, a.seed, &sub, &rest));
+        sl_dataset_release(&rest);
+        use = &sub;
+    }
+    sb_work w = {.base = model, .data = use};
+    int rc = measure_all(&w, &a, out);
+    sl_tensor_release(&w.probe_x);
+    free(w.theta0);
+    sl_dataset_release(&sub);
+    return rc;
+}
+
+static const sl_probe_type sb_type = {
+    .name = "symmetry_breaking",
+    .summary = "replica distance (workbench proxy of Zhang et al. 2024, not the paper's formula): "
+               "R replicas from the model's parameters trained S SGD steps on one data subset, "
+               "differing in batch order and dropout noise; mean pairwise distance of unit-norm "
+               "parameter vectors, plus permutation-invariant spectral and Gram variants "
+               "(larger: noise moves replicas further apart; see docs/symmetry-breaking.md)",
+    .options = sb_options,
+    .measure = sb_measure,
+};
+
+static const sl_probe_type *const probes[] = {&sb_type, NULL};
+
+static const sl_plugin plugin = {
+    SL_PLUGIN_HEADER,
+    .name = "symmetry_breaking",
+    .version = "1.0.0",
+    .license = "MIT",
+    .summary = "replica-distance symmetry-breaking metric",
+    .probes = probes,
+};
+
+SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void) { return &plugin; }
