@@ -57,23 +57,14 @@ static const char *tmp_path(const char *name)
     return path;
 }
 
-static void add_linear(sl_model *m, int64_t in, int64_t out)
-{
-    sl_options *o = sl_options_new();
-    ck_assert_sl_ok(sl_options_set_int(o, "in_features", in));
-    ck_assert_sl_ok(sl_options_set_int(o, "out_features", out));
-    ck_assert_sl_ok(sl_model_add(m, "linear", o));
-    sl_options_free(o);
-}
-
 /* linear 5 -> 4, then 4 -> 3: "0.weight" [4, 5], "0.bias" [4],
  * "1.weight" [3, 4], "1.bias" [3]. */
 static sl_model *small_model(sl_dtype dtype, uint64_t seed)
 {
     sl_model *m = NULL;
     ck_assert_sl_ok(sl_model_new(dtype, &m));
-    add_linear(m, 5, 4);
-    add_linear(m, 4, 3);
+    sl_test_add_linear(m, 5, 4, true);
+    sl_test_add_linear(m, 4, 3, true);
     ck_assert_sl_ok(sl_model_build(m, seed));
     return m;
 }
@@ -298,7 +289,7 @@ static sl_model *buffered_model(sl_dtype dtype, uint64_t seed)
         ck_assert_sl_ok(sl_plugin_register(&stat_plugin, "check_checkpoint"));
     sl_model *m = NULL;
     ck_assert_sl_ok(sl_model_new(dtype, &m));
-    add_linear(m, 4, 3);
+    sl_test_add_linear(m, 4, 3, true);
     ck_assert_sl_ok(sl_model_add(m, stat_type.name, NULL));
     ck_assert_sl_ok(sl_model_build(m, seed));
     ck_assert_int_eq(sl_model_nbuffers(m), 1);
@@ -643,7 +634,7 @@ START_TEST(test_requires_built_model)
 {
     sl_model *m = NULL;
     ck_assert_sl_ok(sl_model_new(SL_F64, &m));
-    add_linear(m, 2, 2);
+    sl_test_add_linear(m, 2, 2, true);
     ck_assert_sl_fails(sl_model_save(m, "/tmp/never.safetensors"), SL_ESTATE, "built");
     ck_assert_sl_fails(sl_model_load(m, "/tmp/never.safetensors"), SL_ESTATE, "build");
     ck_assert_int_ne(access("/tmp/never.safetensors", F_OK), 0);

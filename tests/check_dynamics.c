@@ -15,16 +15,6 @@
 
 static void setup(void) { ck_assert_sl_ok(sl_registry_init()); }
 
-static void add_linear(sl_model *m, int64_t in, int64_t out, bool bias)
-{
-    sl_options *o = sl_options_new();
-    sl_options_set_int(o, "in_features", in);
-    sl_options_set_int(o, "out_features", out);
-    sl_options_set_bool(o, "bias", bias);
-    ck_assert_sl_ok(sl_model_add(m, "linear", o));
-    sl_options_free(o);
-}
-
 static void add_leaky(sl_model *m, double slope)
 {
     sl_options *o = sl_options_new();
@@ -41,7 +31,7 @@ static sl_model *make_chain(sl_dtype dt, const int64_t *dims, int n, const char 
     sl_model *m;
     ck_assert_sl_ok(sl_model_new(dt, &m));
     for (int i = 0; i + 1 < n; i++) {
-        add_linear(m, dims[i], dims[i + 1], bias);
+        sl_test_add_linear(m, dims[i], dims[i + 1], bias);
         if (i + 2 < n && act && strcmp(act, "leaky_relu") == 0)
             add_leaky(m, 0.1);
         else if (i + 2 < n && act)

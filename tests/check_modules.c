@@ -12,22 +12,13 @@
 /* ---------------------------------------------------------------- helpers */
 
 /* Options from "key=value,..." text (NULL or "" for none). */
-static sl_options *opts(const char *text)
-{
-    sl_options *o = sl_options_new();
-    ck_assert_ptr_nonnull(o);
-    if (text && *text)
-        ck_assert_sl_ok(sl_options_parse(o, text));
-    return o;
-}
-
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define NDIM(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
 
 static void expect_gradcheck(const char *label, const char *type, const char *text, int ndim,
                              const int64_t *shape, double jitter)
 {
-    sl_options *o = opts(text);
+    sl_options *o = sl_test_options(text);
     gradcheck_args a = {.type = type, .opt = o, .ndim = ndim, .seed = 42, .label = label,
                         .jitter = jitter};
     for (int i = 0; i < ndim; i++)
@@ -46,7 +37,7 @@ static void expect_gradcheck(const char *label, const char *type, const char *te
 static sl_model *new_model(sl_dtype dtype, const char *type, const char *text, uint64_t seed)
 {
     sl_model *m;
-    sl_options *o = opts(text);
+    sl_options *o = sl_test_options(text);
     ck_assert_sl_ok(sl_model_new(dtype, &m));
     ck_assert_sl_ok(sl_model_add(m, type, o));
     ck_assert_sl_ok(sl_model_build(m, seed));
@@ -550,7 +541,7 @@ END_TEST
 static void expect_option_error(const char *type, const char *text, const char *needle)
 {
     sl_model *m;
-    sl_options *o = opts(text);
+    sl_options *o = sl_test_options(text);
     ck_assert_sl_ok(sl_model_new(SL_F32, &m));
     ck_assert_sl_fails(sl_model_add(m, type, o), SL_EINVAL, needle);
     ck_assert_int_eq(sl_model_nmodules(m), 0);

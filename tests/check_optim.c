@@ -184,22 +184,13 @@ static void ref_step(const cfg *c, ref *r, const double *g)
 
 /* ---- the model under test ---------------------------------------------- */
 
-static void add_linear(sl_model *m, int64_t in, int64_t out)
-{
-    sl_options *o = sl_options_new();
-    ck_assert_sl_ok(sl_options_set_int(o, "in_features", in));
-    ck_assert_sl_ok(sl_options_set_int(o, "out_features", out));
-    ck_assert_sl_ok(sl_model_add(m, "linear", o));
-    sl_options_free(o);
-}
-
 /* Two linear layers, 5 -> 4 -> 3: 39 parameters over four tensors. */
 static sl_model *small_model(sl_dtype dtype, bool build)
 {
     sl_model *m = NULL;
     ck_assert_sl_ok(sl_model_new(dtype, &m));
-    add_linear(m, 5, 4);
-    add_linear(m, 4, 3);
+    sl_test_add_linear(m, 5, 4, true);
+    sl_test_add_linear(m, 4, 3, true);
     if (build)
         ck_assert_sl_ok(sl_model_build(m, 42));
     return m;

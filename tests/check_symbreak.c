@@ -14,22 +14,13 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static sl_options *opts(const char *text)
-{
-    sl_options *o = sl_options_new();
-    ck_assert_ptr_nonnull(o);
-    if (text && *text)
-        ck_assert_sl_ok(sl_options_parse(o, text));
-    return o;
-}
-
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define NDIM(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
 
 static void expect_gradcheck(const char *label, const char *type, const char *text, bool eval,
                              int ndim, const int64_t *shape, double jitter)
 {
-    sl_options *o = opts(text);
+    sl_options *o = sl_test_options(text);
     gradcheck_args a = {.type = type, .opt = o, .ndim = ndim, .seed = 7, .label = label,
                         .eval = eval, .jitter = jitter};
     for (int i = 0; i < ndim; i++)
@@ -51,7 +42,7 @@ static sl_model *build(sl_dtype dtype, uint64_t seed, const char *const *spec)
     sl_model *m;
     ck_assert_sl_ok(sl_model_new(dtype, &m));
     for (int i = 0; spec[i]; i += 2) {
-        sl_options *o = opts(spec[i + 1]);
+        sl_options *o = sl_test_options(spec[i + 1]);
         ck_assert_sl_ok(sl_model_add(m, spec[i], o));
         sl_options_free(o);
     }
@@ -272,7 +263,7 @@ START_TEST(test_dropout_edges)
         ck_assert_float_eq(((const float *)y->data)[i], ((const float *)x.data)[i]);
     sl_model *bad;
     ck_assert_sl_ok(sl_model_new(SL_F32, &bad));
-    sl_options *o = opts("p=1.5");
+    sl_options *o = sl_test_options("p=1.5");
     ck_assert_sl_fails(sl_model_add(bad, "dropout", o), SL_EINVAL, "p must be in [0, 1]");
     sl_options_free(o);
     sl_model_free(bad);
@@ -529,16 +520,16 @@ static sl_model *train_one_step(const sl_dataset *d, const char *hook_opts, int 
 {
     sl_model *m = MODEL(SL_F64, 21, "linear", "in_features=4,out_features=3");
     sl_optim *opt;
-    sl_options *oo = opts("lr=0.1,momentum=0.9");
+    sl_options *oo = sl_test_options("lr=0.1,momentum=0.9");
     ck_assert_sl_ok(sl_optim_new("sgd", m, oo, &opt));
     sl_hook *h = NULL;
     if (hook_opts) {
-        sl_options *ho = opts(hook_opts);
+        sl_options *ho = sl_test_options(hook_opts);
         ck_assert_sl_ok(sl_hook_new("grad_scale", ho, &h));
         sl_options_free(ho);
     }
     sl_train_args args = {.train = d, .hooks = h ? &h : NULL, .nhooks = h ? 1 : 0};
-    sl_options *to = opts("epochs=1,batch=16,shuffle=false,progress=never");
+    sl_options *to = sl_test_options("epochs=1,batch=16,shuffle=false,progress=never");
     *rc = sl_train(m, opt, &args, to);
     sl_options_free(to);
     sl_hook_free(h);
@@ -583,7 +574,7 @@ static sl_record *probe(const char *name, const char *text, sl_model *m, const s
 {
     sl_record *r = sl_record_new();
     ck_assert_ptr_nonnull(r);
-    sl_options *o = opts(text);
+    sl_options *o = sl_test_options(text);
     ck_assert_sl_ok(sl_probe_run(name, o, m, d, r));
     sl_options_free(o);
     return r;
@@ -694,15 +685,15 @@ START_TEST(test_symmetry_breaking_errors)
     sl_dataset d = toy_data(20, 4, 3, 8);
     sl_model *m = mlp(3);
     sl_record *r = sl_record_new();
-    sl_options *o = opts("replicas=1");
+    sl_options *o = sl_test_options("replicas=1");
     ck_assert_sl_fails(sl_probe_run("symmetry_breaking", o, m, &d, r), SL_EINVAL,
                        "replicas must be >= 2");
     sl_options_free(o);
-    o = opts("batch=64,subset=10");
+    o = sl_test_options("batch=64,subset=10");
     ck_assert_sl_fails(sl_probe_run("symmetry_breaking", o, m, &d, r), SL_EINVAL,
                        "replica 0: batcher");
     sl_options_free(o);
-    o = opts("");
+    o = sl_test_options("");
     ck_assert_sl_fails(sl_probe_run("symmetry_breaking", o, m, NULL, r), SL_EINVAL,
                        "needs a training data set");
     sl_options_free(o);

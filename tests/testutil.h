@@ -26,6 +26,27 @@
                       "error '%s' does not mention '%s'", sl_last_error(), (needle));  \
     } while (0)
 
+/* Options parsed from "key=value,key=value" text; NULL or "" gives none. */
+static inline sl_options *sl_test_options(const char *text)
+{
+    sl_options *o = sl_options_new();
+    ck_assert_ptr_nonnull(o);
+    if (text && *text)
+        ck_assert_sl_ok(sl_options_parse(o, text));
+    return o;
+}
+
+/* Appends a linear layer in -> out (with or without a bias) to m. */
+static inline void sl_test_add_linear(sl_model *m, int64_t in, int64_t out, bool bias)
+{
+    sl_options *o = sl_options_new();
+    ck_assert_sl_ok(sl_options_set_int(o, "in_features", in));
+    ck_assert_sl_ok(sl_options_set_int(o, "out_features", out));
+    ck_assert_sl_ok(sl_options_set_bool(o, "bias", bias));
+    ck_assert_sl_ok(sl_model_add(m, "linear", o));
+    sl_options_free(o);
+}
+
 /* Runs a suite in fork mode (a crash fails one test, not the runner) and
  * returns the process exit status. */
 static inline int sl_test_run(Suite *s)
