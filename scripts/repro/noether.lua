@@ -16,6 +16,7 @@ local tbl = require "symlab.table"
 
 local outdir = (arg and arg[1]) or "results"
 os.execute("mkdir -p '" .. outdir .. "'")
+local t_start = sl.clock()
 
 local data = sl.data.idx(sl.data.path("mnist10k"), "train"):subset(1, 1000)
 local mean, std = data:stats()
@@ -114,3 +115,4 @@ unset multiplot
 else
   print("gnuplot not found: no plot")
 end
+print(("total wall time: %.1f s"):format(sl.clock() - t_start))

@@ -19,6 +19,7 @@ local tbl = require "symlab.table"
 
 local outdir = (arg and arg[1]) or "results"
 os.execute("mkdir -p '" .. outdir .. "'")
+local t_start = sl.clock()
 local SEEDS = { 1, 2, 3, 4, 5 }
 
 -- Gaussian N(0,1) from Lua's own (seeded, deterministic) generator.
@@ -27,26 +28,14 @@ local function gauss()
   return math.sqrt(-2 * math.log(1 - u1)) * math.cos(2 * math.pi * u2)
 end
 
--- No call makes a dataset from tensors yet: write a temporary CSV.
-local function csv_dataset(rows)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  for _, r in ipairs(rows) do f:write(table.concat(r, ","), "\n") end
-  f:close()
-  local ds = sl.data.csv(path, { classes = false })
-  os.remove(path)
-  return ds
-end
 
 ---------------------------------------------------------------- (a) the toy
 local function toy_run(gamma, init, sigma0, seed, max_steps)
   math.randomseed(100 + seed)
-  local rows = {}
-  for i = 1, 256 do
-    local x = gauss()
-    rows[i] = { x, x } -- a = 1
-  end
-  local ds = csv_dataset(rows)
+  local xs = {}
+  for i = 1, 256 do xs[i] = gauss() end
+  local x = sl.tensor.from(xs, { 256, 1 }, "f64")
+  local ds = sl.data.from(x, x) -- y = a x with a = 1
   local net = sl.nn.sequential({ sl.nn.linear(1, 1, { bias = false }),
                                  sl.nn.linear(1, 1, { bias = false }) },
                                { dtype = "f64", seed = seed })
@@ -114,15 +103,7 @@ local function teacher_data(seed)
   local flat = {}
   for i = 1, N * D do flat[i] = gauss() end
   local x = sl.tensor.from(flat, { N, D }, "f64")
-  local y = teacher:forward(x)
-  local rows = {}
-  for i = 1, N do
-    local r = {}
-    for j = 1, D do r[j] = x:get(i, j) end
-    r[D + 1] = y:get(i, 1)
-    rows[i] = r
-  end
-  return csv_dataset(rows)
+  return sl.data.from(x, teacher:forward(x)) -- y (N, 1)
 end
 
 -- Distinct and dead hidden neurons of a 10-32-1 tanh net.
@@ -211,3 +192,4 @@ plot '< grep vanilla %s/syre_collapse_mean.csv' using 1:3 with linespoints title
 else
   print("gnuplot not found: no plot")
 end
+print(("total wall time: %.1f s"):format(sl.clock() - t_start))

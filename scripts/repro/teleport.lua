@@ -2,13 +2,17 @@
 --
 --   symlab scripts/repro/teleport.lua [RESULTS_DIR]   (default results/)
 --
--- (1) Multi-layer regression after the 2022 code: 4 samples, leaky_relu(0.1),
---     all entries U[0,1), full-batch GD lr 1e-4 for 300 epochs, 5 seeds, with
---     and without ONE teleport (2022 action, 8 ascent steps) at epoch 5.
---     DEVIATION: the output has 1 dimension (dims 5-6-7-1), not 8: a Lua
---     script cannot yet build a dataset with multi-column regression
---     targets (sl.data.csv gives one target column).  Loss is symlab's mse
---     (mean), so learning rates differ from the reference's 0.5 * sum.
+-- (1) Multi-layer regression after the 2022 code (multi_layer_regression.py):
+--     dims [4,5,6,7,8], i.e. 4 samples, net 5-6-7-8 without biases,
+--     leaky_relu(0.1), X, Y and weights all U[0,1), 300 epochs of full-batch
+--     GD, 5 seeds, with and without ONE teleport (2022 action, 8 ascent
+--     steps) before the step of epoch 5 (0-based); and the reference's
+--     AdaGrad arm (lr 1e-1, teleport lr 1e-5, 2 steps, accumulator kept).
+--     The reference loss is 0.5 * sum of squares; symlab's mse is the mean
+--     over N * 8 = 32 entries, i.e. L_ref / 16.  So GD lr 1e-4 becomes
+--     1.6e-3 and teleport lr 1e-7 becomes 1e-7 * 16^2 (the objective
+--     |grad L|^2 scales by 1/256): the same trajectories up to rounding.
+--     Losses and |grad L|^2 are reported in the reference's units.
 -- (2) MNIST-10k 784-16-10-10, no biases, leaky_relu(0.1), cross-entropy,
 --     batch 20, 5 epochs (not 40), 3 seeds; SGD lr 1e-2 and Adagrad lr 1e-2,
 --     with and without teleports on the first 8 minibatches of epoch 2
@@ -22,30 +26,30 @@ local tbl = require "symlab.table"
 
 local outdir = (arg and arg[1]) or "results"
 os.execute("mkdir -p '" .. outdir .. "'")
-
-local function csv_dataset(rows)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  for _, r in ipairs(rows) do f:write(table.concat(r, ","), "\n") end
-  f:close()
-  local ds = sl.data.csv(path, { classes = false })
-  os.remove(path)
-  return ds
-end
+local t_start = sl.clock()
 
 ------------------------------------------------------------- (1) regression
-local DIMS, NS, EPOCHS = { 5, 6, 7, 1 }, 4, 300
-local TELE_LRS = { 1e-7, 1e-6 } -- the reference code's 1e-7, and 10x
+local DIMS, NS, EPOCHS = { 5, 6, 7, 8 }, 4, 300
+local LSCALE = NS * DIMS[#DIMS] / 2 -- L_ref = LSCALE * mse; grad scales likewise
+-- GD: the reference's teleport lr 1e-7, and 1e-8 and 3e-8 because at 1e-7
+-- the ascent overshoots in some seeds (|grad L|^2 x 100 or more) and GD at
+-- lr 1e-4 then diverges.  AdaGrad: the reference's 1e-5.  Adagrad's step
+-- is invariant to the gradient's scale, so its lr stays 1e-1.
+local ARMS = {
+  { name = "gd", opt = "sgd", lr = 1e-4 * LSCALE, tele = { 1e-8, 3e-8, 1e-7 }, steps = 8 },
+  { name = "adagrad", opt = "adagrad", lr = 1e-1, tele = { 1e-5 }, steps = 2 },
+}
 
-local function regression(seed, tele_lr)
+local function rand_tensor(rows, cols)
+  local flat = {}
+  for i = 1, rows * cols do flat[i] = math.random() end
+  return sl.tensor.from(flat, { rows, cols }, "f64")
+end
+
+local function regression(seed, arm, tele_lr)
   math.randomseed(seed)
-  local rows = {}
-  for i = 1, NS do
-    local r = {}
-    for j = 1, DIMS[1] + DIMS[#DIMS] do r[j] = math.random() end
-    rows[i] = r
-  end
-  local ds = csv_dataset(rows)
+  local x, y = rand_tensor(NS, DIMS[1]), rand_tensor(NS, DIMS[#DIMS])
+  local ds = sl.data.from(x, y) -- x (4, 5), y (4, 8)
   local specs = {}
   for l = 1, #DIMS - 1 do
     specs[#specs + 1] = sl.nn.linear(DIMS[l], DIMS[l + 1], { bias = false })
@@ -56,45 +60,110 @@ local function regression(seed, tele_lr)
     local s = p.tensor:shape()
     for i = 1, s[1] do for j = 1, s[2] do p.tensor:set(i, j, math.random()) end end
   end
-  local opt = sl.optim.sgd(net, { lr = 1e-4 })
+  local opt = sl.optim[arm.opt](net, { lr = arm.lr })
   local hooks = {}
   if tele_lr then
-    hooks[1] = sl.hook.teleport { form = "2022", epoch = 5, count = 1, steps = 8, lr = tele_lr,
-                                  cap = 0, loss_tol = 1e-6 }
+    hooks[1] = sl.hook.teleport { form = "2022", epoch = 5, count = 1, steps = arm.steps,
+                                  lr = tele_lr * LSCALE * LSCALE, cap = 0, loss_tol = 1e-6,
+                                  reset_optim = false }
   end
-  local hist = sl.train(net, opt, ds, { epochs = EPOCHS, batch = NS, loss = "mse",
-                                        shuffle = false, progress = "never", hooks = hooks })
-  return hist
+  -- a run that blows up stops with an error: keep the rows up to there
+  local rows = {}
+  local ok, err = pcall(sl.train, net, opt, ds, {
+    epochs = EPOCHS, batch = NS, loss = "mse", shuffle = false, progress = "never",
+    hooks = hooks, on_epoch = function(row) rows[#rows + 1] = row end })
+  if not ok and not tostring(err):find("loss is") then error(err) end
+  return rows
+end
+
+-- epochs after the teleport (rows 7..300) where the teleported run's loss is
+-- below the plain run's: the 2022 claim is "all of them"
+local function below(plain, h)
+  local n = 0
+  for e = 7, EPOCHS do if h[e] and h[e].loss < plain[e].loss then n = n + 1 end end
+  return n
+end
+
+-- loss of epoch e in the reference's units; nil once the run has diverged
+local function loss_at(h, e) return h[e] and h[e].loss * LSCALE end
+local function final(h)
+  return #h == EPOCHS and h[EPOCHS].loss * LSCALE or ("diverged@%d"):format(#h + 1)
+end
+
+-- first epoch (1-based) whose loss (reference units) is below `level`, or "-"
+local function reach(h, level)
+  for e = 1, #h do if h[e].loss * LSCALE < level then return e end end
+  return "-"
 end
 
 local reg_rows, reg_table = {}, {}
+local t_reg = sl.clock()
 for seed = 1, 5 do
-  local plain = regression(seed, nil)
-  local tele = {}
-  for _, lr in ipairs(TELE_LRS) do
-    local h = regression(seed, lr)
-    tele[lr] = h
-    local t = h[6] -- the epoch-5 row (0-based epoch 5) carries the teleport report
-    reg_table[#reg_table + 1] = {
-      teleport_lr = lr, seed = seed, gradsq_before = t.teleport_gradsq_before,
-      gradsq_after = t.teleport_gradsq_after,
-      loss_rel_change = (t.teleport_loss_after - t.teleport_loss_before) / t.teleport_loss_before,
-      accepted = t.teleports, loss50_gd = plain[50].loss, loss50_tp = h[50].loss,
-      loss300_gd = plain[EPOCHS].loss, loss300_tp = h[EPOCHS].loss }
+  local curves = {}
+  for _, arm in ipairs(ARMS) do
+    local plain = regression(seed, arm, nil)
+    curves[arm.name] = plain
+    for _, lr in ipairs(arm.tele) do
+      local h = regression(seed, arm, lr)
+      curves[arm.name .. lr] = h
+      local t = assert(h[6], "diverged before the teleport") -- epoch-5 row (0-based 5)
+      reg_table[#reg_table + 1] = {
+        optimizer = arm.name, teleport_lr = lr, seed = seed,
+        gradsq_before = t.teleport_gradsq_before * LSCALE ^ 2,
+        gradsq_after = t.teleport_gradsq_after * LSCALE ^ 2,
+        loss_rel_change = (t.teleport_loss_after - t.teleport_loss_before) / t.teleport_loss_before,
+        accepted = t.teleports, loss50 = loss_at(plain, 50), loss50_tp = loss_at(h, 50) or "-",
+        loss300 = final(plain), loss300_tp = final(h),
+        to1 = reach(plain, 1), to1_tp = reach(h, 1), below = below(plain, h) }
+    end
   end
   for e = 1, EPOCHS do
-    reg_rows[#reg_rows + 1] = { seed = seed, epoch = e, loss_gd = plain[e].loss,
-                                loss_tp_1e7 = tele[1e-7][e].loss, loss_tp_1e6 = tele[1e-6][e].loss }
+    reg_rows[#reg_rows + 1] = { seed = seed, epoch = e, loss_gd = loss_at(curves.gd, e),
+      loss_gd_tp_1e8 = loss_at(curves["gd" .. 1e-8], e),
+      loss_gd_tp_3e8 = loss_at(curves["gd" .. 3e-8], e),
+      loss_gd_tp_1e7 = loss_at(curves["gd" .. 1e-7], e),
+      loss_adagrad = loss_at(curves.adagrad, e),
+      loss_adagrad_tp_1e5 = loss_at(curves["adagrad" .. 1e-5], e) }
   end
 end
-print("(1) regression 5-6-7-1, 4 samples, GD lr 1e-4, one 2022 teleport at epoch 5 (8 steps)")
-tbl.print(reg_table, { "teleport_lr", "seed", "gradsq_before", "gradsq_after", "loss_rel_change",
-                       "accepted", "loss50_gd", "loss50_tp", "loss300_gd", "loss300_tp" },
+print("(1) regression 5-6-7-8, 4 samples, one 2022 teleport at epoch 5; loss = 0.5 sum of squares,")
+print("    teleport lr and |grad L|^2 in the reference's units; to1 = first epoch with loss < 1")
+tbl.print(reg_table, { "optimizer", "teleport_lr", "seed", "gradsq_before", "gradsq_after",
+                       "loss_rel_change", "accepted", "loss50", "loss50_tp", "loss300",
+                       "loss300_tp", "to1", "to1_tp", "below" },
           { formats = { gradsq_before = "%.4g", gradsq_after = "%.4g", loss_rel_change = "%.1e",
-                        loss50_gd = "%.4g", loss50_tp = "%.4g", loss300_gd = "%.4g",
+                        loss50 = "%.4g", loss50_tp = "%.4g", loss300 = "%.4g",
                         loss300_tp = "%.4g" } })
+print("    diverged@E: stopped at epoch E with an infinite loss; below: of the 294 epochs after")
+print("    the teleport, how many have a lower loss than the run without it")
+-- per arm over the seeds: runs ending lower at epoch 300, diverged runs,
+-- geometric mean of loss300_tp / loss300 over the runs that finished
+local summary = {}
+for _, arm in ipairs(ARMS) do
+  for _, lr in ipairs(arm.tele) do
+    local n, lower, div, logsum, bel = 0, 0, 0, 0, 0
+    for _, r in ipairs(reg_table) do
+      if r.optimizer == arm.name and r.teleport_lr == lr then
+        n = n + 1
+        bel = bel + r.below
+        if type(r.loss300_tp) == "string" then div = div + 1
+        else
+          if r.loss300_tp < r.loss300 then lower = lower + 1 end
+          logsum = logsum + math.log(r.loss300_tp / r.loss300)
+        end
+      end
+    end
+    summary[#summary + 1] = { optimizer = arm.name, teleport_lr = lr, lower_at_300 = lower .. "/" .. n,
+      diverged = div .. "/" .. n, geomean_ratio_300 = n > div and math.exp(logsum / (n - div)) or "-",
+      mean_below = bel / n }
+  end
+end
+tbl.print(summary, { "optimizer", "teleport_lr", "lower_at_300", "diverged", "geomean_ratio_300",
+                     "mean_below" }, { formats = { geomean_ratio_300 = "%.3f", mean_below = "%.0f" } })
+print(("regression: %.2f s"):format(sl.clock() - t_reg))
 results.write_csv(outdir .. "/teleport_regression.csv", reg_rows,
-                  { "seed", "epoch", "loss_gd", "loss_tp_1e7", "loss_tp_1e6" })
+                  { "seed", "epoch", "loss_gd", "loss_gd_tp_1e8", "loss_gd_tp_3e8", "loss_gd_tp_1e7",
+                    "loss_adagrad", "loss_adagrad_tp_1e5" })
 
 ----------------------------------------------------------------- (2) MNIST
 local data = sl.data.idx(sl.data.path("mnist10k"))
@@ -161,12 +230,18 @@ set output '%s/teleport.png'
 set datafile separator ','
 set multiplot layout 1,2
 set logscale y
-set xlabel 'epoch'; set ylabel 'train loss (mse)'
-set title 'regression 5-6-7-1, seed 1'
+set xlabel 'epoch'; set ylabel 'train loss (0.5 sum of squares)'
+set title 'regression 5-6-7-8, seed 1'
+set key font ',8'
+set yrange [0.5:3000]  # the lr 1e-7 arm blows up (seed 1) and would flatten the rest
 plot '< awk -F, "NR>1 && \$1==1" %s/teleport_regression.csv' using 2:3 with lines title 'GD', \
-     '' using 2:4 with lines title 'GD + teleport (lr 1e-7) at epoch 5', \
-     '' using 2:5 with lines title 'GD + teleport (lr 1e-6) at epoch 5'
+     '' using 2:4 with lines title 'GD + teleport (lr 1e-8) at epoch 5', \
+     '' using 2:5 with lines title 'GD + teleport (lr 3e-8) at epoch 5', \
+     '' using 2:6 with lines title 'GD + teleport (lr 1e-7) at epoch 5', \
+     '' using 2:7 with lines title 'AdaGrad', \
+     '' using 2:8 with lines title 'AdaGrad + teleport (lr 1e-5) at epoch 5'
 set title 'MNIST 784-16-10-10, seed 1'
+set autoscale y
 set ylabel 'train loss (cross-entropy)'
 plot '< awk -F, "NR>1 && \$2==1 && \$1==\"sgd\"" %s/teleport_mnist.csv' using 3:4 with linespoints title 'SGD', \
      '' using 3:5 with linespoints title 'SGD + teleport', \
@@ -180,3 +255,4 @@ unset multiplot
 else
   print("gnuplot not found: no plot")
 end
+print(("total wall time: %.1f s"):format(sl.clock() - t_start))
