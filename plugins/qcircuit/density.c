@@ -3,20 +3,21 @@
  * rho is two f64 arrays (split real/imaginary storage, see qc.h).  A
  * k-qubit superoperator touches rho in independent blocks of D = 4^k
  * entries (the rows and columns that differ only in the k qubits).  A pass
- * gathers QC_TILE blocks into a (2D x QC_TILE) tile, multiplies it by the
- * real 2D x 2D form of S (vectorised axpys skipping zeros), and scatters the
- * result back: each entry of rho is read once and written once per pass,
- * and nothing bigger than a tile is ever allocated (no
- * 4^n x 4^n matrices, no second copy of rho).
+ * copies QC_W = 8 blocks at a time (a "chunk": D runs of 8 consecutive
+ * columns when the pass's qubits are >= 3) into a small stack tile,
+ * multiplies it by the real 2D x 2D form of S in registers, and copies it
+ * back: each entry of rho is read once and written once per pass, nothing
+ * is allocated, and memory is walked d rows at a time in whole cache lines.
  *
- * Blocks are independent, so a pass splits its block range over threads
- * (sl_get_threads()) with each thread owning its own tile: the result does
- * not depend on the split, hence is bit-identical for any thread count.
+ * Blocks are independent, so a pass shares its row bases among threads
+ * (sl_get_threads()): every block is computed the same way whoever runs
+ * it, hence the result is bit-identical for any thread count.
  */
 #include "config.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,69 +66,60 @@ void qc_rho_copy(qc_rho *dst, const qc_rho *src)
     memcpy(dst->im, src->im, count * sizeof(double));
 }
 
-/* Tiles for `threads` threads; grow-only, so a steady state allocates nothing. */
-static int work_reserve(qc_work *w, int threads)
-{
-    size_t bytes = 32 * QC_TILE * sizeof(double);
-    for (int i = 0; i < threads; i++) {
-        if (w->in[i])
-            continue;
-        w->in[i] = aligned_alloc(SL_ALIGNMENT, bytes);
-        w->out[i] = aligned_alloc(SL_ALIGNMENT, bytes);
-        if (!w->in[i] || !w->out[i]) {
-            free(w->in[i]);
-            free(w->out[i]);
-            w->in[i] = w->out[i] = NULL;
-            return sl_error(SL_ENOMEM, "qcircuit: out of memory for a pass tile");
-        }
-        memset(w->in[i], 0, bytes); /* a partial tile computes on defined values */
-    }
-    return SL_OK;
-}
-
 int qc_work_alloc(qc_work *w)
 {
     memset(w, 0, sizeof *w);
-    return work_reserve(w, 1);
+    return SL_OK;
 }
 
-void qc_work_free(qc_work *w)
-{
-    for (int i = 0; i < QC_MAX_THREADS; i++) {
-        free(w->in[i]);
-        free(w->out[i]);
-        w->in[i] = w->out[i] = NULL;
-    }
-}
+void qc_work_free(qc_work *w) { memset(w, 0, sizeof *w); }
 
 /* ---- superoperator passes ------------------------------------------------ */
+
+/* A pass walks rho by row bases (rows with the pass's qubit bits clear) and,
+ * within the d rows of a row base, by chunks of QC_W consecutive column
+ * bases.  A chunk is d * d local entries x QC_W blocks: when the lowest
+ * qubit of the pass is >= 3 each of its d * d rows is one aligned run of 8
+ * doubles (one cache line) of rho, so the pass streams whole lines from
+ * d rows at a time instead of gathering single entries from all over. */
+#define QC_W 8
+
+/* GCC/Clang vector extension: the default clone lowers it to SSE2, the AVX2
+ * clone to 256-bit registers; same operations, so the same bits. */
+typedef double qc_v4 __attribute__((vector_size(32)));
+
+/* Nonzero columns of each group of 4 rows of a pass matrix. */
+typedef struct qc_nz {
+    int n[8];
+    uint8_t j[8][32];
+} qc_nz;
 
 /* What one pass needs, shared by the threads that run parts of it. */
 typedef struct pass_geom {
     qc_rho *rho;
-    int d2;                 /* D = 4^k entries per block */
-    int npos;               /* 2k bit positions cleared in a block's base index */
-    int pos[4];             /* ascending */
-    int64_t off[16];        /* offset of local entry (r, c) from the base */
-    const double *m;        /* 2D x 2D real matrix */
+    int d2;                 /* d * d entries per block */
+    int k;                  /* qubits of the pass */
+    int q[2];               /* ascending */
+    int64_t ncb;            /* column bases (= row bases) = 2^(n-k) */
+    int64_t loc[16];        /* offset of local entry (lr, lc) from the block's base */
+    int64_t colofs[QC_W];   /* column of base 8m + t minus that of 8m (independent of m) */
+    bool contiguous;        /* colofs[t] == t: chunk rows are aligned runs */
+    bool real;              /* S real: apply `a` to re and im separately */
+    const double *m;        /* 2 d2 x 2 d2 real form of S */
+    const double *a;        /* d2 x d2 real part of S */
+    qc_nz nz;               /* of m, or of a when real */
 } pass_geom;
 
-/* Index of block `b`: b with zero bits inserted at the cleared positions. */
-static inline int64_t block_base(const pass_geom *g, int64_t b)
+/* x with zero bits inserted at the pass's qubit positions. */
+static inline int64_t spread(const pass_geom *g, int64_t x)
 {
-    for (int i = 0; i < g->npos; i++) {
-        int p = g->pos[i];
-        int64_t low = b & (((int64_t)1 << p) - 1);
-        b = ((b >> p) << (p + 1)) | low;
+    for (int i = 0; i < g->k; i++) {
+        int p = g->q[i];
+        x = ((x >> p) << (p + 1)) | (x & (((int64_t)1 << p) - 1));
     }
-    return b;
+    return x;
 }
 
-/* out = m in for a (dd x dd) real matrix and dd x QC_TILE tiles, as rows of
- * axpys over the whole tile: the constant trip count vectorises, zeros of m
- * (sparse channels, permutations) are skipped, and no BLAS call means no
- * BLAS threads inside our own threads.  Columns past the blocks in use
- * hold stale values and are never scattered back. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 /* An AVX2 clone chosen at load time where the CPU has it (no FMA, so the
  * same numbers as the default clone: ISO C mode does not contract a*b+c). */
@@ -135,139 +127,212 @@ static inline int64_t block_base(const pass_geom *g, int64_t b)
 #else
 #define QC_CLONES
 #endif
-/* The trip count must be a constant for GCC -O2 to vectorise, hence one
- * version per width: the full tile, and 16 columns for small passes. */
-#define DEFINE_TILE_APPLY(NAME, TN)                                                     \
-    QC_CLONES static void NAME(const double *m, int dd, const double *restrict in,      \
-                               double *restrict out)                                    \
+
+/* out = m in for a DD x DD real matrix and DD x QC_W chunks (two vectors per
+ * row).  Four output rows at a time: 8 accumulators stay in registers and
+ * each input vector loaded serves 4 rows.  Columns j where those 4 rows of
+ * m are all zero (CNOTs, damping and real maps leave many) are skipped
+ * through the per-pass list nz[i / 4][0..nnz[i / 4]) — ascending, so the
+ * sum is the dense one minus exact zeros. */
+#define DEFINE_CHUNK_APPLY(NAME, DD)                                                    \
+    QC_CLONES static void NAME(const double *restrict m, const qc_nz *nz,               \
+                               const qc_v4 *restrict in, qc_v4 *restrict out)           \
     {                                                                                   \
-        for (int i = 0; i < dd; i++) {                                                  \
-            double *restrict o = out + (size_t)i * QC_TILE;                             \
-            for (int t = 0; t < (TN); t++)                                              \
-                o[t] = 0.0;                                                             \
-            for (int j = 0; j < dd; j++) {                                              \
-                const double v = m[i * dd + j];                                         \
-                if (v == 0.0)                                                           \
-                    continue;                                                           \
-                const double *restrict x = in + (size_t)j * QC_TILE;                    \
-                for (int t = 0; t < (TN); t++)                                          \
-                    o[t] += v * x[t];                                                   \
+        for (int i = 0; i < (DD); i += 4) {                                             \
+            const uint8_t *js = nz->j[i / 4];                                           \
+            const int cnt = nz->n[i / 4];                                               \
+            const double *m0 = m + i * (DD), *m1 = m0 + (DD), *m2 = m1 + (DD),          \
+                         *m3 = m2 + (DD);                                               \
+            qc_v4 a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0},  \
+                  b3 = {0};                                                             \
+            for (int jj = 0; jj < cnt; jj++) {                                          \
+                const int j = js[jj];                                                   \
+                const qc_v4 x = in[2 * j], y = in[2 * j + 1];                           \
+                a0 += m0[j] * x;                                                        \
+                b0 += m0[j] * y;                                                        \
+                a1 += m1[j] * x;                                                        \
+                b1 += m1[j] * y;                                                        \
+                a2 += m2[j] * x;                                                        \
+                b2 += m2[j] * y;                                                        \
+                a3 += m3[j] * x;                                                        \
+                b3 += m3[j] * y;                                                        \
             }                                                                           \
+            out[2 * i] = a0;                                                            \
+            out[2 * i + 1] = b0;                                                        \
+            out[2 * i + 2] = a1;                                                        \
+            out[2 * i + 3] = b1;                                                        \
+            out[2 * i + 4] = a2;                                                        \
+            out[2 * i + 5] = b2;                                                        \
+            out[2 * i + 6] = a3;                                                        \
+            out[2 * i + 7] = b3;                                                        \
         }                                                                               \
     }
-DEFINE_TILE_APPLY(tile_apply_full, QC_TILE)
-DEFINE_TILE_APPLY(tile_apply_16, 16)
+DEFINE_CHUNK_APPLY(chunk_apply_32, 32) /* 2-qubit, complex */
+DEFINE_CHUNK_APPLY(chunk_apply_16, 16) /* 2-qubit real, or the halves of one */
+DEFINE_CHUNK_APPLY(chunk_apply_8, 8)   /* 1-qubit, complex */
+DEFINE_CHUNK_APPLY(chunk_apply_4, 4)   /* 1-qubit real */
 
-/* Blocks [b0, b1) through the tiles in/out. */
-static void pass_range(const pass_geom *g, int64_t b0, int64_t b1, double *in, double *out)
+static void chunk_apply(const pass_geom *g, const qc_v4 *in, qc_v4 *out)
 {
     const int d2 = g->d2;
-    double *re = g->rho->re, *im = g->rho->im;
-    for (int64_t b = b0; b < b1; b += QC_TILE) {
-        int t_n = (int)(b1 - b < QC_TILE ? b1 - b : QC_TILE);
-        for (int t = 0; t < t_n; t++) {
-            int64_t base = block_base(g, b + t);
-            for (int l = 0; l < d2; l++) {
-                in[l * QC_TILE + t] = re[base + g->off[l]];
-                in[(d2 + l) * QC_TILE + t] = im[base + g->off[l]];
+    if (g->real) { /* re and im rows are the two halves of the chunk */
+        void (*f)(const double *, const qc_nz *, const qc_v4 *, qc_v4 *) =
+            d2 == 16 ? chunk_apply_16 : chunk_apply_4;
+        f(g->a, &g->nz, in, out);
+        f(g->a, &g->nz, in + 2 * d2, out + 2 * d2);
+    } else if (d2 == 16) {
+        chunk_apply_32(g->m, &g->nz, in, out);
+    } else {
+        chunk_apply_8(g->m, &g->nz, in, out);
+    }
+}
+
+/* Row bases [r0, r1): each chunk is copied into `in` (re rows, then im
+ * rows), multiplied, and copied back.  Columns t >= ncb (tiny n only) are
+ * padding: computed on zeros, never stored. */
+static void pass_range(const pass_geom *g, int64_t r0, int64_t r1)
+{
+    const int d2 = g->d2;
+    const int64_t dim = g->rho->dim;
+    const int tn = g->ncb < QC_W ? (int)g->ncb : QC_W;
+    double *restrict re = g->rho->re, *restrict im = g->rho->im;
+    qc_v4 in[64], out[64];
+    memset(in, 0, sizeof in);
+    for (int64_t rb = r0; rb < r1; rb++) {
+        const int64_t row = spread(g, rb) * dim;
+        for (int64_t cb = 0; cb < g->ncb; cb += QC_W) {
+            const int64_t base = row + spread(g, cb);
+            double *pi = (double *)in, *po = (double *)out;
+            if (g->contiguous) {
+                for (int l = 0; l < d2; l++) {
+                    memcpy(pi + l * QC_W, re + base + g->loc[l], QC_W * sizeof(double));
+                    memcpy(pi + (d2 + l) * QC_W, im + base + g->loc[l], QC_W * sizeof(double));
+                }
+            } else {
+                for (int l = 0; l < d2; l++)
+                    for (int t = 0; t < tn; t++) {
+                        pi[l * QC_W + t] = re[base + g->loc[l] + g->colofs[t]];
+                        pi[(d2 + l) * QC_W + t] = im[base + g->loc[l] + g->colofs[t]];
+                    }
             }
-        }
-        if (t_n <= 16) /* small passes do not pay for a full tile */
-            tile_apply_16(g->m, 2 * d2, in, out);
-        else
-            tile_apply_full(g->m, 2 * d2, in, out);
-        for (int t = 0; t < t_n; t++) {
-            int64_t base = block_base(g, b + t);
-            for (int l = 0; l < d2; l++) {
-                re[base + g->off[l]] = out[l * QC_TILE + t];
-                im[base + g->off[l]] = out[(d2 + l) * QC_TILE + t];
+            chunk_apply(g, in, out);
+            if (g->contiguous) {
+                for (int l = 0; l < d2; l++) {
+                    memcpy(re + base + g->loc[l], po + l * QC_W, QC_W * sizeof(double));
+                    memcpy(im + base + g->loc[l], po + (d2 + l) * QC_W, QC_W * sizeof(double));
+                }
+            } else {
+                for (int l = 0; l < d2; l++)
+                    for (int t = 0; t < tn; t++) {
+                        re[base + g->loc[l] + g->colofs[t]] = po[l * QC_W + t];
+                        im[base + g->loc[l] + g->colofs[t]] = po[(d2 + l) * QC_W + t];
+                    }
             }
         }
     }
 }
 
+/* Row bases are handed out in groups of QC_GROUP through an atomic
+ * counter: a thread that the (shared, loaded) machine leaves waiting simply
+ * claims fewer groups, so two threads are never held back by the slower
+ * one.  Which thread computes a block does not change how it is computed,
+ * so the result is still bit-identical for any thread count. */
+#define QC_GROUP 8
+
 typedef struct pass_job {
     const pass_geom *g;
-    int64_t b0, b1;
-    double *in, *out;
+    atomic_llong next;      /* first row base not yet claimed */
 } pass_job;
 
 static void *pass_thread(void *arg)
 {
     pass_job *job = arg;
-    pass_range(job->g, job->b0, job->b1, job->in, job->out);
-    return NULL;
+    const int64_t nrb = job->g->ncb;
+    for (;;) {
+        int64_t r0 = atomic_fetch_add(&job->next, QC_GROUP);
+        if (r0 >= nrb)
+            return NULL;
+        pass_range(job->g, r0, r0 + QC_GROUP < nrb ? r0 + QC_GROUP : nrb);
+    }
 }
 
-/* Below this many blocks a second thread costs more than it saves. */
-#define QC_THREAD_MIN_BLOCKS 4096
+/* Below this many entries of rho per thread, starting a thread costs more
+ * than it saves (a pass over 4^8 entries takes ~0.2 ms). */
+#define QC_THREAD_MIN_ENTRIES ((int64_t)1 << 17)
 
-static void pass_run(const pass_geom *g, int64_t nblocks, qc_work *w)
+static void pass_run(const pass_geom *g)
 {
     int threads = sl_get_threads();
+    const int64_t entries = g->rho->dim * g->rho->dim;
     if (threads > QC_MAX_THREADS)
         threads = QC_MAX_THREADS;
-    if (threads < 2 || nblocks < QC_THREAD_MIN_BLOCKS || work_reserve(w, threads) != SL_OK) {
-        pass_range(g, 0, nblocks, w->in[0], w->out[0]);
+    while (threads > 1 && entries / threads < QC_THREAD_MIN_ENTRIES)
+        threads--;
+    if (threads < 2) {
+        pass_range(g, 0, g->ncb);
         return;
     }
-    /* The caller's thread runs the first share; the others get a thread
-     * each.  A share whose thread cannot start runs here afterwards: the
-     * result is the same either way. */
+    /* The caller's thread works too; if a thread cannot start, the
+     * others claim its share. */
     pthread_t tid[QC_MAX_THREADS];
-    pass_job job[QC_MAX_THREADS];
     bool started[QC_MAX_THREADS] = {false};
-    for (int i = 0; i < threads; i++) {
-        job[i] = (pass_job){g, nblocks * i / threads, nblocks * (i + 1) / threads, w->in[i],
-                            w->out[i]};
-        if (i > 0)
-            started[i] = pthread_create(&tid[i], NULL, pass_thread, &job[i]) == 0;
-    }
-    pass_thread(&job[0]);
-    for (int i = 1; i < threads; i++) {
+    pass_job job = {.g = g};
+    atomic_init(&job.next, 0);
+    for (int i = 1; i < threads; i++)
+        started[i] = pthread_create(&tid[i], NULL, pass_thread, &job) == 0;
+    pass_thread(&job);
+    for (int i = 1; i < threads; i++)
         if (started[i])
             pthread_join(tid[i], NULL);
-        else
-            pass_thread(&job[i]);
-    }
 }
 
 void qc_apply_super(qc_rho *rho, int k, const int *q, const double complex *s, qc_work *w)
 {
     const int n = rho->n, d = 1 << k, d2 = d * d;
-    pass_geom g = {.rho = rho, .d2 = d2, .npos = 2 * k, .m = w->m};
-    for (int j = 0; j < k; j++) {
-        g.pos[2 * j] = q[j];
-        g.pos[2 * j + 1] = n + q[j];
+    pass_geom g = {.rho = rho, .d2 = d2, .k = k, .q = {q[0], k > 1 ? q[1] : 0},
+                   .ncb = (int64_t)1 << (n - k), .m = w->m, .a = w->a, .real = true};
+    if (k > 1 && g.q[0] > g.q[1]) {
+        g.q[0] = q[1];
+        g.q[1] = q[0];
     }
-    for (int i = 1; i < g.npos; i++) /* insertion sort of <= 4 positions */
-        for (int j = i; j > 0 && g.pos[j - 1] > g.pos[j]; j--) {
-            int t = g.pos[j];
-            g.pos[j] = g.pos[j - 1];
-            g.pos[j - 1] = t;
-        }
     for (int r = 0; r < d; r++)
         for (int c = 0; c < d; c++) {
             int64_t o = 0;
             for (int j = 0; j < k; j++) {
                 if (r >> j & 1)
-                    o += (int64_t)1 << (n + q[j]);
+                    o += rho->dim << q[j];
                 if (c >> j & 1)
                     o += (int64_t)1 << q[j];
             }
-            g.off[r * d + c] = o;
+            g.loc[r * d + c] = o;
         }
+    g.contiguous = true;
+    for (int t = 0; t < QC_W; t++) {
+        g.colofs[t] = spread(&g, t);
+        g.contiguous = g.contiguous && g.colofs[t] == t;
+    }
+    g.contiguous = g.contiguous && g.ncb >= QC_W;
     /* Real form of the complex product: [Re; Im] <- [[A, -B], [B, A]] [Re; Im]. */
     for (int i = 0; i < d2; i++)
         for (int j = 0; j < d2; j++) {
             double a = creal(s[i * d2 + j]), b = cimag(s[i * d2 + j]);
+            w->a[i * d2 + j] = a;
             w->m[i * 2 * d2 + j] = a;
             w->m[i * 2 * d2 + d2 + j] = -b;
             w->m[(d2 + i) * 2 * d2 + j] = b;
             w->m[(d2 + i) * 2 * d2 + d2 + j] = a;
+            g.real = g.real && b == 0.0;
         }
-    int64_t nblocks = (int64_t)1 << (2 * (n - k));
-    pass_run(&g, nblocks, w);
+    const int dd = g.real ? d2 : 2 * d2;
+    const double *mat = g.real ? w->a : w->m;
+    for (int i = 0; i < dd; i += 4) {
+        g.nz.n[i / 4] = 0;
+        for (int j = 0; j < dd; j++)
+            if (mat[i * dd + j] != 0.0 || mat[(i + 1) * dd + j] != 0.0 ||
+                mat[(i + 2) * dd + j] != 0.0 || mat[(i + 3) * dd + j] != 0.0)
+                g.nz.j[i / 4][g.nz.n[i / 4]++] = (uint8_t)j;
+    }
+    pass_run(&g);
 }
 
 /* ---- Pauli strings --------------------------------------------------------- */

@@ -39,15 +39,12 @@ typedef struct qc_rho {
     double *im;
 } qc_rho;
 
-/* Gather/scatter tile of one pass: blocks of rho are copied into `in`,
- * multiplied by the superoperator as one real GEMM into `out`, copied back.
- * QC_TILE blocks per GEMM keeps a tile (2 * 32 * QC_TILE doubles) in L2. */
-#define QC_TILE 128
+/* Per-pass matrices; the pass itself needs no heap (its chunks live on
+ * the stack of each thread), so a steady state allocates nothing. */
 #define QC_MAX_THREADS 16
 typedef struct qc_work {
-    double *in[QC_MAX_THREADS], *out[QC_MAX_THREADS]; /* per thread, 32 * QC_TILE doubles
-                                                         each; [0] always allocated */
     double m[32 * 32];  /* the real form [[Re S, -Im S], [Im S, Re S]] */
+    double a[16 * 16];  /* Re S, used alone when S is real */
 } qc_work;
 
 int qc_rho_alloc(qc_rho *rho, int n);
