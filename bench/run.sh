@@ -32,9 +32,11 @@ PY=/usr/bin/python3
 die() { echo "bench: $*" >&2; exit 1; }
 
 [ -x "$BUILD/symlab" ] || die "no ./symlab in $BUILD: run from a configured build directory (make bench), or set BUILD"
-if [ ! -x "$BUILD/bench/gemm_floor" ]; then
-  (cd "$BUILD" && make bench/gemm_floor >/dev/null) || die "cannot build bench/gemm_floor"
-fi
+for prog in gemm_floor qc_bench; do
+  if [ ! -x "$BUILD/bench/$prog" ]; then
+    (cd "$BUILD" && make "bench/$prog" >/dev/null) || die "cannot build bench/$prog"
+  fi
+done
 [ -x "$PY" ] || die "$PY is needed for the tables (apt-get install python3)"
 
 have_torch() { "$PY" -c "import torch" >/dev/null 2>&1; }

@@ -446,7 +446,7 @@ int sl_model_clone(sl_model *m, sl_dtype dtype, sl_model **out)
  * speed, where the generic fill loop took several percent of a step. */
 void sl_model_zero_grad(sl_model *m)
 {
-    if (m->built)
+    if (m->built && m->numel > 0) /* a model without parameters has no arena */
         memset(m->grad_arena.data, 0, (size_t)m->numel * sl_dtype_size(m->dtype));
 }
 

@@ -43,38 +43,59 @@ static const sl_option_spec conv2d_options[] = {
 /* The typed kernels.  x (C, H, W) and y (O, Ho, Wo) are one image. */
 #define GEMM_f32 sl_sgemm
 #define GEMM_f64 sl_dgemm
+/* The outputs o in [0, n) whose input index o*s + d falls inside [0, size)
+ * form one run [*lo, *hi): computing it once per kernel row lets im2col and
+ * col2im copy runs without a bounds test per element (that test, and the
+ * select it fed, made im2col a quarter of a CNN step). */
+static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo, int64_t *hi)
+{
+    int64_t a = d >= 0 ? 0 : (-d + s - 1) / s;
+    int64_t b = size - 1 - d < 0 ? 0 : (size - 1 - d) / s + 1;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 #define DEFINE_CONV2D(T, SUF)                                                          \
     static void im2col_##SUF(const conv_geom *g, const T *x, T *cols)                   \
     {                                                                                  \
         for (int64_t r = 0; r < g->rows; r++) {                                        \
             int64_t c = r / (g->k * g->k), ki = r / g->k % g->k, kj = r % g->k;        \
+            int64_t h0, h1, w0, w1;                                                    \
+            valid_run(ki - g->p, g->s, g->h, g->ho, &h0, &h1);                         \
+            valid_run(kj - g->p, g->s, g->w, g->wo, &w0, &w1);                         \
             T *row = cols + r * g->npix;                                               \
             for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
-                int64_t ih = oh * g->s - g->p + ki;                                    \
-                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
-                    int64_t iw = ow * g->s - g->p + kj;                                \
-                    bool inside = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;        \
-                    row[oh * g->wo + ow] = inside ? x[(c * g->h + ih) * g->w + iw] : 0; \
-                }                                                                      \
+                T *dst = row + oh * g->wo;                                             \
+                int64_t lo = oh >= h0 && oh < h1 ? w0 : g->wo, hi = lo == g->wo ? lo : w1; \
+                /* index of input (c, ih, iw) for ow = 0; only used inside the run */ \
+                int64_t at = (c * g->h + oh * g->s - g->p + ki) * g->w + kj - g->p;    \
+                for (int64_t ow = 0; ow < lo; ow++)                                    \
+                    dst[ow] = 0;                                                       \
+                for (int64_t ow = lo; ow < hi; ow++)                                   \
+                    dst[ow] = x[at + ow * g->s];                                       \
+                for (int64_t ow = hi; ow < g->wo; ow++)                                \
+                    dst[ow] = 0;                                                       \
             }                                                                          \
         }                                                                              \
     }                                                                                  \
-    /* gx (C, H, W) = the adjoint of im2col applied to gcols. */                       \
+    /* gx (C, H, W) = the adjoint of im2col applied to gcols.  Rows are added in     \
+     * the same order as the plain loop (r outer), so sums round the same way. */    \
     static void col2im_##SUF(const conv_geom *g, const T *gcols, T *gx)                 \
     {                                                                                  \
         memset(gx, 0, (size_t)(g->c * g->h * g->w) * sizeof(T));                       \
         for (int64_t r = 0; r < g->rows; r++) {                                        \
             int64_t c = r / (g->k * g->k), ki = r / g->k % g->k, kj = r % g->k;        \
+            int64_t h0, h1, w0, w1;                                                    \
+            valid_run(ki - g->p, g->s, g->h, g->ho, &h0, &h1);                         \
+            valid_run(kj - g->p, g->s, g->w, g->wo, &w0, &w1);                         \
             const T *row = gcols + r * g->npix;                                        \
-            for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
-                int64_t ih = oh * g->s - g->p + ki;                                    \
-                if (ih < 0 || ih >= g->h)                                              \
-                    continue;                                                          \
-                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
-                    int64_t iw = ow * g->s - g->p + kj;                                \
-                    if (iw >= 0 && iw < g->w)                                          \
-                        gx[(c * g->h + ih) * g->w + iw] += row[oh * g->wo + ow];       \
-                }                                                                      \
+            for (int64_t oh = h0; oh < h1; oh++) {                                     \
+                int64_t at = (c * g->h + oh * g->s - g->p + ki) * g->w + kj - g->p;    \
+                const T *src = row + oh * g->wo;                                       \
+                for (int64_t ow = w0; ow < w1; ow++)                                   \
+                    gx[at + ow * g->s] += src[ow];                                     \
             }                                                                          \
         }                                                                              \
     }                                                                                  \

@@ -49,15 +49,21 @@ static const sl_option_spec pool_options[] = {
             for (int64_t oh = 0; oh < g->ho; oh++)                                     \
                 for (int64_t ow = 0; ow < g->wo; ow++) {                               \
                     POOL_WINDOW(g, oh, ow);                                            \
+                    /* The running maximum lives in a local (read back through xp, \
+                     * which y and arg might alias, it cost a reload per element). */ \
                     int64_t best = h0 * g->w + w0;                                     \
+                    T bv = xp[best];                                                   \
                     for (int64_t i = h0; i < h1; i++)                                  \
                         for (int64_t j = w0; j < w1; j++) {                            \
                             T v = xp[i * g->w + j];                                    \
-                            if (v > xp[best] || (isnan(v) && !isnan(xp[best])))        \
-                                best = i * g->w + j;                                   \
+                            /* selects, not a branch: which element wins is data, \
+                             * and a branch on it was mispredicted a third of the time */ \
+                            bool take = (v > bv) | ((v != v) & (bv == bv)); /* NaN wins */ \
+                            best = take ? i * g->w + j : best;                         \
+                            bv = take ? v : bv;                                        \
                         }                                                              \
                     int64_t o = (pl * g->ho + oh) * g->wo + ow;                        \
-                    y[o] = xp[best];                                                   \
+                    y[o] = bv;                                                         \
                     arg[o] = best;                                                     \
                 }                                                                      \
         }                                                                              \

@@ -45,6 +45,8 @@ static inline bool bit_get(const uint64_t *set, int i) { return set[i >> 6] >> (
 static void conjugate(const qc_op *op, uint64_t *x, uint64_t *z)
 {
     const int a = op->q[0], b = op->q[1];
+    if (a < 0) /* marks and whole-register ops act on no single qubit */
+        return;
     uint64_t xa = *x >> a & 1, za = *z >> a & 1;
     switch (op->kind) {
     case QC_H: /* X <-> Z */
