@@ -40,7 +40,6 @@ typedef struct run {
     sl_record *row;
     int64_t epochs, eval_batch;
     bool progress;
-    double started;
 } run;
 
 static int call_hooks(run *r, sl_event ev)
@@ -136,7 +135,8 @@ static int epoch(run *r)
     while ((more = sl_batcher_next(r->batcher, &x, &y)) > 0) {
         SL_TRY(step(r, x, y, &loss_sum, &correct));
         seen += x->shape[0];
-        if (++done, r->progress)
+        done++;
+        if (r->progress)
             draw_progress(r, done, total, loss_sum / (double)seen);
     }
     SL_TRY(more);
@@ -179,7 +179,7 @@ int sl_train(sl_model *model, sl_optim *optim, const sl_train_args *args,
         return sl_error(SL_EINVAL, "train: model, optimizer and arguments are required");
     if (sl_optim_model(optim) != model)
         return sl_error(SL_EINVAL, "train: the optimizer belongs to another model");
-    run r = {.model = model, .optim = optim, .args = args, .started = now_seconds()};
+    run r = {.model = model, .optim = optim, .args = args};
     sl_options *opt = sl_options_copy(options);
     int rc = opt ? setup(&r, opt) : SL_ENOMEM;
     if (rc >= 0)
