@@ -331,6 +331,56 @@ START_TEST(test_maxpool_ties)
 }
 END_TEST
 
+/* The 2x2 fast path in f32 over a row wide enough for its vector part and
+ * its scalar tail: many ties and some NaN.  Reference: NaN wins, otherwise
+ * the first maximum in row-major window order; backward routes the whole
+ * gradient to that position. */
+START_TEST(test_maxpool_2x2_f32_ties_and_nan)
+{
+    enum { N = 2, C = 3, H = 6, W = 18, HO = H / 2, WO = W / 2 };
+    fixture f = {0};
+    fixture_build(&f, SL_F32, "maxpool2d", "kernel_size=2", 4, SHAPE(N, C, H, W), 1);
+    float *x = f.x.data;
+    sl_rng rng;
+    sl_rng_seed(&rng, 11);
+    for (int i = 0; i < N * C * H * W; i++)
+        x[i] = i % 37 == 5 ? NAN : (float)sl_rng_below(&rng, 3) - 1.0f; /* -1, 0, 1 */
+    fixture_forward(&f);
+    sl_tensor g = {0}, gin = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&g, SL_F32, 4, SHAPE(N, C, HO, WO)));
+    ck_assert_sl_ok(sl_tensor_alloc(&gin, SL_F32, 4, SHAPE(N, C, H, W)));
+    for (int i = 0; i < N * C * HO * WO; i++)
+        ((float *)g.data)[i] = (float)(i + 1);
+    sl_module *mod = sl_model_module(f.model, 0);
+    ck_assert_sl_ok(sl_module_type_of(mod)->backward(mod, &f.x, f.y, &g, &gin));
+    const float *y = f.y->data, *gi = gin.data;
+    for (int nc = 0; nc < N * C; nc++)
+        for (int i = 0; i < HO; i++)
+            for (int j = 0; j < WO; j++) {
+                int best = -1;
+                for (int di = 0; di < 2; di++)
+                    for (int dj = 0; dj < 2; dj++) {
+                        int at = (nc * H + 2 * i + di) * W + 2 * j + dj;
+                        if (best < 0 || (!isnan(x[best]) && (isnan(x[at]) || x[at] > x[best])))
+                            best = at;
+                    }
+                int o = (nc * HO + i) * WO + j;
+                if (isnan(x[best]))
+                    ck_assert_msg(isnan(y[o]), "output %d should be NaN", o);
+                else
+                    ck_assert_float_eq(y[o], x[best]);
+                for (int di = 0; di < 2; di++)
+                    for (int dj = 0; dj < 2; dj++) {
+                        int at = (nc * H + 2 * i + di) * W + 2 * j + dj;
+                        ck_assert_float_eq(gi[at], at == best ? (float)(o + 1) : 0.0f);
+                    }
+            }
+    sl_tensor_release(&g);
+    sl_tensor_release(&gin);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(test_forward_flatten)
 {
     fixture f = {0};
@@ -653,6 +703,7 @@ static Suite *modules_suite(void)
     tcase_add_test(fwd, test_forward_conv2d);
     tcase_add_test(fwd, test_forward_pool);
     tcase_add_test(fwd, test_maxpool_ties);
+    tcase_add_test(fwd, test_maxpool_2x2_f32_ties_and_nan);
     tcase_add_test(fwd, test_forward_flatten);
     tcase_add_test(fwd, test_forward_layernorm);
     tcase_add_test(fwd, test_forward_activations);

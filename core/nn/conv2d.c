@@ -4,8 +4,10 @@
  * in is (B, C, H, W), out is (B, O, Ho, Wo) with Ho = (H + 2p - k) / s + 1
  * (floor).  Each image is lowered with im2col into a (C*k*k, Ho*Wo) column
  * matrix in scratch slot 0, so that the convolution is one GEMM
- * W (O, C*k*k) @ cols; backward reuses the same buffer for the column
- * gradients and scatters them back with col2im.  Parameters "weight"
+ * W (O, C*k*k) @ cols.  Forward keeps the columns of the whole batch (when
+ * they fit, see CONV_KEEP_COLS_MAX) so that backward's weight gradient does
+ * not lower every image a second time; the column gradients go to slot 1 and
+ * are scattered back with col2im.  Parameters "weight"
  * (O, C, k, k) and "bias" (O), as in PyTorch's state_dict. */
 #include "config.h"
 
@@ -19,7 +21,16 @@
 typedef struct conv2d_state {
     int64_t in_channels, out_channels, kernel, stride, padding;
     bool bias;
+    /* What the last forward left in scratch slot 0: the columns of every
+     * image of `cols_of` (NULL: nothing usable), a batch of `cols_batch`. */
+    const void *cols_of;
+    int64_t cols_batch;
 } conv2d_state;
+
+/* Forward keeps the whole batch's columns for backward (which then skips a
+ * second im2col per image) while they fit in this; above it, one image's
+ * buffer is reused and backward rebuilds them. */
+#define CONV_KEEP_COLS_MAX ((size_t)64 << 20)
 
 enum { CONV_WEIGHT = 0, CONV_BIAS = 1 };
 
@@ -58,6 +69,39 @@ static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo
 }
 
 #define DEFINE_CONV2D(T, SUF)                                                          \
+    /* dst[i] += src[i] (col2im's stride-1 runs: dst in gx, src in gcols), one   \
+     * 16-byte vector at a time with GCC/Clang vector extensions; element by     \
+     * element the same additions as the scalar loop. */                         \
+    typedef T conv_vec_##SUF __attribute__((vector_size(16)));                         \
+    static void add_run_##SUF(T *dst, const T *src, int64_t n)                         \
+    {                                                                                  \
+        const int64_t lanes = (int64_t)(sizeof(conv_vec_##SUF) / sizeof(T));           \
+        int64_t i = 0;                                                                 \
+        for (; i + lanes <= n; i += lanes) {                                           \
+            conv_vec_##SUF a, b;                                                       \
+            memcpy(&a, dst + i, sizeof a);                                             \
+            memcpy(&b, src + i, sizeof b);                                             \
+            a += b;                                                                    \
+            memcpy(dst + i, &a, sizeof a);                                             \
+        }                                                                              \
+        for (; i < n; i++)                                                             \
+            dst[i] += src[i];                                                          \
+    }                                                                                  \
+    /* dst[i] += v: forward's bias, vectorised likewise (the plain loop re-read   \
+     * the bias from memory, which y might alias, for every pixel). */            \
+    static void add_scalar_##SUF(T *dst, T v, int64_t n)                               \
+    {                                                                                  \
+        const int64_t lanes = (int64_t)(sizeof(conv_vec_##SUF) / sizeof(T));           \
+        int64_t i = 0;                                                                 \
+        for (; i + lanes <= n; i += lanes) {                                           \
+            conv_vec_##SUF a;                                                          \
+            memcpy(&a, dst + i, sizeof a);                                             \
+            a += v;                                                                    \
+            memcpy(dst + i, &a, sizeof a);                                             \
+        }                                                                              \
+        for (; i < n; i++)                                                             \
+            dst[i] += v;                                                               \
+    }                                                                                  \
     static void im2col_##SUF(const conv_geom *g, const T *x, T *cols)                   \
     {                                                                                  \
         for (int64_t r = 0; r < g->rows; r++) {                                        \
@@ -73,8 +117,11 @@ static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo
                 int64_t at = (c * g->h + oh * g->s - g->p + ki) * g->w + kj - g->p;    \
                 for (int64_t ow = 0; ow < lo; ow++)                                    \
                     dst[ow] = 0;                                                       \
-                for (int64_t ow = lo; ow < hi; ow++)                                   \
-                    dst[ow] = x[at + ow * g->s];                                       \
+                if (g->s != 1)                                                         \
+                    for (int64_t ow = lo; ow < hi; ow++)                               \
+                        dst[ow] = x[at + ow * g->s];                                   \
+                else if (hi > lo) /* stride 1: the run is contiguous, a block copy */  \
+                    memcpy(dst + lo, x + at + lo, (size_t)(hi - lo) * sizeof(T));      \
                 for (int64_t ow = hi; ow < g->wo; ow++)                                \
                     dst[ow] = 0;                                                       \
             }                                                                          \
@@ -94,44 +141,58 @@ static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo
             for (int64_t oh = h0; oh < h1; oh++) {                                     \
                 int64_t at = (c * g->h + oh * g->s - g->p + ki) * g->w + kj - g->p;    \
                 const T *src = row + oh * g->wo;                                       \
+                if (g->s == 1) {                                                       \
+                    add_run_##SUF(gx + at + w0, src + w0, w1 - w0);                    \
+                    continue;                                                          \
+                }                                                                      \
                 for (int64_t ow = w0; ow < w1; ow++)                                   \
                     gx[at + ow * g->s] += src[ow];                                     \
             }                                                                          \
         }                                                                              \
     }                                                                                  \
+    /* cols_step is rows*npix when every image keeps its columns for backward,      \
+     * 0 when one image's buffer is reused. */                                         \
     static void conv_forward_##SUF(const conv_geom *g, const T *x, const T *wt,         \
-                                   const T *b, T *y, T *cols)                          \
+                                   const T *b, T *y, T *cols, int64_t cols_step)       \
     {                                                                                  \
         for (int64_t n = 0; n < g->batch; n++) {                                       \
             const T *xn = x + n * g->c * g->h * g->w;                                  \
             T *yn = y + n * g->o * g->npix;                                            \
-            im2col_##SUF(g, xn, cols);                                                 \
+            T *cn = cols + n * cols_step;                                              \
+            im2col_##SUF(g, xn, cn);                                                   \
             /* yn (O, npix) = W (O, rows) @ cols (rows, npix) */                       \
-            GEMM_##SUF(false, false, g->o, g->npix, g->rows, 1, wt, g->rows, cols,      \
+            GEMM_##SUF(false, false, g->o, g->npix, g->rows, 1, wt, g->rows, cn,        \
                        g->npix, 0, yn, g->npix);                                       \
             for (int64_t o = 0; b && o < g->o; o++)                                    \
-                for (int64_t i = 0; i < g->npix; i++)                                  \
-                    yn[o * g->npix + i] += b[o];                                       \
+                add_scalar_##SUF(yn + o * g->npix, b[o], g->npix);                     \
         }                                                                              \
     }                                                                                  \
+    /* With cols_step > 0, cols holds forward's columns of every image (not        \
+     * rebuilt); gcols then is a separate one-image buffer, so a second backward  \
+     * after one forward still finds them.  With cols_step 0, gcols == cols. */    \
     static void conv_backward_##SUF(const conv_geom *g, const T *x, const T *wt,        \
-                                    const T *gy, T *gw, T *gb, T *gx, T *cols)         \
+                                    const T *gy, T *gw, T *gb, T *gx, T *cols,         \
+                                    int64_t cols_step, T *gcols)                       \
     {                                                                                  \
         for (int64_t n = 0; n < g->batch; n++) {                                       \
             const T *gyn = gy + n * g->o * g->npix;                                    \
-            im2col_##SUF(g, x + n * g->c * g->h * g->w, cols);                         \
+            T *cn = cols + n * cols_step;                                              \
+            if (!cols_step)                                                            \
+                im2col_##SUF(g, x + n * g->c * g->h * g->w, cn);                       \
             /* gW (O, rows) += gyn (O, npix) @ cols^T (npix, rows) */                  \
-            GEMM_##SUF(false, true, g->o, g->rows, g->npix, 1, gyn, g->npix, cols,      \
+            GEMM_##SUF(false, true, g->o, g->rows, g->npix, 1, gyn, g->npix, cn,        \
                        g->npix, 1, gw, g->rows);                                       \
-            for (int64_t o = 0; gb && o < g->o; o++)                                   \
-                for (int64_t i = 0; i < g->npix; i++)                                  \
+            /* pixels outer: the O sums are independent chains that overlap,     \
+             * each still added in pixel order (o outer waited on one chain). */  \
+            for (int64_t i = 0; gb && i < g->npix; i++)                                \
+                for (int64_t o = 0; o < g->o; o++)                                     \
                     gb[o] += gyn[o * g->npix + i];                                     \
             if (!gx)                                                                   \
                 continue;                                                              \
             /* gcols (rows, npix) = W^T (rows, O) @ gyn (O, npix), over cols */        \
             GEMM_##SUF(true, false, g->rows, g->npix, g->o, 1, wt, g->rows, gyn,        \
-                       g->npix, 0, cols, g->npix);                                     \
-            col2im_##SUF(g, cols, gx + n * g->c * g->h * g->w);                        \
+                       g->npix, 0, gcols, g->npix);                                    \
+            col2im_##SUF(g, gcols, gx + n * g->c * g->h * g->w);                       \
         }                                                                              \
     }
 DEFINE_CONV2D(float, f32)
@@ -219,34 +280,46 @@ static int conv2d_output_shape(sl_module *m, int ndim, const int64_t *in, int *o
     return SL_OK;
 }
 
-/* The im2col buffer for one image, grown once to the largest seen. */
-static int conv2d_columns(sl_module *m, const conv_geom *g, sl_dtype dtype, void **cols)
+/* Scratch slot 0 holds the im2col columns: of the whole batch when they fit
+ * in CONV_KEEP_COLS_MAX (*step = rows*npix elements between images), else of
+ * one image (*step = 0).  Slot 1 is backward's one-image column gradient
+ * when slot 0 is kept.  Both grow once to the largest batch seen. */
+static int conv2d_columns(sl_module *m, const conv_geom *g, sl_dtype dtype, void **cols,
+                          int64_t *step)
 {
-    size_t nbytes = (size_t)(g->rows * g->npix) * sl_dtype_size(dtype);
-    return sl_module_scratch(m, 0, nbytes, cols);
+    size_t image = (size_t)(g->rows * g->npix) * sl_dtype_size(dtype);
+    bool keep = image * (size_t)g->batch <= CONV_KEEP_COLS_MAX;
+    *step = keep ? g->rows * g->npix : 0;
+    return sl_module_scratch(m, 0, keep ? image * (size_t)g->batch : image, cols);
 }
 
-/* Geometry and column buffer of a forward/backward call. */
-static int conv2d_prepare(sl_module *m, const sl_tensor *in, conv_geom *g, void **cols)
+static int conv2d_check_input(const sl_tensor *in)
 {
     if (!sl_tensor_is_contiguous(in) || (in->dtype != SL_F32 && in->dtype != SL_F64))
         return sl_error(SL_EINVAL, "conv2d: input must be a contiguous f32 or f64 tensor");
-    SL_TRY(conv2d_geometry(sl_module_state(m), in->ndim, in->shape, g));
-    return conv2d_columns(m, g, in->dtype, cols);
+    return SL_OK;
 }
 
 static int conv2d_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
-    const conv2d_state *s = sl_module_state(m);
+    conv2d_state *s = sl_module_state(m);
     conv_geom g;
     void *cols;
-    SL_TRY(conv2d_prepare(m, in, &g, &cols));
+    int64_t step;
+    SL_TRY(conv2d_check_input(in));
+    SL_TRY(conv2d_geometry(s, in->ndim, in->shape, &g));
+    s->cols_of = NULL; /* stays NULL if anything below fails */
+    SL_TRY(conv2d_columns(m, &g, in->dtype, &cols, &step));
     const void *w = sl_module_param(m, CONV_WEIGHT)->data;
     const void *b = s->bias ? sl_module_param(m, CONV_BIAS)->data : NULL;
     if (in->dtype == SL_F32)
-        conv_forward_f32(&g, in->data, w, b, out->data, cols);
+        conv_forward_f32(&g, in->data, w, b, out->data, cols, step);
     else
-        conv_forward_f64(&g, in->data, w, b, out->data, cols);
+        conv_forward_f64(&g, in->data, w, b, out->data, cols, step);
+    if (step) {
+        s->cols_of = in->data;
+        s->cols_batch = g.batch;
+    }
     return SL_OK;
 }
 
@@ -255,16 +328,27 @@ static int conv2d_backward(sl_module *m, const sl_tensor *in, const sl_tensor *o
 {
     const conv2d_state *s = sl_module_state(m);
     conv_geom g;
-    void *cols;
-    SL_TRY(conv2d_prepare(m, in, &g, &cols));
+    void *cols, *gcols;
+    int64_t step;
+    SL_TRY(conv2d_check_input(in));
+    SL_TRY(conv2d_geometry(s, in->ndim, in->shape, &g));
+    SL_TRY(conv2d_columns(m, &g, in->dtype, &cols, &step));
+    /* module.h: backward follows forward on the same input, so the kept
+     * columns are this input's; the check only guards against misuse. */
+    if (s->cols_of != in->data || s->cols_batch != g.batch)
+        step = 0;
+    gcols = cols;
+    if (step)
+        SL_TRY(sl_module_scratch(m, 1, (size_t)(g.rows * g.npix) * sl_dtype_size(in->dtype),
+                                 &gcols));
     const void *w = sl_module_param(m, CONV_WEIGHT)->data;
     void *gw = sl_module_grad(m, CONV_WEIGHT)->data;
     void *gb = s->bias ? sl_module_grad(m, CONV_BIAS)->data : NULL;
     void *gx = grad_in ? grad_in->data : NULL;
     if (in->dtype == SL_F32)
-        conv_backward_f32(&g, in->data, w, grad_out->data, gw, gb, gx, cols);
+        conv_backward_f32(&g, in->data, w, grad_out->data, gw, gb, gx, cols, step, gcols);
     else
-        conv_backward_f64(&g, in->data, w, grad_out->data, gw, gb, gx, cols);
+        conv_backward_f64(&g, in->data, w, grad_out->data, gw, gb, gx, cols, step, gcols);
     return SL_OK;
 }
 

@@ -41,7 +41,109 @@ static const sl_option_spec pool_options[] = {
     if (w0 < 0)                                                                        \
         w0 = 0
 
-#define DEFINE_POOL(T, SUF)                                                            \
+/* NaN wins, else the strictly larger value; ties keep the earlier one. */
+#define MAXPOOL_TAKES(v, bv) (((v) > (bv)) | (((v) != (v)) & ((bv) == (bv))))
+
+/* Output ow of a 2x2/stride-2 row pair: the running maximum and its place. */
+#define MAXPOOL2X2_WINDOW(T, r0, r1, y, code, ow)                                      \
+    do {                                                                               \
+        T bv_ = (r0)[2 * (ow)], best_ = 0, v_;                                         \
+        v_ = (r0)[2 * (ow) + 1];                                                       \
+        best_ = MAXPOOL_TAKES(v_, bv_) ? 1 : best_;                                    \
+        bv_ = MAXPOOL_TAKES(v_, bv_) ? v_ : bv_;                                       \
+        v_ = (r1)[2 * (ow)];                                                           \
+        best_ = MAXPOOL_TAKES(v_, bv_) ? 2 : best_;                                    \
+        bv_ = MAXPOOL_TAKES(v_, bv_) ? v_ : bv_;                                       \
+        v_ = (r1)[2 * (ow) + 1];                                                       \
+        best_ = MAXPOOL_TAKES(v_, bv_) ? 3 : best_;                                    \
+        bv_ = MAXPOOL_TAKES(v_, bv_) ? v_ : bv_;                                       \
+        (y)[ow] = bv_;                                                                 \
+        (code)[ow] = best_;                                                            \
+    } while (0)
+
+/* The even and odd lanes of two 16-byte vectors laid end to end, i.e. the
+ * left and right columns of consecutive 2x2 windows. */
+#ifdef __clang__
+#define POOL_EVEN_f32(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define POOL_ODD_f32(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#define POOL_EVEN_f64(a, b) __builtin_shufflevector(a, b, 0, 2)
+#define POOL_ODD_f64(a, b) __builtin_shufflevector(a, b, 1, 3)
+#else
+#define POOL_EVEN_f32(a, b) __builtin_shuffle(a, b, (pool_mask_f32){0, 2, 4, 6})
+#define POOL_ODD_f32(a, b) __builtin_shuffle(a, b, (pool_mask_f32){1, 3, 5, 7})
+#define POOL_EVEN_f64(a, b) __builtin_shuffle(a, b, (pool_mask_f64){0, 2})
+#define POOL_ODD_f64(a, b) __builtin_shuffle(a, b, (pool_mask_f64){1, 3})
+#endif
+
+/* One step of the running maximum on vectors: lanes where v takes over bv
+ * (MAXPOOL_TAKES, as masks) get v's value and `place`.  Bitwise selects, so
+ * the winner's bits are copied exactly. */
+#define MAXPOOL_VSTEP(V, M, v, bv, best, place)                                        \
+    do {                                                                               \
+        M t_ = MAXPOOL_TAKES(v, bv);                                                   \
+        (bv) = (V)(((M)(v) & t_) | ((M)(bv) & ~t_));                                   \
+        (best) = (V)(((M)(place) & t_) | ((M)(best) & ~t_));                           \
+    } while (0)
+
+#define DEFINE_POOL(T, I, SUF)                                                         \
+    /* kernel 2, stride 2, no padding (the common case): the four elements of a   \
+     * window, in the general loop's order, without its per-window clipping.      \
+     * Same maximum and same winner as maxpool_forward, but the winner is kept as \
+     * its place in the window (0..3, row-major) in an array of T, so that one    \
+     * 16-byte vector of windows is done at a time (GCC/Clang vector extensions; \
+     * the scalar form, with an int64 index beside each value, cost more than    \
+     * the convolutions' GEMMs).  The scalar tail computes the same thing. */    \
+    typedef T pool_vec_##SUF __attribute__((vector_size(16)));                         \
+    typedef I pool_mask_##SUF __attribute__((vector_size(16)));                        \
+    static void maxpool2x2_row_##SUF(const T *r0, const T *r1, T *y, T *code,          \
+                                     int64_t n)                                        \
+    {                                                                                  \
+        const int64_t lanes = (int64_t)(sizeof(pool_vec_##SUF) / sizeof(T));           \
+        const pool_vec_##SUF zero = {0}, one = zero + 1, two = one + 1,                \
+                             three = two + 1;                                          \
+        int64_t ow = 0;                                                                \
+        for (; ow + lanes <= n; ow += lanes) {                                         \
+            pool_vec_##SUF p0, p1, q0, q1;                                             \
+            memcpy(&p0, r0 + 2 * ow, sizeof p0);                                       \
+            memcpy(&p1, r0 + 2 * ow + lanes, sizeof p1);                               \
+            memcpy(&q0, r1 + 2 * ow, sizeof q0);                                       \
+            memcpy(&q1, r1 + 2 * ow + lanes, sizeof q1);                               \
+            pool_vec_##SUF bv = POOL_EVEN_##SUF(p0, p1), best = zero;                  \
+            pool_vec_##SUF v = POOL_ODD_##SUF(p0, p1);                                 \
+            MAXPOOL_VSTEP(pool_vec_##SUF, pool_mask_##SUF, v, bv, best, one);          \
+            v = POOL_EVEN_##SUF(q0, q1);                                               \
+            MAXPOOL_VSTEP(pool_vec_##SUF, pool_mask_##SUF, v, bv, best, two);          \
+            v = POOL_ODD_##SUF(q0, q1);                                                \
+            MAXPOOL_VSTEP(pool_vec_##SUF, pool_mask_##SUF, v, bv, best, three);        \
+            memcpy(y + ow, &bv, sizeof bv);                                            \
+            memcpy(code + ow, &best, sizeof best);                                     \
+        }                                                                              \
+        for (; ow < n; ow++)                                                           \
+            MAXPOOL2X2_WINDOW(T, r0, r1, y, code, ow);                                 \
+    }                                                                                  \
+    static void maxpool2x2_forward_##SUF(const pool_geom *g, const T *x, T *y, T *code) \
+    {                                                                                  \
+        for (int64_t pl = 0; pl < g->planes; pl++)                                     \
+            for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
+                const T *r0 = x + (pl * g->h + 2 * oh) * g->w;                         \
+                int64_t o = (pl * g->ho + oh) * g->wo;                                 \
+                maxpool2x2_row_##SUF(r0, r0 + g->w, y + o, code + o, g->wo);           \
+            }                                                                          \
+    }                                                                                  \
+    static void maxpool2x2_backward_##SUF(const pool_geom *g, const T *gy, T *gx,       \
+                                          const T *code)                               \
+    {                                                                                  \
+        memset(gx, 0, (size_t)(g->planes * g->h * g->w) * sizeof(T));                  \
+        for (int64_t pl = 0; pl < g->planes; pl++)                                     \
+            for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
+                T *r0 = gx + (pl * g->h + 2 * oh) * g->w;                              \
+                int64_t o = (pl * g->ho + oh) * g->wo;                                 \
+                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
+                    int c = (int)code[o + ow];                                         \
+                    r0[(c >> 1) * g->w + 2 * ow + (c & 1)] += gy[o + ow];              \
+                }                                                                      \
+            }                                                                          \
+    }                                                                                  \
     static void maxpool_forward_##SUF(const pool_geom *g, const T *x, T *y, int64_t *arg) \
     {                                                                                  \
         for (int64_t pl = 0; pl < g->planes; pl++) {                                   \
@@ -58,7 +160,7 @@ static const sl_option_spec pool_options[] = {
                             T v = xp[i * g->w + j];                                    \
                             /* selects, not a branch: which element wins is data, \
                              * and a branch on it was mispredicted a third of the time */ \
-                            bool take = (v > bv) | ((v != v) & (bv == bv)); /* NaN wins */ \
+                            bool take = MAXPOOL_TAKES(v, bv);                          \
                             best = take ? i * g->w + j : best;                         \
                             bv = take ? v : bv;                                        \
                         }                                                              \
@@ -109,8 +211,8 @@ static const sl_option_spec pool_options[] = {
                 }                                                                      \
         }                                                                              \
     }
-DEFINE_POOL(float, f32)
-DEFINE_POOL(double, f64)
+DEFINE_POOL(float, int32_t, f32)
+DEFINE_POOL(double, int64_t, f64)
 
 /* Shared by both types; the message names the type. */
 static int pool_create(sl_module *m, const sl_options *opt)
@@ -181,20 +283,30 @@ static int pool_prepare(sl_module *m, const sl_tensor *in, pool_geom *g)
     return pool_geometry(m, in->ndim, in->shape, g);
 }
 
-static int maxpool_argmax(sl_module *m, const pool_geom *g, int64_t **arg)
+/* kernel 2, stride 2, no padding: the fast path with winners kept as T. */
+static bool maxpool_is_2x2(const pool_geom *g) { return g->k == 2 && g->s == 2 && g->p == 0; }
+
+/* Scratch slot 0: the winner of each window for backward (an int64 offset in
+ * the plane, or with the 2x2 path its place in the window as a T). */
+static int maxpool_argmax(sl_module *m, const pool_geom *g, sl_dtype dtype, void **arg)
 {
-    size_t nbytes = (size_t)(g->planes * g->ho * g->wo) * sizeof(int64_t);
-    return sl_module_scratch(m, 0, nbytes, (void **)arg);
+    size_t each = maxpool_is_2x2(g) ? sl_dtype_size(dtype) : sizeof(int64_t);
+    return sl_module_scratch(m, 0, (size_t)(g->planes * g->ho * g->wo) * each, arg);
 }
 
 static int maxpool_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     pool_geom g;
-    int64_t *arg;
+    void *arg;
     SL_TRY(pool_prepare(m, in, &g));
-    SL_TRY(maxpool_argmax(m, &g, &arg));
-    if (in->dtype == SL_F32)
+    SL_TRY(maxpool_argmax(m, &g, in->dtype, &arg));
+    bool two = maxpool_is_2x2(&g);
+    if (in->dtype == SL_F32 && two)
+        maxpool2x2_forward_f32(&g, in->data, out->data, arg);
+    else if (in->dtype == SL_F32)
         maxpool_forward_f32(&g, in->data, out->data, arg);
+    else if (two)
+        maxpool2x2_forward_f64(&g, in->data, out->data, arg);
     else
         maxpool_forward_f64(&g, in->data, out->data, arg);
     return SL_OK;
@@ -204,13 +316,18 @@ static int maxpool_backward(sl_module *m, const sl_tensor *in, const sl_tensor *
                             const sl_tensor *grad_out, sl_tensor *grad_in)
 {
     pool_geom g;
-    int64_t *arg;
+    void *arg;
     if (!grad_in)
         return SL_OK;
     SL_TRY(pool_prepare(m, in, &g));
-    SL_TRY(maxpool_argmax(m, &g, &arg)); /* same size as forward's: no allocation */
-    if (in->dtype == SL_F32)
+    SL_TRY(maxpool_argmax(m, &g, in->dtype, &arg)); /* same size as forward's: no allocation */
+    bool two = maxpool_is_2x2(&g);
+    if (in->dtype == SL_F32 && two)
+        maxpool2x2_backward_f32(&g, grad_out->data, grad_in->data, arg);
+    else if (in->dtype == SL_F32)
         maxpool_backward_f32(&g, grad_out->data, grad_in->data, arg);
+    else if (two)
+        maxpool2x2_backward_f64(&g, grad_out->data, grad_in->data, arg);
     else
         maxpool_backward_f64(&g, grad_out->data, grad_in->data, arg);
     return SL_OK;
