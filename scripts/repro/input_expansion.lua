@@ -248,7 +248,7 @@ end
 print(("total %d s"):format(os.time() - started))
 
 -- ---------------------------------------------------------------- files
-os.execute(("mkdir -p '%s'"):format(outdir))
+results.outdir(outdir)
 results.write_csv(outdir .. "/input_expansion_runs.csv", runs)
 local plotrows = {}
 for i, s in ipairs(summary) do
@@ -262,10 +262,7 @@ local sumcols = { "index", "config", "family", "acc_mean", "acc_std", "epochs_to
 results.write_csv(outdir .. "/input_expansion_summary.csv", plotrows, sumcols)
 print(("wrote %s/input_expansion_runs.csv and input_expansion_summary.csv"):format(outdir))
 
-if os.execute("command -v gnuplot >/dev/null 2>&1") then
-  local gp = outdir .. "/input_expansion.gp"
-  local f = assert(io.open(gp, "w"))
-  f:write(([[
+results.plot(outdir .. "/input_expansion.png", ([[
 set terminal pngcairo size 1200,500
 set output '%s/input_expansion.png'
 set datafile separator ','
@@ -282,12 +279,3 @@ plot '%s/input_expansion_summary.csv' every ::1 using 1:10:xtic(2) with linespoi
      '' every ::1 using 1:($9*10) with linespoints title 'spectral x10'
 unset multiplot
 ]]):format(outdir, quick and "quick" or source:match("^[^(]*"), #summary, P.seeds, outdir, outdir))
-  f:close()
-  if os.execute(("gnuplot '%s'"):format(gp)) then
-    print(("wrote %s/input_expansion.png"):format(outdir))
-  else
-    print("gnuplot failed; plot skipped")
-  end
-else
-  print("gnuplot not found; plot skipped")
-end

@@ -14,8 +14,7 @@ local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
 
-local outdir = (arg and arg[1]) or "results"
-os.execute("mkdir -p '" .. outdir .. "'")
+local outdir = results.outdir((arg and arg[1]) or "results")
 local t_start = sl.clock()
 
 local data = sl.data.idx(sl.data.path("mnist10k"), "train"):subset(1, 1000)
@@ -89,9 +88,7 @@ tbl.print(show, { "step", "t", "gd_Q_l2", "gd_drift", "wd_Q_l2", "wd_predicted",
                         wd_predicted = "%.5g", adam_Q_l2 = "%.5g", adam_drift = "%.3g",
                         gd_loss = "%.4f", adam_loss = "%.4f" } })
 
-if os.execute("command -v gnuplot >/dev/null 2>&1") then
-  local gp = assert(io.popen("gnuplot", "w"))
-  gp:write(([[
+results.plot(outdir .. "/noether.png", ([[
 set terminal pngcairo size 1000,450
 set output '%s/noether.png'
 set datafile separator ','
@@ -110,9 +107,4 @@ plot '%s/noether_curves.csv' using 2:3 every ::1 with lines title 'GD', \
      '' using 2:7 every ::1 with lines title 'Adam'
 unset multiplot
 ]]):format(outdir, outdir, outdir))
-  gp:close()
-  print("plot: " .. outdir .. "/noether.png")
-else
-  print("gnuplot not found: no plot")
-end
 print(("total wall time: %.1f s"):format(sl.clock() - t_start))

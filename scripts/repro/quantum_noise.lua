@@ -22,11 +22,10 @@ local qc = require "symlab.qc"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
 
-local outdir = arg and arg[1] or "results"
+local outdir = results.outdir(arg and arg[1] or "results")
 local quick = arg and arg[2] == "quick"
 local INITS = quick and 8 or 50
 local STEPS, EVERY, LR, EPS = 300, 60, 0.05, 1e-2
-os.execute(("mkdir -p '%s'"):format(outdir))
 
 -- n = 4 over the full noise grid; n = 6 (36 angles, 16x larger rho) on the
 -- two settings that matter most, to stay within the 10-minute budget.
@@ -113,7 +112,7 @@ results.write_csv(sum_csv, summary, cols)
 print("wrote " .. runs_csv .. " and " .. sum_csv)
 
 -- Plot: final cost of every run, per configuration, Adam left, SYMH right.
-if os.execute("command -v gnuplot >/dev/null 2>&1") then
+do
   local dat = outdir .. "/quantum_noise_plot.dat"
   local f = assert(io.open(dat, "w"))
   local index = {}
@@ -129,9 +128,7 @@ if os.execute("command -v gnuplot >/dev/null 2>&1") then
                  ((cfg.noise == "depolarizing" and "dep " or "AD ") .. cfg.strength)
     labels[#labels + 1] = ('"n%d %s" %d'):format(cfg.n, name, ci)
   end
-  local gp = outdir .. "/quantum_noise.gp"
-  f = assert(io.open(gp, "w"))
-  f:write(([[
+  results.plot(outdir .. "/quantum_noise.png", ([[
 set terminal pngcairo size 1100,500
 set output '%s/quantum_noise.png'
 set ylabel 'final noisy cost Tr(O rho)'
@@ -142,12 +139,4 @@ set title 'HEA 3 layers, TFIM: Adam alone vs Adam + SYMH (%d inits)'
 plot '%s' using (strcol(3) eq "adam" ? $1 : 1/0):2 with points pt 7 ps 0.5 title 'Adam', \
      '%s' using (strcol(3) eq "symh" ? $1 : 1/0):2 with points pt 7 ps 0.5 title 'Adam + SYMH'
 ]]):format(outdir, table.concat(labels, ", "), #configs, INITS, dat, dat))
-  f:close()
-  if os.execute(("gnuplot '%s' 2>/dev/null"):format(gp)) then
-    print("wrote " .. outdir .. "/quantum_noise.png")
-  else
-    print("gnuplot failed; plot skipped")
-  end
-else
-  print("gnuplot not found; plot skipped")
 end

@@ -17,8 +17,7 @@ local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
 
-local outdir = (arg and arg[1]) or "results"
-os.execute("mkdir -p '" .. outdir .. "'")
+local outdir = results.outdir((arg and arg[1]) or "results")
 local t_start = sl.clock()
 local SEEDS = { 1, 2, 3, 4, 5 }
 
@@ -173,9 +172,7 @@ results.write_csv(outdir .. "/syre_collapse_mean.csv", summary,
                   { "weight_decay", "method", "distinct", "dead", "loss" })
 
 ------------------------------------------------------------------- the plot
-if os.execute("command -v gnuplot >/dev/null 2>&1") then
-  local gp = assert(io.popen("gnuplot", "w"))
-  gp:write(([[
+results.plot(outdir .. "/syre.png", ([[
 set terminal pngcairo size 900,500
 set output '%s/syre.png'
 set datafile separator ','
@@ -187,9 +184,4 @@ set title 'syre vs plain decay: neuron collapse (teacher width 8, student 32)'
 plot '< grep vanilla %s/syre_collapse_mean.csv' using 1:3 with linespoints title 'vanilla', \
      '< grep syre %s/syre_collapse_mean.csv' using 1:3 with linespoints title 'syre'
 ]]):format(outdir, outdir, outdir))
-  gp:close()
-  print("plot: " .. outdir .. "/syre.png")
-else
-  print("gnuplot not found: no plot")
-end
 print(("total wall time: %.1f s"):format(sl.clock() - t_start))

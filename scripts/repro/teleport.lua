@@ -24,8 +24,7 @@ local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
 
-local outdir = (arg and arg[1]) or "results"
-os.execute("mkdir -p '" .. outdir .. "'")
+local outdir = results.outdir((arg and arg[1]) or "results")
 local t_start = sl.clock()
 
 ------------------------------------------------------------- (1) regression
@@ -222,9 +221,7 @@ results.write_csv(outdir .. "/teleport_mnist.csv", mnist_rows,
                     "val_loss_teleport", "val_loss_reset" })
 
 ------------------------------------------------------------------- the plot
-if os.execute("command -v gnuplot >/dev/null 2>&1") then
-  local gp = assert(io.popen("gnuplot", "w"))
-  gp:write(([[
+results.plot(outdir .. "/teleport.png", ([[
 set terminal pngcairo size 1000,450
 set output '%s/teleport.png'
 set datafile separator ','
@@ -250,9 +247,4 @@ plot '< awk -F, "NR>1 && \$2==1 && \$1==\"sgd\"" %s/teleport_mnist.csv' using 3:
      '' using 3:6 with linespoints title 'Adagrad + reset only'
 unset multiplot
 ]]):format(outdir, outdir, outdir, outdir))
-  gp:close()
-  print("plot: " .. outdir .. "/teleport.png")
-else
-  print("gnuplot not found: no plot")
-end
 print(("total wall time: %.1f s"):format(sl.clock() - t_start))

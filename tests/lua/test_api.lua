@@ -475,6 +475,21 @@ end)
 
 -- ---- results helpers ----------------------------------------------------------------------------
 
+T.test("results.outdir and results.plot", function()
+  local results = require "symlab.results"
+  local base = os.tmpname()
+  os.remove(base)
+  local dir = results.outdir(base .. "/a/b")
+  T.eq(dir, base .. "/a/b")
+  local f = assert(io.open(dir .. "/probe", "w")); f:close()
+  -- gnuplot may or may not be installed; either way the script is kept and
+  -- the call reports (rather than raises) a missing or failing gnuplot.
+  local ok = results.plot(dir .. "/x.png", "this is not gnuplot\n")
+  T.eq(ok, false)
+  T.eq(read_file(dir .. "/x.gp"), "this is not gnuplot\n")
+  os.execute("rm -rf '" .. base .. "'")
+end)
+
 T.test("results.write_csv and write_jsonl", function()
   local path = os.tmpname()
   local rows = { { epoch = 1, loss = 0.5, note = "a,b" }, { epoch = 2, loss = 0.1, note = 'say "hi"' },

@@ -4,6 +4,8 @@
 --   results.write_csv("out/history.csv", history)                 -- columns: all keys
 --   results.write_csv("out/history.csv", history, {"epoch", "loss"})
 --   results.write_jsonl("out/history.jsonl", history)
+--   local dir = results.outdir(arg[1] or "results")               -- mkdir -p
+--   results.plot(dir .. "/fig.png", gnuplot_script)               -- if gnuplot is there
 --
 -- Both write `path .. ".tmp"` first and rename it over `path`, so a crash or
 -- an error never leaves a half-written file and earlier results survive.
@@ -164,6 +166,31 @@ function M.write_jsonl(path, rows)
   write_atomic(path, function(f)
     for _, row in ipairs(rows) do checked_write(f, json_value(row, 0), "\n") end
   end)
+end
+
+--- Creates directory `dir` (with its parents) if it is missing; returns dir.
+function M.outdir(dir)
+  assert(type(dir) == "string", "results: directory must be a string")
+  if not os.execute(("mkdir -p '%s'"):format(dir:gsub("'", "'\\''"))) then
+    error("results: cannot create directory " .. dir, 2)
+  end
+  return dir
+end
+
+--- Renders `png` by running gnuplot on `script` (which sets its own
+--- terminal and output).  The script is kept beside the plot (.gp) so it can
+--- be re-run.  Without gnuplot, or if it fails, prints why the plot was
+--- skipped and returns false; the results files are unaffected.
+function M.plot(png, script)
+  local gp = png:gsub("%.png$", "") .. ".gp"
+  write_atomic(gp, function(f) assert(f:write(script)) end)
+  if not os.execute("command -v gnuplot >/dev/null 2>&1") then
+    print("gnuplot not found; plot " .. png .. " skipped")
+    return false
+  end
+  local ok = os.execute(("gnuplot '%s'"):format(gp:gsub("'", "'\\''")))
+  print(ok and ("wrote " .. png) or ("gnuplot failed; plot " .. png .. " skipped"))
+  return ok and true or false
 end
 
 return M
