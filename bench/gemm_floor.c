@@ -13,9 +13,15 @@
  * and nothing else: no bias, activation, loss, optimizer or data movement.
  * This is what a step costs if everything but the matrix products were free.
  *
+ * A second floor adds the one pass over memory that any trainer with a
+ * separate optimizer step must make: momentum SGD over every weight (read
+ * W, gW and the momentum, write W and the momentum; 20 bytes per float
+ * parameter), as a plain vectorised loop.
+ *
  * Prints one line per batch size: `gemm sizes=... batch=B threads=N
- * us_step=U gflops=G` where U is the median over R repetitions of the mean
- * over ceil(S / B) steps. */
+ * us_step=U gflops=G us_step_sgd=V` where U (GEMMs) and V (GEMMs + update)
+ * are medians over R repetitions, interleaved, of the mean over
+ * ceil(S / B) steps. */
 #include "config.h"
 
 #include <stdio.h>
@@ -53,7 +59,8 @@ typedef struct net {
     int nlayers;
     int64_t size[MAX_LAYERS + 1];
     float *act[MAX_LAYERS + 1], *gact[MAX_LAYERS + 1];  /* (B, size[i]) */
-    float *w[MAX_LAYERS], *gw[MAX_LAYERS];              /* (size[i+1], size[i]) */
+    float *w[MAX_LAYERS], *gw[MAX_LAYERS], *mom[MAX_LAYERS]; /* (size[i+1], size[i]) */
+    float lr;                                           /* 0: see sgd_pass */
 } net;
 
 static void one_step(net *n, int64_t b)
@@ -71,6 +78,45 @@ static void one_step(net *n, int64_t b)
             sl_sgemm(false, false, b, in, out, 1.0f, n->gact[l + 1], out, n->w[l], in, 0.0f,
                      n->gact[l], in);
     }
+}
+
+/* b = 0.9 b + g; p -= lr b, in float, vectorised as symlab's optimizer is
+ * (restrict arguments, clones for AVX-512 and AVX2).  The caller passes
+ * lr = 0 through a variable, so the weights keep their values and the
+ * GEMMs their speed while the loop still reads and writes every byte (the
+ * compiler cannot drop p - 0 * b without -ffast-math). */
+static __attribute__((noinline, target_clones("avx512f", "avx2", "default"))) void
+sgd_pass(float *restrict p, float *restrict mom, const float *restrict g, int64_t n, float lr)
+{
+    /* A head of whole 16-float vectors: GCC's -O2 cost model vectorises
+     * only a loop that needs no scalar epilogue. */
+    int64_t i = 0, head = n & ~(int64_t)15;
+    for (; i < head; i++) {
+        float b = 0.9f * mom[i] + g[i];
+        mom[i] = b;
+        p[i] = p[i] - lr * b;
+    }
+    for (; i < n; i++) {
+        float b = 0.9f * mom[i] + g[i];
+        mom[i] = b;
+        p[i] = p[i] - lr * b;
+    }
+}
+
+static void one_step_sgd(net *n, int64_t b)
+{
+    one_step(n, b);
+    for (int l = 0; l < n->nlayers; l++)
+        sgd_pass(n->w[l], n->mom[l], n->gw[l], n->size[l + 1] * n->size[l], n->lr);
+}
+
+/* Mean seconds per step over `steps` steps of `step`. */
+static double time_steps(void (*step)(net *, int64_t), net *n, int64_t b, int64_t steps)
+{
+    double t0 = now_seconds();
+    for (int64_t i = 0; i < steps; i++)
+        step(n, b);
+    return (now_seconds() - t0) / (double)steps;
 }
 
 static int compare_double(const void *a, const void *b)
@@ -94,19 +140,19 @@ static void run(net *n, int64_t b, int reps, int64_t samples, int threads, const
         n->gact[l] = matrix(b * n->size[l]);
     }
     int64_t steps = (samples + b - 1) / b;
-    double t[MAX_REPS];
+    double t[MAX_REPS], tu[MAX_REPS];
     for (int i = 0; i < steps / 4 + 1; i++) /* warm caches and OpenBLAS's threads */
-        one_step(n, b);
+        one_step_sgd(n, b);
     for (int r = 0; r < reps; r++) {
-        double t0 = now_seconds();
-        for (int64_t i = 0; i < steps; i++)
-            one_step(n, b);
-        t[r] = (now_seconds() - t0) / (double)steps;
+        t[r] = time_steps(one_step, n, b, steps);
+        tu[r] = time_steps(one_step_sgd, n, b, steps);
     }
     qsort(t, (size_t)reps, sizeof *t, compare_double);
+    qsort(tu, (size_t)reps, sizeof *tu, compare_double);
     double med = t[reps / 2];
-    printf("gemm sizes=%s batch=%lld threads=%d us_step=%.1f gflops=%.1f\n", sizes,
-           (long long)b, threads, med * 1e6, flops_per_step(n, b) / med * 1e-9);
+    printf("gemm sizes=%s batch=%lld threads=%d us_step=%.1f gflops=%.1f us_step_sgd=%.1f\n",
+           sizes, (long long)b, threads, med * 1e6, flops_per_step(n, b) / med * 1e-9,
+           tu[reps / 2] * 1e6);
     fflush(stdout);
     for (int l = 0; l <= n->nlayers; l++) {
         free(n->act[l]);
@@ -152,6 +198,7 @@ int main(int argc, char **argv)
     for (int l = 0; l < n.nlayers; l++) {
         n.w[l] = matrix(n.size[l + 1] * n.size[l]);
         n.gw[l] = matrix(n.size[l + 1] * n.size[l]);
+        n.mom[l] = matrix(n.size[l + 1] * n.size[l]);
     }
     for (; i < argc; i++) {
         int64_t b = atoll(argv[i]);
@@ -162,6 +209,7 @@ int main(int argc, char **argv)
     for (int l = 0; l < n.nlayers; l++) {
         free(n.w[l]);
         free(n.gw[l]);
+        free(n.mom[l]);
     }
     return 0;
 }

@@ -55,8 +55,8 @@ mkdir -p "$(dirname "$OUT")"
 : >"$OUT"
 # Nets: name, symlab/torch argument, floor sizes (none for the CNN), samples.
 NETS=("mlp 784,256,256,10 784,256,256,10 4096"
-      "wide 784,1024,1024,10 784,1024,1024,10 1024"
-      "cnn cnn - 1024")
+      "wide 784,1024,1024,10 784,1024,1024,10 2048"
+      "cnn cnn - 4096")
 
 {
   echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \

@@ -49,8 +49,9 @@ def main():
 
     print("\n### Training (samples/s, one SGD step = batch + forward + loss + backward + update)\n")
     print("| net | threads | batch | symlab | PyTorch | symlab/PyTorch | symlab µs/step "
-          "| GEMM floor µs/step | symlab/floor |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| GEMM floor µs/step | symlab/floor | GEMM+update floor µs/step "
+          "| symlab/(GEMM+update) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in names:
         for t in threads:
             for b in batches:
@@ -58,9 +59,10 @@ def main():
                 p = g(("train", "torch", n, t, b, "samples_s"))
                 us = g(("train", "symlab", n, t, b, "us_step"))
                 fl = g(("gemm", "floor", n, t, b, "us_step"))
-                print("| %s | %d | %d | %s | %s | %s | %s | %s | %s |" % (
+                fu = g(("gemm", "floor", n, t, b, "us_step_sgd"))
+                print("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     label[n], t, b, fmt(s), fmt(p), fmt(ratio(s, p), "%.2f"), fmt(us),
-                    fmt(fl), fmt(ratio(us, fl), "%.2f")))
+                    fmt(fl), fmt(ratio(us, fl), "%.2f"), fmt(fu), fmt(ratio(us, fu), "%.2f")))
 
     if len(threads) > 1:
         print("\n### Threads: training throughput with %d threads over 1 thread\n" % threads[-1])

@@ -377,11 +377,19 @@ int sl_model_backward(sl_model *m, const sl_tensor *grad_y)
         if (!m->grad[i].storage)
             SL_TRY(sl_tensor_alloc(&m->grad[i], m->dtype, m->out[i].ndim, m->out[i].shape));
     SL_TRY(narrow_all(m->grad, m->grad_view, last, grad_y->shape[0]));
+    /* Gradients flow down only as far as the first module with parameters:
+     * nothing below it needs them (the input takes none), so that module
+     * gets grad_in = NULL (module.h: skip that work) and the ones below are
+     * not called.  Behind a flatten, say, the first linear layer then skips
+     * its input-gradient GEMM, as costly as its weight gradient. */
+    int first = 0;
+    while (first < last && m->mods[first]->nparams == 0)
+        first++;
     const sl_tensor *g = grad_y;
-    for (int i = last; i >= 0; i--) {
+    for (int i = last; i >= first; i--) {
         sl_module *mod = m->mods[i];
         const sl_tensor *in = i == 0 ? &m->input : &m->view[i - 1];
-        sl_tensor *gin = i == 0 ? NULL : &m->grad_view[i - 1];
+        sl_tensor *gin = i == first ? NULL : &m->grad_view[i - 1];
         int rc = mod->type->backward(mod, in, &m->view[i], g, gin);
         if (rc < 0)
             return module_error(rc, i, mod->type->name);

@@ -232,6 +232,110 @@ START_TEST(hooks_see_every_event_and_report_metrics)
 }
 END_TEST
 
+/* ---- backward stops at the first module with parameters ------------------- */
+
+/* "spy": a parameterless identity that counts its backward calls, and those
+ * that had to produce grad_in, in slot `id`. */
+static int spy_calls[2], spy_grad_in[2];
+
+static const sl_option_spec spy_options[] = {{"id", SL_OPT_INT, "0", "counter slot", NULL},
+                                             {NULL, SL_OPT_INT, NULL, NULL, NULL}};
+
+static int spy_create(sl_module *m, const sl_options *opt)
+{
+    sl_module_set_state(m, &spy_calls[sl_options_int(opt, "id")]);
+    return SL_OK;
+}
+
+static int spy_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
+{
+    *out_ndim = ndim;
+    memcpy(out, in, (size_t)ndim * sizeof *in);
+    return SL_OK;
+}
+
+static int spy_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    return sl_tensor_copy(out, in);
+}
+
+static int spy_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                        const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    int id = (int)((int *)sl_module_state(m) - spy_calls);
+    spy_calls[id]++;
+    spy_grad_in[id] += grad_in != NULL;
+    return grad_in ? sl_tensor_copy(grad_in, grad_out) : SL_OK;
+}
+
+static const sl_module_type spy = {.name = "spy",
+                                   .summary = "test: identity that counts backward calls",
+                                   .options = spy_options,
+                                   .create = spy_create,
+                                   .output_shape = spy_shape,
+                                   .forward = spy_forward,
+                                   .backward = spy_backward};
+static const sl_module_type *const spy_modules[] = {&spy, NULL};
+static const sl_plugin spy_plugin = {SL_PLUGIN_HEADER, .name = "spy", .version = "0",
+                                     .summary = "test module", .modules = spy_modules};
+
+/* linear 4 -> 16, relu, spy 1, linear 16 -> 3; behind spy 0 if `front`. */
+static sl_model *spied_mlp(bool front)
+{
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    sl_options *first = sl_test_options("id=0"), *second = sl_test_options("id=1");
+    if (front)
+        ck_assert_sl_ok(sl_model_add(m, "spy", first));
+    sl_test_add_linear(m, 4, 16, true);
+    ck_assert_sl_ok(sl_model_add(m, "relu", NULL));
+    ck_assert_sl_ok(sl_model_add(m, "spy", second));
+    sl_test_add_linear(m, 16, 3, true);
+    sl_options_free(first);
+    sl_options_free(second);
+    ck_assert_sl_ok(sl_model_build(m, 3));
+    return m;
+}
+
+START_TEST(backward_stops_at_the_first_module_with_parameters)
+{
+    if (!sl_registry_find(SL_KIND_MODULE, "spy"))
+        ck_assert_sl_ok(sl_plugin_register(&spy_plugin, "check_train"));
+    sl_dataset d = {0};
+    make_blobs(&d, 8, 2);
+    const sl_loss_type *ce = sl_registry_find(SL_KIND_LOSS, "cross_entropy");
+    sl_model *plain = spied_mlp(false), *fronted = spied_mlp(true);
+    sl_tensor x;
+    ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, 2, (int64_t[]){8, 4}));
+    ck_assert_sl_ok(sl_tensor_copy(&x, &d.x));
+    ck_assert_sl_ok(sl_tensor_copy(sl_model_flat_params(fronted), sl_model_flat_params(plain)));
+    double lp, lf;
+    memset(spy_calls, 0, sizeof spy_calls);
+    memset(spy_grad_in, 0, sizeof spy_grad_in);
+    sl_model_zero_grad(plain);
+    sl_model_zero_grad(fronted);
+    ck_assert_sl_ok(sl_model_loss(plain, ce, &x, &d.y, true, &lp));
+    ck_assert_sl_ok(sl_model_loss(fronted, ce, &x, &d.y, true, &lf));
+    /* The spy in front of every parameter is never asked for a gradient; the
+     * one between the linear layers is, both times, with grad_in. */
+    ck_assert_int_eq(spy_calls[0], 0);
+    ck_assert_int_eq(spy_calls[1], 2);
+    ck_assert_int_eq(spy_grad_in[1], 2);
+    /* And the gradients are exactly those of the model without it. */
+    ck_assert_double_eq(lp, lf);
+    const sl_tensor *gp = sl_model_flat_grads(plain), *gf = sl_model_flat_grads(fronted);
+    ck_assert_int_eq(sl_tensor_numel(gp), sl_tensor_numel(gf));
+    ck_assert(memcmp(gp->data, gf->data, sl_tensor_nbytes(gp)) == 0);
+    double norm;
+    ck_assert_sl_ok(sl_norm2(gp, &norm));
+    ck_assert_double_gt(norm, 0.0);
+    sl_tensor_release(&x);
+    sl_model_free(plain);
+    sl_model_free(fronted);
+    sl_dataset_release(&d);
+}
+END_TEST
+
 START_TEST(non_finite_loss_stops_training)
 {
     sl_dataset d = {0};
@@ -359,6 +463,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, training_learns_the_blobs);
     tcase_add_test(tc, same_seed_is_bit_identical);
     tcase_add_test(tc, hooks_see_every_event_and_report_metrics);
+    tcase_add_test(tc, backward_stops_at_the_first_module_with_parameters);
     tcase_add_test(tc, non_finite_loss_stops_training);
     tcase_add_test(tc, bad_train_options_name_the_key);
     tcase_add_test(tc, steady_state_step_does_not_allocate);

@@ -85,7 +85,9 @@ SL_API int sl_model_output_shape(sl_model *m, int ndim, const int64_t *in, int *
 SL_API int sl_model_forward(sl_model *m, const sl_tensor *x, const sl_tensor **y);
 
 /* Backpropagates grad_y (shape of the last forward's output) through the
- * last forward, ADDING into the parameter gradients. */
+ * last forward, ADDING into the parameter gradients.  It stops at the first
+ * module with parameters: no gradient reaches the input or the
+ * parameterless modules in front (module.h). */
 SL_API int sl_model_backward(sl_model *m, const sl_tensor *grad_y);
 
 /* Sets every parameter gradient to zero. */

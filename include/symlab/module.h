@@ -13,7 +13,8 @@
  *   - backward(m, in, out, grad_out, grad_in): called after forward() on the
  *     same `in` with `out` unchanged; ADDS (+=) parameter gradients into
  *     sl_module_grad() and OVERWRITES grad_in.  grad_in is NULL when nobody
- *     needs it (first layer): skip that work.
+ *     needs it (the first module with parameters: nothing below it learns):
+ *     skip that work.  Modules below that one are not called at all.
  *   - the leading dimension of `in` is the batch; a module handles any batch
  *     size up to the largest it was shaped for, without allocating once its
  *     scratch has grown to that size.
