@@ -98,14 +98,8 @@ typedef struct step_coef {
             sgd_elem_##SUF(p, buf, g, i, wdc, momc, keep, neg_lr, wd, mom, first,  \
                            nesterov);                                              \
     }                                                                              \
-    /* restrict on parameters of a function not inlined is what lets GCC      \
-     * vectorise (on locals, or once inlined, it is not used).  Clones for     \
-     * AVX-512 and AVX2 (picked at load time, where the CPU has them) do 16    \
-     * or 8 floats per instruction instead of 4.  None contracts a * b + c     \
-     * into an FMA (C11 mode implies -ffp-contract=off), so every operation    \
-     * rounds exactly as in the default clone and results do not depend on    \
-     * the CPU. */                                                             \
-    static __attribute__((noinline, target_clones("avx512f", "avx2", "default"))) void \
+    /* One vectorised copy per CPU family: see SL_HOT_CLONES. */                \
+    SL_HOT_CLONES static void                                                    \
     sgd_run_##SUF(                                                               \
         T *restrict p, T *restrict buf, const T *restrict g, int64_t n,            \
         const sgd_coef_##SUF *k, int flags)                                        \
