@@ -29,7 +29,7 @@ static const sl_option_spec linear_options[] = {
 /* dst row r += src row r for r < rows, rows of n elements `dst_step` and
  * `src_step` apart: with dst_step 0 the column sums of src (the bias
  * gradient), with src_step 0 one row added to every row (the bias).  Each
- * element's additions happen in row order, as in the plain double loop, so
+ * element's additions happen in row order, as in a plain nested loop, so
  * vectorising across j changes no result; the head of whole 16-element
  * vectors is there because GCC's -O2 cost model vectorises only a loop
  * that needs no scalar epilogue. */
