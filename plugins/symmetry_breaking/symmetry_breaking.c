@@ -110,21 +110,7 @@ static int64_t replica_seed(uint64_t seed, int64_t r)
     return (int64_t)(sl_rng_next(&g) >> 1);
 }
 
-/* Copies the flat parameters into v (f64) and normalises to unit length. */
-static int unit_params(sl_model *m, double *v, int64_t n)
-{
-    sl_tensor dst = {0};
-    SL_TRY(sl_tensor_wrap(&dst, v, SL_F64, 1, &n));
-    SL_TRY(sl_tensor_copy(&dst, sl_model_flat_params(m)));
-    double norm = 0;
-    for (int64_t i = 0; i < n; i++)
-        norm += v[i] * v[i];
-    norm = sqrt(norm);
-    for (int64_t i = 0; i < n && norm > 0; i++)
-        v[i] /= norm;
-    return SL_OK;
-}
-
+/* Scales v to unit length (a zero vector stays zero). */
 static void normalise(double *v, int64_t n)
 {
     double norm = 0;
@@ -133,6 +119,16 @@ static void normalise(double *v, int64_t n)
     norm = sqrt(norm);
     for (int64_t i = 0; i < n && norm > 0; i++)
         v[i] /= norm;
+}
+
+/* Copies the flat parameters into v (f64) and normalises to unit length. */
+static int unit_params(sl_model *m, double *v, int64_t n)
+{
+    sl_tensor dst = {0};
+    SL_TRY(sl_tensor_wrap(&dst, v, SL_F64, 1, &n));
+    SL_TRY(sl_tensor_copy(&dst, sl_model_flat_params(m)));
+    normalise(v, n);
+    return SL_OK;
 }
 
 static int64_t spectrum_length(const su_layer *L)
