@@ -11,27 +11,8 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-/* Options from "key=value,..." text (NULL or "" for none). */
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define NDIM(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
-
-static void expect_gradcheck(const char *label, const char *type, const char *text, int ndim,
-                             const int64_t *shape, double jitter)
-{
-    sl_options *o = sl_test_options(text);
-    gradcheck_args a = {.type = type, .opt = o, .ndim = ndim, .seed = 42, .label = label,
-                        .jitter = jitter};
-    for (int i = 0; i < ndim; i++)
-        a.shape[i] = shape[i];
-    gradcheck_report r;
-    ck_assert_sl_ok(gradcheck_module(&a, &r));
-    ck_assert_msg(r.max_rel_err <= GRADCHECK_TOL, "gradcheck %s: max rel err %g > %g", label,
-                  r.max_rel_err, GRADCHECK_TOL);
-    sl_options_free(o);
-}
-
 #define GRADCHECK(label, type, text, jitter, ...) \
-    expect_gradcheck(label, type, text, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__), jitter)
+    sl_test_gradcheck(label, type, text, false, 42, jitter, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__))
 
 /* A built one-module model from "key=value" option text. */
 static sl_model *new_model(sl_dtype dtype, const char *type, const char *text, uint64_t seed)

@@ -14,26 +14,8 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define NDIM(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
-
-static void expect_gradcheck(const char *label, const char *type, const char *text, bool eval,
-                             int ndim, const int64_t *shape, double jitter)
-{
-    sl_options *o = sl_test_options(text);
-    gradcheck_args a = {.type = type, .opt = o, .ndim = ndim, .seed = 7, .label = label,
-                        .eval = eval, .jitter = jitter};
-    for (int i = 0; i < ndim; i++)
-        a.shape[i] = shape[i];
-    gradcheck_report r;
-    ck_assert_sl_ok(gradcheck_module(&a, &r));
-    ck_assert_msg(r.max_rel_err <= GRADCHECK_TOL, "gradcheck %s: max rel err %g > %g", label,
-                  r.max_rel_err, GRADCHECK_TOL);
-    sl_options_free(o);
-}
-
 #define GRADCHECK(label, type, text, eval, jitter, ...) \
-    expect_gradcheck(label, type, text, eval, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__), jitter)
+    sl_test_gradcheck(label, type, text, eval, 7, jitter, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__))
 
 /* A built model from a list of (type, "options") pairs ending with NULL. */
 static sl_model *build(sl_dtype dtype, uint64_t seed, const char *const *spec)

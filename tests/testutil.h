@@ -8,6 +8,8 @@
 
 #include <symlab/symlab.h>
 
+#include "gradcheck.h"
+
 /* Asserts that a symlab call succeeded, printing sl_last_error() if not. */
 #define ck_assert_sl_ok(expr)                                                          \
     do {                                                                               \
@@ -44,6 +46,28 @@ static inline void sl_test_add_linear(sl_model *m, int64_t in, int64_t out, bool
     ck_assert_sl_ok(sl_options_set_int(o, "out_features", out));
     ck_assert_sl_ok(sl_options_set_bool(o, "bias", bias));
     ck_assert_sl_ok(sl_model_add(m, "linear", o));
+    sl_options_free(o);
+}
+
+/* An int64_t shape literal and its length: SHAPE(2, 3, 5), NDIM(2, 3, 5). */
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+#define NDIM(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+
+/* Checks module type `type` with options `text` against finite differences
+ * (gradcheck.h) on an input of `shape`, failing above GRADCHECK_TOL. */
+static inline void sl_test_gradcheck(const char *label, const char *type, const char *text,
+                                     bool eval, uint64_t seed, double jitter, int ndim,
+                                     const int64_t *shape)
+{
+    sl_options *o = sl_test_options(text);
+    gradcheck_args a = {.type = type, .opt = o, .ndim = ndim, .seed = seed, .label = label,
+                        .eval = eval, .jitter = jitter};
+    for (int i = 0; i < ndim; i++)
+        a.shape[i] = shape[i];
+    gradcheck_report r;
+    ck_assert_sl_ok(gradcheck_module(&a, &r));
+    ck_assert_msg(r.max_rel_err <= GRADCHECK_TOL, "gradcheck %s: max rel err %g > %g", label,
+                  r.max_rel_err, GRADCHECK_TOL);
     sl_options_free(o);
 }
 
