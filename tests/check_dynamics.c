@@ -103,6 +103,24 @@ static sl_optim *make_sgd(sl_model *m, double lr, double wd)
     return opt;
 }
 
+/* One epoch of `rows` regression rows through a fresh f64 chain (dims,
+ * act, with biases) with hook h must fail with SL_EINVAL naming `needle`. */
+static void expect_train_refused(sl_hook *h, const int64_t *dims, int n, const char *act,
+                                 int64_t rows, const char *needle)
+{
+    sl_model *m = make_chain(SL_F64, dims, n, act, true, 1);
+    sl_dataset d = {0};
+    make_data(&d, rows, dims[0], dims[n - 1], 2);
+    sl_optim *opt = make_sgd(m, 0.1, 0.0);
+    sl_options *t = train_opts(1, rows, "mse");
+    sl_train_args args = {.train = &d, .hooks = &h, .nhooks = 1};
+    ck_assert_sl_fails(sl_train(m, opt, &args, t), SL_EINVAL, needle);
+    sl_options_free(t);
+    sl_optim_free(opt);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+}
+
 /* Trains with one hook; returns the last history value of `metric` (NAN if
  * absent). */
 static double train_with(sl_model *m, sl_optim *opt, const sl_dataset *d, sl_hook *hook,
@@ -248,17 +266,7 @@ START_TEST(teleport_option_and_model_errors)
     ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
     /* ReLU is not invertible: refused at TRAIN_BEGIN, naming the module */
     static const int64_t dims[] = {3, 4, 2};
-    sl_model *m = make_chain(SL_F64, dims, 3, "relu", true, 1);
-    sl_dataset d = {0};
-    make_data(&d, 8, 3, 2, 2);
-    sl_optim *opt = make_sgd(m, 0.1, 0.0);
-    sl_options *t = train_opts(1, 8, "mse");
-    sl_train_args args = {.train = &d, .hooks = &h, .nhooks = 1};
-    ck_assert_sl_fails(sl_train(m, opt, &args, t), SL_EINVAL, "module 1 (relu)");
-    sl_options_free(t);
-    sl_optim_free(opt);
-    sl_dataset_release(&d);
-    sl_model_free(m);
+    expect_train_refused(h, dims, 3, "relu", 8, "module 1 (relu)");
     sl_hook_free(h);
     sl_options_free(o);
 }
@@ -402,17 +410,7 @@ START_TEST(syre_option_errors)
     sl_options_set_string(o, "include", "nothing.*");
     ck_assert_sl_ok(sl_hook_new("syre", o, &h));
     static const int64_t dims[] = {3, 2};
-    sl_model *m = make_chain(SL_F64, dims, 2, NULL, true, 1);
-    sl_dataset d = {0};
-    make_data(&d, 4, 3, 2, 2);
-    sl_optim *opt = make_sgd(m, 0.1, 0.0);
-    sl_options *t = train_opts(1, 4, "mse");
-    sl_train_args args = {.train = &d, .hooks = &h, .nhooks = 1};
-    ck_assert_sl_fails(sl_train(m, opt, &args, t), SL_EINVAL, "select no parameter");
-    sl_options_free(t);
-    sl_optim_free(opt);
-    sl_dataset_release(&d);
-    sl_model_free(m);
+    expect_train_refused(h, dims, 2, NULL, 4, "select no parameter");
     sl_hook_free(h);
     sl_options_free(o);
 }
