@@ -16,6 +16,11 @@ void sl_aligned_free(void *p);
 /* strdup that sets SL_ENOMEM on failure. */
 char *sl_strdup(const char *s);
 
+/* Writes the names of the set bits of `flags` (bit i named names[i]),
+ * comma-separated, into buf (always terminated). */
+void sl_flags_text(unsigned flags, const char *const *names, int nnames, char *buf,
+                   size_t size);
+
 /* Releases every tensor of an array of n and frees nothing else. */
 void sl_tensor_release_all(sl_tensor *t, int n);
 

@@ -40,9 +40,12 @@ struct sl_model {
 
 /* Adds "module <i> (<type>)" in front of the current message, dropping a
  * leading "<type>: " that the module's own message already carries, so the
- * type is named once: "module 2 (linear): unknown option 'in'". */
-static int module_error(int rc, int index, const char *type)
+ * type is named once: "module 2 (linear): unknown option 'in'".  Positions
+ * in messages are 1-based, as Lua counts the modules of a sequential (the
+ * 0-based index lives on in parameter names, as in PyTorch). */
+static int module_error(int rc, int index0, const char *type)
 {
+    const int index = index0 + 1;
     const char *msg = sl_last_error();
     size_t n = strlen(type);
     if (strncmp(msg, type, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') {

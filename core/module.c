@@ -1,10 +1,12 @@
 /* core/module.c — module instances: declarations, accessors, scratch. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_internal.h"
+#include "registry_internal.h"
 
 sl_dtype sl_module_dtype(const sl_module *m) { return m->dtype; }
 const sl_module_type *sl_module_type_of(const sl_module *m) { return m->type; }
@@ -139,4 +141,53 @@ void sl_module_destroy(sl_module *m)
         sl_aligned_free(m->scratch[i]);
     sl_options_free(m->options);
     free(m);
+}
+
+/* The first ABI minor whose sl_module_type carries `role`. */
+#define SL_ABI_MINOR_ROLES 1
+
+const sl_module_role *sl_module_type_role(const sl_module_type *type)
+{
+    static const sl_module_role opaque = {0};
+    /* A type not in the registry was handed to us directly (tests build
+     * modules from descriptors they own, at this header's minor). */
+    const sl_plugin *p = sl_registry_provider(SL_KIND_MODULE, type);
+    if (p && p->abi_minor < SL_ABI_MINOR_ROLES)
+        return &opaque;
+    return &type->role;
+}
+
+const sl_module_role *sl_module_role_of(const sl_module *m)
+{
+    return sl_module_type_role(m->type);
+}
+
+int sl_role_text(const sl_module_role *role, char *buf, size_t size)
+{
+    char flags[128];
+    switch (role->kind) {
+    case SL_ROLE_WEIGHT:
+        return snprintf(buf, size, "weight (weight '%s': units on axis %d, inputs on axis %d; "
+                                   "bias '%s')",
+                        role->weight ? role->weight : "?", role->unit_axis, role->input_axis,
+                        role->bias ? role->bias : "none");
+    case SL_ROLE_PER_UNIT:
+        sl_role_flags_text(role->flags, flags, sizeof flags);
+        return snprintf(buf, size, "per-unit (%s)", flags[0] ? flags : "no further symmetry");
+    default:
+        return snprintf(buf, size, "%s", sl_role_kind_name(role->kind));
+    }
+}
+
+const char *sl_role_kind_name(sl_role_kind kind)
+{
+    static const char *const names[] = {"opaque", "weight", "per-unit", "reshape", "container"};
+    return (unsigned)kind < sizeof names / sizeof *names ? names[kind] : "?";
+}
+
+void sl_role_flags_text(unsigned flags, char *buf, size_t size)
+{
+    static const char *const names[] = {"homogeneous", "odd",     "linear",   "stochastic",
+                                        "normalising", "coupled", "resamples"};
+    sl_flags_text(flags, names, (int)(sizeof names / sizeof *names), buf, size);
 }

@@ -238,3 +238,11 @@ int sl_probe_run(const char *name, const sl_options *opt, sl_model *model,
     sl_options_free(own);
     return rc;
 }
+
+const sl_plugin *sl_registry_provider(sl_kind kind, const void *type)
+{
+    for (int i = 0; i < nentries; i++)
+        if (entries[i].kind == kind && entries[i].type == type)
+            return entries[i].plugin;
+    return NULL;
+}

@@ -10,6 +10,10 @@ const sl_plugin *sl_builtin_plugin(void);
 /* Registers every type of a descriptor, or nothing if any name is taken. */
 int sl_registry_add(const sl_plugin *p, const char *origin);
 
+/* The descriptor that registered `type` (a pointer to a type of `kind`),
+ * or NULL if no registered plugin provides it. */
+const sl_plugin *sl_registry_provider(sl_kind kind, const void *type);
+
 /* Keeps the message of a plugin that could not be loaded. */
 void sl_registry_note_failure(const char *message);
 

@@ -264,9 +264,10 @@ START_TEST(teleport_option_and_model_errors)
     ck_assert_sl_fails(sl_hook_new("teleport", o, &h), SL_EINVAL, "form");
     sl_options_set_string(o, "form", "2022");
     ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
-    /* ReLU is not invertible: refused at TRAIN_BEGIN, naming the module */
+    /* ReLU is not invertible: refused at TRAIN_BEGIN, naming the module
+     * (1-based: linear, relu, linear) */
     static const int64_t dims[] = {3, 4, 2};
-    expect_train_refused(h, dims, 3, "relu", 8, "module 1 (relu)");
+    expect_train_refused(h, dims, 3, "relu", 8, "module 2 (relu)");
     sl_hook_free(h);
     sl_options_free(o);
 }

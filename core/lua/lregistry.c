@@ -166,11 +166,19 @@ bool slua_push_description(lua_State *L, const char *name)
             continue;
         if (found++)
             luaL_addchar(&b, '\n');
-        lua_pushfstring(L, "%s: %s\n  kind: %s   plugin: %s (%s)\noptions:\n", e.name,
+        lua_pushfstring(L, "%s: %s\n  kind: %s   plugin: %s (%s)\n", e.name,
                         e.summary ? e.summary : "", sl_kind_name(e.kind),
                         e.plugin && e.plugin->name ? e.plugin->name : "?",
                         e.origin ? e.origin : "?");
         luaL_addvalue(&b);
+        if (e.kind == SL_KIND_MODULE) {
+            char role[256];
+            sl_role_text(sl_module_type_role(sl_registry_find(SL_KIND_MODULE, e.name)), role,
+                         sizeof role);
+            lua_pushfstring(L, "  role: %s\n", role);
+            luaL_addvalue(&b);
+        }
+        luaL_addstring(&b, "options:\n");
         describe_options(&b, e.options);
     }
     if (!found) {

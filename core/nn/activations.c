@@ -217,7 +217,7 @@ static int act_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
 
 static void act_destroy(sl_module *m) { free(sl_module_state(m)); }
 
-#define ACT_TYPE(NAME, SUMMARY, OPTIONS)                                                \
+#define ACT_TYPE(NAME, SUMMARY, OPTIONS, FLAGS)                                         \
     const sl_module_type sl_##NAME##_type = {                                           \
         .name = #NAME,                                                                  \
         .summary = SUMMARY,                                                             \
@@ -227,12 +227,14 @@ static void act_destroy(sl_module *m) { free(sl_module_state(m)); }
         .forward = act_forward,                                                         \
         .backward = act_backward,                                                       \
         .destroy = act_destroy,                                                         \
+        .role = {.kind = SL_ROLE_PER_UNIT, .flags = (FLAGS)},                           \
     };
 
-ACT_TYPE(relu, "max(x, 0) elementwise (PyTorch nn.ReLU)", NULL)
+ACT_TYPE(relu, "max(x, 0) elementwise (PyTorch nn.ReLU)", NULL, SL_UNIT_HOMOGENEOUS)
 ACT_TYPE(leaky_relu, "x if x > 0 else negative_slope * x (PyTorch nn.LeakyReLU)",
-         leaky_relu_options)
-ACT_TYPE(tanh, "hyperbolic tangent elementwise (PyTorch nn.Tanh)", NULL)
-ACT_TYPE(sigmoid, "logistic function 1 / (1 + exp(-x)) elementwise (PyTorch nn.Sigmoid)", NULL)
-ACT_TYPE(gelu, "x * Phi(x), exact erf form (PyTorch nn.GELU)", NULL)
-ACT_TYPE(identity, "passes its input through unchanged (PyTorch nn.Identity)", NULL)
+         leaky_relu_options, SL_UNIT_HOMOGENEOUS)
+ACT_TYPE(tanh, "hyperbolic tangent elementwise (PyTorch nn.Tanh)", NULL, SL_UNIT_ODD)
+ACT_TYPE(sigmoid, "logistic function 1 / (1 + exp(-x)) elementwise (PyTorch nn.Sigmoid)", NULL, 0)
+ACT_TYPE(gelu, "x * Phi(x), exact erf form (PyTorch nn.GELU)", NULL, 0)
+ACT_TYPE(identity, "passes its input through unchanged (PyTorch nn.Identity)", NULL,
+         SL_UNIT_HOMOGENEOUS | SL_UNIT_ODD | SL_UNIT_LINEAR)

@@ -364,4 +364,6 @@ const sl_module_type sl_conv2d_type = {
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .destroy = conv2d_destroy,
+    .role = {.kind = SL_ROLE_WEIGHT, .weight = "weight", .bias = "bias", .unit_axis = 0,
+             .input_axis = 1},
 };

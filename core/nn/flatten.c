@@ -59,4 +59,5 @@ const sl_module_type sl_flatten_type = {
     .output_shape = flatten_output_shape,
     .forward = flatten_forward,
     .backward = flatten_backward,
+    .role = {.kind = SL_ROLE_RESHAPE},
 };

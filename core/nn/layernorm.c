@@ -199,4 +199,8 @@ const sl_module_type sl_layernorm_type = {
     .forward = layernorm_forward,
     .backward = layernorm_backward,
     .destroy = layernorm_destroy,
+    /* Per unit only where the units are the last dimension (B, F); the
+     * walker checks the tensors' length against the unit count. */
+    .role = {.kind = SL_ROLE_PER_UNIT, .flags = SL_UNIT_COUPLED,
+             .unit_tensors = (const char *const[]){"weight", "bias", NULL}},
 };

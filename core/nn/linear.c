@@ -158,4 +158,6 @@ const sl_module_type sl_linear_type = {
     .forward = linear_forward,
     .backward = linear_backward,
     .destroy = linear_destroy,
+    .role = {.kind = SL_ROLE_WEIGHT, .weight = "weight", .bias = "bias", .unit_axis = 0,
+             .input_axis = 1},
 };

@@ -369,6 +369,7 @@ const sl_module_type sl_maxpool2d_type = {
     .forward = maxpool_forward,
     .backward = maxpool_backward,
     .destroy = pool_destroy,
+    .role = {.kind = SL_ROLE_PER_UNIT, .flags = SL_UNIT_HOMOGENEOUS | SL_UNIT_RESAMPLES},
 };
 
 const sl_module_type sl_avgpool2d_type = {
@@ -380,4 +381,6 @@ const sl_module_type sl_avgpool2d_type = {
     .forward = avgpool_forward,
     .backward = avgpool_backward,
     .destroy = pool_destroy,
+    .role = {.kind = SL_ROLE_PER_UNIT,
+             .flags = SL_UNIT_HOMOGENEOUS | SL_UNIT_ODD | SL_UNIT_LINEAR | SL_UNIT_RESAMPLES},
 };

@@ -37,6 +37,99 @@ extern "C" {
 typedef struct sl_module sl_module;           /* opaque, host-owned */
 typedef struct sl_module_type sl_module_type; /* plugin.h */
 
+/* ---- Structural roles ----------------------------------------------------
+ *
+ * Every module type declares what it is to the symmetry machinery (the
+ * structure walker in structure.h, and through it syre, teleportation, the
+ * conserved quantities, the symmetry probes and weight matching).  Nothing
+ * in symlab decides structure from a type's name: a third-party layer that
+ * declares itself a weight layer is handled exactly as `linear` is.
+ *
+ * Units.  A weight layer's output has its units (features, channels) on
+ * axis 1 of the activation (batch first), unit-major: unit j's entries
+ * (one, or a channel's H*W map) are contiguous in the flattened sample.
+ */
+typedef enum sl_role_kind {
+    /* Undeclared or opaque: the walker knows nothing of it, so no hidden
+     * layer spans it (it ends one).  The default for plugins built before
+     * roles existed (ABI minor 0). */
+    SL_ROLE_OPAQUE = 0,
+    /* Mixes units through a weight: output unit j = f(row j of the weight,
+     * input).  Declares which parameter is the weight (and the bias), the
+     * weight's output-unit axis and its input-feature axis. */
+    SL_ROLE_WEIGHT = 1,
+    /* Acts on each unit (feature or channel) separately, the same way for
+     * every unit up to the unit's own entries in `unit_tensors`: so any
+     * permutation of the units commutes with it.  SL_UNIT_* flags say what
+     * more commutes with it. */
+    SL_ROLE_PER_UNIT = 2,
+    /* Rearranges a sample without mixing units and keeps them unit-major
+     * (flatten of (B, C, H, W) into (B, C*H*W)). */
+    SL_ROLE_RESHAPE = 3,
+    /* Holds other modules (sequential, residual). */
+    SL_ROLE_CONTAINER = 4
+} sl_role_kind; /* append-only */
+
+/* Properties of a per-unit map f (bit flags; a map may have several). */
+enum {
+    /* f(a x) = a f(x) for a > 0 (relu, leaky relu, max/avg pooling): the
+     * unit can be rescaled, incoming weights by a and outgoing by 1/a. */
+    SL_UNIT_HOMOGENEOUS = 1u << 0,
+    /* f(-x) = -f(x) (tanh, identity): the unit's sign can be flipped. */
+    SL_UNIT_ODD = 1u << 1,
+    /* f is one linear map applied identically to every unit (identity,
+     * average pooling, bilinear upsampling): it commutes with any invertible
+     * mixing of the units, GL(k). */
+    SL_UNIT_LINEAR = 1u << 2,
+    /* f is random in training mode (dropout): the symmetries above hold
+     * for each draw, permutation holds in distribution. */
+    SL_UNIT_STOCHASTIC = 1u << 3,
+    /* f normalises each unit by statistics of that unit (batch norm):
+     * f(a x) = f(x) for a > 0, so the incoming weights' scale is free. */
+    SL_UNIT_NORMALISING = 1u << 4,
+    /* f's statistics couple the units (layer norm): permutations still
+     * commute with it, per-unit rescaling and sign flips do not. */
+    SL_UNIT_COUPLED = 1u << 5,
+    /* f changes a unit's spatial extent (pooling, upsampling, padding): the
+     * unit's activation is read before it (probes measure dead units and
+     * representations on the last map that keeps the layer's shape). */
+    SL_UNIT_RESAMPLES = 1u << 6
+};
+
+/* What a module type is, for the structure walker.  A zero-initialised
+ * role is SL_ROLE_OPAQUE. */
+typedef struct sl_module_role {
+    sl_role_kind kind;
+    unsigned flags;              /* SL_UNIT_* (per-unit maps only) */
+    /* SL_ROLE_WEIGHT: the local name of the weight parameter ("weight")
+     * and of the bias, if the module has one ("bias"; NULL or a name the
+     * module did not declare: no bias).  The weight's `unit_axis` indexes
+     * output units (its length is the unit count) and `input_axis` the
+     * input features, which are unit-major: when the input has k units,
+     * unit j's features are entries [j*s, (j+1)*s) of that axis, s =
+     * shape[input_axis] / k.  linear (out, in): 0, 1; conv2d (out, in, kh,
+     * kw): 0, 1.  The bias, if any, is 1-d over the output units. */
+    const char *weight, *bias;
+    int unit_axis, input_axis;
+    /* SL_ROLE_PER_UNIT: local names of the parameters and buffers whose
+     * axis 0 indexes the units (batch norm's weight, bias, running_mean,
+     * running_var), NULL-terminated; NULL if the map has none.  They move
+     * with their unit under a permutation. */
+    const char *const *unit_tensors;
+} sl_module_role;
+
+/* The declared role of a type, or of m's type (a zero, opaque role for a
+ * type from a plugin built before roles existed). */
+SL_API const sl_module_role *sl_module_type_role(const sl_module_type *type);
+SL_API const sl_module_role *sl_module_role_of(const sl_module *m);
+/* One line for `symlab describe`: "weight (weight 'weight': units on axis
+ * 0, ...)", "per-unit (homogeneous)", "reshape"; snprintf's return. */
+SL_API int sl_role_text(const sl_module_role *role, char *buf, size_t size);
+/* "opaque", "weight", "per-unit", "reshape", "container". */
+SL_API const char *sl_role_kind_name(sl_role_kind kind);
+/* The flags as text ("homogeneous,odd"), into buf (always terminated). */
+SL_API void sl_role_flags_text(unsigned flags, char *buf, size_t size);
+
 /* dtype the module computes in (f32 or f64), fixed at creation. */
 SL_API sl_dtype sl_module_dtype(const sl_module *m);
 SL_API const sl_module_type *sl_module_type_of(const sl_module *m);

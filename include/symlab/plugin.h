@@ -65,6 +65,15 @@ struct sl_module_type {
                     const sl_tensor *grad_out, sl_tensor *grad_in);
     /* MAY: free the state; called only if the state is not NULL. */
     void (*destroy)(sl_module *m);
+
+    /* ---- ABI minor 1 and later.  The host reads the fields below only
+     * from plugins whose abi_minor is at least 1 (for older ones it uses a
+     * zero, opaque role), so a plugin built at minor 0 keeps loading. ---- */
+
+    /* SHOULD: what the module is to the structure walker (module.h).  Left
+     * zero, the module is opaque and no symmetry technique looks through
+     * it. */
+    sl_module_role role;
 };
 
 /* A training-loop participant (train.h lists the events). */

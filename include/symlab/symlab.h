@@ -12,6 +12,7 @@
 #include <symlab/record.h>
 #include <symlab/module.h>
 #include <symlab/model.h>
+#include <symlab/structure.h>
 #include <symlab/optim.h>
 #include <symlab/data.h>
 #include <symlab/train.h>

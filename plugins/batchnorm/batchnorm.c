@@ -281,6 +281,9 @@ static const sl_module_type bn_type = {
     .forward = bn_forward,
     .backward = bn_backward,
     .destroy = bn_destroy,
+    .role = {.kind = SL_ROLE_PER_UNIT, .flags = SL_UNIT_NORMALISING,
+             .unit_tensors = (const char *const[]){"weight", "bias", "running_mean",
+                                                   "running_var", NULL}},
 };
 
 static const sl_module_type *const modules[] = {&bn_type, NULL};

@@ -1,22 +1,26 @@
-/* plugins/conserved — conserved quantities of gradient flow (../shared/PAPERS.md
- * section 5) and their drift under discrete optimizers.
+/* plugins/conserved — conserved quantities of gradient flow and their drift
+ * under discrete optimizers (Głuch & Urbanke 2021; docs/background/
+ * conserved-quantities.md).
  *
- * Found by walking the model's modules: every two linear layers l, l+1 with
- * only identity between them form a LINEAR pair, with relu or leaky_relu
- * between them a RESCALE pair (any other activation: no quantity).  With
- * W_l (k x in), b_l (k), W_{l+1} (out x k):
+ * Read from the model's structure (structure.h): every hidden layer of k
+ * units whose maps allow any invertible mixing (identity-like: SL_SYM_GL)
+ * gives a LINEAR pair, one whose maps allow positive rescaling (relu, leaky
+ * relu, ...: SL_SYM_RESCALE) a RESCALE pair; other hidden layers give no
+ * quantity.  With R the unit-major rows (units, width) of each unit ref —
+ * the producing layer's weight W_l and bias b_l, the consuming layer's
+ * weight columns W_{l+1} (a block of H*W columns per unit after a flatten):
  *
  *   linear  pair:  C = W_l W_lᵀ + b_l b_lᵀ − W_{l+1}ᵀ W_{l+1}      (k x k)
  *                  from the GL(k) symmetry W_l -> g W_l, b_l -> g b_l,
- *                  W_{l+1} -> W_{l+1} g⁻¹ (the bias term is the augmented-
- *                  input form of PAPERS.md 5.2's C_l);
+ *                  W_{l+1} -> W_{l+1} g⁻¹ (the bias term is the
+ *                  augmented-input form of C_l);
  *   rescale pair:  Q_j = ‖W_l[j,:]‖² + b_l[j]² − ‖W_{l+1}[:,j]‖²   (k)
  *                  from the positive rescaling of neuron j;
- *   softmax:       the column sums 1ᵀW and 1ᵀb of the last linear layer,
+ *   softmax:       the column sums 1ᵀW and 1ᵀb of the last weight layer,
  *                  conserved under cross-entropy because 1ᵀ(p − y) = 0.
  *
  * All are exactly conserved under gradient flow; one GD step moves them by
- * O(η²) (PAPERS.md 5.3).  Arithmetic is in f64 whatever the model's dtype.
+ * O(η²).  Arithmetic is in f64 whatever the model's dtype.
  *
  *   probe "conserved": the quantities' sizes, and with `reference` (a
  *                      checkpoint of the same model) their drift from it;
@@ -35,128 +39,113 @@
 
 enum pair_kind { PAIR_LINEAR, PAIR_RESCALE };
 
-#define MAX_LINEAR 64
+#define MAX_PAIRS 64
 
+/* The model's quantities: one per hidden layer whose symmetry gives one
+ * (structure.h), numbered in order as "pairs", and the last weight layer
+ * for the column sums. */
 typedef struct layout {
-    int nlinear;
-    int linear[MAX_LINEAR];  /* module indices of the linear layers */
+    sl_structure *st;
     int npairs;
-    int first[MAX_LINEAR];   /* pair p couples linear[first[p]] and the next one */
-    enum pair_kind kind[MAX_LINEAR];
+    int hidden[MAX_PAIRS];   /* pair p's hidden layer */
+    enum pair_kind kind[MAX_PAIRS];
+    int last;                /* the last weight layer, or -1 */
 } layout;
 
-static bool is_type(sl_module *mod, const char *name)
+static void layout_free(layout *lay)
 {
-    return strcmp(sl_module_type_of(mod)->name, name) == 0;
+    sl_structure_free(lay->st);
+    memset(lay, 0, sizeof *lay);
 }
 
-/* Pairs of consecutive linear layers and what separates them. */
+/* GL(k) symmetry (identity-like maps between): the matrix C; positive
+ * rescaling (relu, leaky relu, ...): the vector Q; anything else: none. */
 static int find_layout(sl_model *m, layout *lay)
 {
     memset(lay, 0, sizeof *lay);
-    int nrescale = 0, nother = 0;
-    for (int i = 0; i < sl_model_nmodules(m); i++) {
-        sl_module *mod = sl_model_module(m, i);
-        if (is_type(mod, "linear")) {
-            if (lay->nlinear == MAX_LINEAR)
-                return sl_error(SL_EINVAL, "conserved: more than %d linear layers", MAX_LINEAR);
-            if (lay->nlinear > 0 && nother == 0 && nrescale <= 1) {
-                lay->first[lay->npairs] = lay->nlinear - 1;
-                lay->kind[lay->npairs++] = nrescale ? PAIR_RESCALE : PAIR_LINEAR;
-            }
-            lay->linear[lay->nlinear++] = i;
-            nrescale = nother = 0;
-        } else if (is_type(mod, "relu") || is_type(mod, "leaky_relu")) {
-            nrescale++;
-        } else if (!is_type(mod, "identity")) {
-            nother++;
+    SL_TRY(sl_model_structure(m, &lay->st));
+    lay->last = sl_structure_nlayers(lay->st) - 1;
+    if (lay->last < 0) {
+        layout_free(lay);
+        return sl_error(SL_EINVAL, "conserved: the model has no weight layer");
+    }
+    for (int h = 0; h < sl_structure_nhidden(lay->st); h++) {
+        unsigned sym = sl_structure_hidden(lay->st, h)->symmetry;
+        if (!(sym & (SL_SYM_GL | SL_SYM_RESCALE)))
+            continue;
+        if (lay->npairs == MAX_PAIRS) {
+            layout_free(lay);
+            return sl_error(SL_EINVAL, "conserved: more than %d hidden layers", MAX_PAIRS);
+        }
+        lay->hidden[lay->npairs] = h;
+        lay->kind[lay->npairs++] = (sym & SL_SYM_GL) ? PAIR_LINEAR : PAIR_RESCALE;
+    }
+    return SL_OK;
+}
+
+static const sl_hidden_layer *pair_hidden(const layout *lay, int p)
+{
+    return sl_structure_hidden(lay->st, lay->hidden[p]);
+}
+
+/* Number of values pair p's quantity has. */
+static int64_t pair_size(const layout *lay, int p)
+{
+    int64_t k = pair_hidden(lay, p)->units;
+    return lay->kind[p] == PAIR_LINEAR ? k * k : k;
+}
+
+/* Writes pair p's quantity (C row-major, or Q) into q: over the unit refs
+ * (rows of the producing layer's weight and bias, +; columns of the
+ * consuming layer's weight, −) of the hidden layer,
+ *   C = Σ± R Rᵀ  and  Q_j = Σ± ‖R_j‖²,  R the ref's (units, width) rows.
+ * `work` holds the largest ref's rows. */
+static int pair_quantity(sl_model *m, const layout *lay, int p, double *q, double *work)
+{
+    const sl_hidden_layer *h = pair_hidden(lay, p);
+    const int64_t k = h->units;
+    const bool matrix = lay->kind[p] == PAIR_LINEAR;
+    memset(q, 0, (size_t)pair_size(lay, p) * sizeof *q);
+    for (int i = 0; i < h->nrefs; i++) {
+        const sl_unit_ref *r = sl_hidden_ref(h, i);
+        const double sign = r->use == SL_UNITS_IN ? -1.0 : 1.0;
+        const int64_t width = sl_unit_ref_width(m, r, k);
+        SL_TRY(sl_unit_ref_rows(m, r, k, work));
+        if (matrix) {
+            sl_dgemm(false, true, k, k, width, sign, work, width, work, width, 1.0, q, k);
+            continue;
+        }
+        for (int64_t j = 0; j < k; j++) {
+            double s = 0.0;
+            for (int64_t c = 0; c < width; c++)
+                s += work[j * width + c] * work[j * width + c];
+            q[j] += sign * s;
         }
     }
     return SL_OK;
 }
 
-typedef struct lin {
-    int64_t out, in;
-    const sl_tensor *w, *b; /* b NULL without bias */
-} lin;
-
-static lin linear_at(sl_model *m, int module)
+/* Column sums of the last weight layer's (units, fan_in) matrix, then the
+ * sum of its bias. */
+static int64_t colsum_size(const layout *lay)
 {
-    sl_module *mod = sl_model_module(m, module);
-    const sl_options *o = sl_module_options(mod);
-    lin l = {sl_options_int(o, "out_features"), sl_options_int(o, "in_features"),
-             sl_module_param(mod, 0), sl_options_bool(o, "bias") ? sl_module_param(mod, 1) : NULL};
-    return l;
+    return sl_structure_layer(lay->st, lay->last)->fan_in + 1;
 }
 
-static void to_f64(const sl_tensor *t, double *out)
+static int colsum_quantity(sl_model *m, const layout *lay, double *q, double *work)
 {
-    int64_t n = sl_tensor_numel(t);
-    if (t->dtype == SL_F64)
-        memcpy(out, t->data, (size_t)n * sizeof *out);
-    else
-        for (int64_t i = 0; i < n; i++)
-            out[i] = sl_tensor_flat_get(t, i);
-}
-
-/* Number of values pair p's quantity has. */
-static int64_t pair_size(sl_model *m, const layout *lay, int p)
-{
-    lin a = linear_at(m, lay->linear[lay->first[p]]);
-    return lay->kind[p] == PAIR_LINEAR ? a.out * a.out : a.out;
-}
-
-/* Writes pair p's quantity (C row-major, or Q) into q; `work` holds at least
- * a.out*a.in + b.out*b.in doubles. */
-static int pair_quantity(sl_model *m, const layout *lay, int p, double *q, double *work)
-{
-    lin a = linear_at(m, lay->linear[lay->first[p]]);
-    lin b = linear_at(m, lay->linear[lay->first[p] + 1]);
-    if (b.in != a.out)
-        return sl_error(SL_ESHAPE, "conserved: linear layers %d and %d do not chain",
-                        lay->linear[lay->first[p]], lay->linear[lay->first[p] + 1]);
-    int64_t k = a.out;
-    double *wa = work, *wb = work + a.out * a.in;
-    to_f64(a.w, wa);
-    to_f64(b.w, wb);
-    if (lay->kind[p] == PAIR_LINEAR) {
-        /* C = Wa Waᵀ − Wbᵀ Wb, then + b bᵀ */
-        sl_dgemm(false, true, k, k, a.in, 1.0, wa, a.in, wa, a.in, 0.0, q, k);
-        sl_dgemm(true, false, k, k, b.out, -1.0, wb, k, wb, k, 1.0, q, k);
-        if (a.b)
-            for (int64_t i = 0; i < k; i++)
-                for (int64_t j = 0; j < k; j++)
-                    q[i * k + j] += sl_tensor_flat_get(a.b, i) * sl_tensor_flat_get(a.b, j);
-        return SL_OK;
-    }
-    for (int64_t j = 0; j < k; j++) {
-        double s = a.b ? sl_tensor_flat_get(a.b, j) * sl_tensor_flat_get(a.b, j) : 0.0;
-        for (int64_t i = 0; i < a.in; i++)
-            s += wa[j * a.in + i] * wa[j * a.in + i];
-        for (int64_t o = 0; o < b.out; o++)
-            s -= wb[o * k + j] * wb[o * k + j];
-        q[j] = s;
+    const sl_weight_layer *L = sl_structure_layer(lay->st, lay->last);
+    sl_unit_ref w = {L->weight, -1, L->unit_axis, 1, SL_UNITS_OUT, L->module};
+    SL_TRY(sl_unit_ref_rows(m, &w, L->units, work));
+    for (int64_t i = 0; i <= L->fan_in; i++)
+        q[i] = 0.0;
+    for (int64_t o = 0; o < L->units; o++) {
+        for (int64_t i = 0; i < L->fan_in; i++)
+            q[i] += work[o * L->fan_in + i];
+        if (L->bias >= 0)
+            q[L->fan_in] += sl_tensor_flat_get(sl_model_param(m, L->bias), o);
     }
     return SL_OK;
-}
-
-/* Column sums of the last linear layer's weight, then the sum of its bias. */
-static int64_t colsum_size(sl_model *m, const layout *lay)
-{
-    return linear_at(m, lay->linear[lay->nlinear - 1]).in + 1;
-}
-
-static void colsum_quantity(sl_model *m, const layout *lay, double *q)
-{
-    lin l = linear_at(m, lay->linear[lay->nlinear - 1]);
-    for (int64_t i = 0; i <= l.in; i++)
-        q[i] = 0.0;
-    for (int64_t o = 0; o < l.out; o++) {
-        for (int64_t i = 0; i < l.in; i++)
-            q[i] += sl_tensor_flat_get(l.w, o * l.in + i);
-        if (l.b)
-            q[l.in] += sl_tensor_flat_get(l.b, o);
-    }
 }
 
 static double l2(const double *v, int64_t n)
@@ -183,13 +172,16 @@ typedef struct scratch {
 
 static int scratch_alloc(sl_model *m, const layout *lay, scratch *s)
 {
-    int64_t nq = colsum_size(m, lay), nw = 0;
+    const sl_weight_layer *last = sl_structure_layer(lay->st, lay->last);
+    int64_t nq = colsum_size(lay), nw = last->units * last->fan_in;
     for (int p = 0; p < lay->npairs; p++) {
-        lin a = linear_at(m, lay->linear[lay->first[p]]);
-        lin b = linear_at(m, lay->linear[lay->first[p] + 1]);
-        int64_t n = pair_size(m, lay, p);
+        const sl_hidden_layer *h = pair_hidden(lay, p);
+        int64_t n = pair_size(lay, p);
         nq = n > nq ? n : nq;
-        nw = a.out * a.in + b.out * b.in > nw ? a.out * a.in + b.out * b.in : nw;
+        for (int i = 0; i < h->nrefs; i++) {
+            int64_t rows = sl_tensor_numel(sl_unit_ref_tensor(m, sl_hidden_ref(h, i)));
+            nw = rows > nw ? rows : nw;
+        }
     }
     s->q = malloc((size_t)nq * sizeof(double));
     s->qref = malloc((size_t)nq * sizeof(double));
@@ -224,7 +216,7 @@ static int report(sl_model *m, sl_model *ref, const layout *lay, bool softmax, s
 {
     double worst = 0.0;
     for (int p = 0; p < lay->npairs; p++) {
-        int64_t n = pair_size(m, lay, p);
+        int64_t n = pair_size(lay, p);
         SL_TRY(pair_quantity(m, lay, p, s->q, s->work));
         bool lin_pair = lay->kind[p] == PAIR_LINEAR;
         const char *pre = lin_pair ? "C" : "Q";
@@ -249,13 +241,13 @@ static int report(sl_model *m, sl_model *ref, const layout *lay, bool softmax, s
         if (out)
             SL_TRY(put(out, pre, p, "drift", d));
     }
-    if (softmax && lay->nlinear > 0) {
-        int64_t n = colsum_size(m, lay);
-        colsum_quantity(m, lay, s->q);
+    if (softmax) {
+        int64_t n = colsum_size(lay);
+        SL_TRY(colsum_quantity(m, lay, s->q, s->work));
         if (out)
             SL_TRY(put(out, "colsum", -1, "norm", l2(s->q, n)));
         if (ref) {
-            colsum_quantity(ref, lay, s->qref);
+            SL_TRY(colsum_quantity(ref, lay, s->qref, s->work));
             for (int64_t j = 0; j < n; j++)
                 s->qref[j] = s->q[j] - s->qref[j];
             double d = l2(s->qref, n);
@@ -284,8 +276,6 @@ static int probe_measure(const sl_options *opt, sl_model *model, const sl_datase
     (void)data;
     layout lay;
     SL_TRY(find_layout(model, &lay));
-    if (lay.nlinear == 0)
-        return sl_error(SL_EINVAL, "conserved: the model has no linear layer");
     const char *path = sl_options_string(opt, "reference");
     sl_model *ref = NULL;
     if (*path) {
@@ -294,6 +284,7 @@ static int probe_measure(const sl_options *opt, sl_model *model, const sl_datase
             rc = sl_error_context(rc, "conserved: reference");
         if (rc < 0) {
             sl_model_free(ref);
+            layout_free(&lay);
             return rc;
         }
     }
@@ -303,6 +294,7 @@ static int probe_measure(const sl_options *opt, sl_model *model, const sl_datase
         rc = report(model, ref, &lay, sl_options_bool(opt, "softmax"), &s, out, NULL);
     scratch_free(&s);
     sl_model_free(ref);
+    layout_free(&lay);
     return rc;
 }
 
@@ -352,14 +344,13 @@ static void hook_release(hook_state *s)
     s->ref = NULL;
     scratch_free(&s->s);
     memset(&s->s, 0, sizeof s->s);
+    layout_free(&s->lay);
 }
 
 static int hook_begin(hook_state *s, sl_train_ctx *ctx)
 {
     hook_release(s);
     SL_TRY(find_layout(ctx->model, &s->lay));
-    if (s->lay.nlinear == 0)
-        return sl_error(SL_EINVAL, "conserved: the model has no linear layer");
     const char *sm = sl_options_string(s->opt, "softmax");
     s->softmax = strcmp(sm, "true") == 0 ||
                  (strcmp(sm, "auto") == 0 && strcmp(ctx->loss->name, "cross_entropy") == 0);

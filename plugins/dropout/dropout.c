@@ -130,6 +130,8 @@ static const sl_module_type dropout_type = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .destroy = dropout_destroy,
+    .role = {.kind = SL_ROLE_PER_UNIT,
+             .flags = SL_UNIT_HOMOGENEOUS | SL_UNIT_ODD | SL_UNIT_STOCHASTIC},
 };
 
 static const sl_module_type *const modules[] = {&dropout_type, NULL};

@@ -116,6 +116,10 @@ static const sl_module_type scale_type = {
     .forward = scale_forward,
     .backward = scale_backward,
     .destroy = scale_destroy,
+    /* One gain shared by every unit: the same linear map on each, so it
+     * commutes with permutations, rescalings and sign flips of the units. */
+    .role = {.kind = SL_ROLE_PER_UNIT,
+             .flags = SL_UNIT_HOMOGENEOUS | SL_UNIT_ODD | SL_UNIT_LINEAR},
 };
 
 /* ---- hook "grad_clip" ----------------------------------------------------- */

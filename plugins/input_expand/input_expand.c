@@ -264,6 +264,10 @@ static const sl_module_type expand_type = {
     .forward = expand_forward,
     .backward = expand_backward,
     .destroy = expand_destroy,
+    /* Opaque, deliberately: the vector form appends new features (units),
+     * so it is not a per-unit map; it is meant for the model's input,
+     * where no hidden layer spans it anyway. */
+    .role = {.kind = SL_ROLE_OPAQUE},
 };
 
 static const sl_module_type *const modules[] = {&expand_type, NULL};

@@ -56,7 +56,6 @@
 
 #include <symlab/symlab.h>
 
-#include "../symmetry_metrics/units.h"
 
 #define LOSS_WINDOW 20
 
@@ -97,8 +96,7 @@ typedef struct sb_work {
     sl_model *base;
     const sl_dataset *data;
     sl_tensor probe_x;             /* probe batch in the model's dtype */
-    su_layer layers[SU_MAX_LAYERS];
-    int nlayers;
+    sl_structure *st;              /* the base model's weight and hidden layers */
     int64_t numel, nspectra, ngrams, B;
     double *theta0;
 } sb_work;
@@ -131,16 +129,19 @@ static int unit_params(sl_model *m, double *v, int64_t n)
     return SL_OK;
 }
 
-static int64_t spectrum_length(const su_layer *L)
+static int64_t spectrum_length(const sl_weight_layer *L)
 {
     return L->units < L->fan_in ? L->units : L->fan_in;
 }
 
 static int replica_spectra(sl_model *m, const sb_work *w, double *out)
 {
-    for (int l = 0; l < w->nlayers; l++) {
-        sl_tensor s = {0};
-        SL_TRY(su_singular_values(sl_model_param(m, w->layers[l].weight), &s));
+    for (int l = 0; l < sl_structure_nlayers(w->st); l++) {
+        sl_tensor mat = {0}, s = {0};
+        SL_TRY(sl_weight_layer_matrix(m, sl_structure_layer(w->st, l), &mat));
+        int rc = sl_svd(&mat, NULL, &s, NULL);
+        sl_tensor_release(&mat);
+        SL_TRY(rc);
         int64_t k = sl_tensor_numel(&s);
         memcpy(out, s.data, (size_t)k * sizeof *out);
         sl_tensor_release(&s);
@@ -184,10 +185,9 @@ static int replica_grams(sl_model *m, const sb_work *w, double *out)
     const sl_tensor *y;
     sl_model_set_training(m, false);
     SL_TRY(sl_model_forward(m, &w->probe_x, &y));
-    for (int l = 0; l < w->nlayers; l++) {
-        if (w->layers[l].block == 0)
-            continue;
-        SL_TRY(activation_gram(sl_model_activation(m, w->layers[l].act_module), w->B, out));
+    for (int h = 0; h < sl_structure_nhidden(w->st); h++) {
+        const sl_hidden_layer *hl = sl_structure_hidden(w->st, h);
+        SL_TRY(activation_gram(sl_model_activation(m, hl->act_module), w->B, out));
         out += w->B * w->B;
     }
     return SL_OK;
@@ -197,17 +197,15 @@ static int shuffle_units(sl_model *m, const sb_work *w, uint64_t seed)
 {
     sl_rng rng;
     sl_rng_seed(&rng, seed);
-    for (int l = 0; l < w->nlayers; l++) {
-        const su_layer *L = &w->layers[l];
-        if (L->block == 0)
-            continue;
-        int64_t *perm = malloc((size_t)L->units * sizeof *perm);
+    for (int h = 0; h < sl_structure_nhidden(w->st); h++) {
+        const int64_t units = sl_structure_hidden(w->st, h)->units;
+        int64_t *perm = malloc((size_t)units * sizeof *perm);
         if (!perm)
             return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
-        for (int64_t j = 0; j < L->units; j++)
+        for (int64_t j = 0; j < units; j++)
             perm[j] = j;
-        sl_rng_shuffle(&rng, perm, L->units);
-        int rc = su_permute_units(m, w->layers, l, perm);
+        sl_rng_shuffle(&rng, perm, units);
+        int rc = sl_structure_permute(m, w->st, h, perm);
         free(perm);
         SL_TRY(rc);
     }
@@ -297,13 +295,14 @@ static double dot(const double *a, const double *b, int64_t n)
 static double spectral_pair(const sb_work *w, const double *a, const double *b)
 {
     double sum = 0;
-    for (int l = 0; l < w->nlayers; l++) {
-        int64_t k = spectrum_length(&w->layers[l]);
+    const int n = sl_structure_nlayers(w->st);
+    for (int l = 0; l < n; l++) {
+        int64_t k = spectrum_length(sl_structure_layer(w->st, l));
         sum += euclid(a, b, k);
         a += k;
         b += k;
     }
-    return w->nlayers > 0 ? sum / w->nlayers : 0;
+    return n > 0 ? sum / n : 0;
 }
 
 static double gram_pair(const sb_work *w, const double *a, const double *b)
@@ -389,14 +388,12 @@ static int take_probe_batch(sb_work *w, int64_t rows)
 
 static int setup(sb_work *w, const sb_args *a)
 {
-    SL_TRY(su_find_layers(w->base, w->layers, &w->nlayers));
+    SL_TRY(sl_model_structure(w->base, &w->st));
     w->numel = sl_model_numel(w->base);
     w->nspectra = 0;
-    int hidden = 0;
-    for (int l = 0; l < w->nlayers; l++) {
-        w->nspectra += spectrum_length(&w->layers[l]);
-        hidden += w->layers[l].block > 0;
-    }
+    const int hidden = sl_structure_nhidden(w->st);
+    for (int l = 0; l < sl_structure_nlayers(w->st); l++)
+        w->nspectra += spectrum_length(sl_structure_layer(w->st, l));
     SL_TRY(take_probe_batch(w, a->probe_batch));
     w->ngrams = hidden * w->B * w->B;
     w->theta0 = malloc((size_t)w->numel * sizeof *w->theta0);
@@ -455,6 +452,7 @@ static int sb_measure(const sl_options *opt, sl_model *model, const sl_dataset *
     sb_work w = {.base = model, .data = use};
     int rc = measure_all(&w, &a, out);
     sl_tensor_release(&w.probe_x);
+    sl_structure_free(w.st);
     free(w.theta0);
     sl_dataset_release(&sub);
     return rc;

@@ -3,7 +3,7 @@
  * symmetric subspaces of rescaling (dead neurons), permutation (identical
  * neurons) and rotation (low rank).
  *
- * For every weight layer i (see units.h; names use the module index, as the
+ * For every weight layer i (structure.h; names use the module index, as the
  * parameters do):
  *   i.stable_rank     ||W||_F^2 / ||W||_2^2 of the (out, fan_in) matrix;
  *   i.effective_rank  exp(-sum_k p_k log p_k), p_k = s_k / sum s (Roy &
@@ -12,12 +12,13 @@
  *   i.units           its number of units;
  *   i.distinct_neurons clusters of units under single linkage with
  *                     d_jk = ||t_j - t_k|| / (||t_j|| + ||t_k||) < distinct_tol,
- *                     t_j = [w_in,j; b_j; w_out,j] (section 8.2; with
+ *                     t_j = [w_in,j; b_j; w_out,j], the unit's rows of the
+ *                     producing and consuming layers (section 8.2; with
  *                     up_to_sign, min(d(t_j, t_k), d(t_j, -t_k)): the sign
  *                     flip that odd activations such as tanh allow);
  *   i.dead_fraction   (with data) fraction of units whose activation — the
- *                     output of the activation/dropout/batchnorm modules
- *                     right after the layer, evaluation mode — has
+ *                     output of the last per-unit map after the layer
+ *                     that keeps its shape, evaluation mode — has
  *                     |a| <= dead_tol on every sample (and position) of the
  *                     first probe_batch rows of the data.
  * Totals over the hidden layers: "dead_fraction" (dead units / units) and
@@ -28,10 +29,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <symlab/symlab.h>
-
-#include "units.h"
 
 static const sl_option_spec metrics_options[] = {
     {"probe_batch", SL_OPT_INT, "512", "rows of the data used for dead-neuron detection", NULL},
@@ -51,10 +51,13 @@ static int set_named(sl_record *out, int module, const char *what, double value)
 }
 
 /* Stable and entropy effective rank of one weight. */
-static int measure_ranks(sl_model *m, const su_layer *L, sl_record *out)
+static int measure_ranks(sl_model *m, const sl_weight_layer *L, sl_record *out)
 {
-    sl_tensor s = {0};
-    SL_TRY(su_singular_values(sl_model_param(m, L->weight), &s));
+    sl_tensor w = {0}, s = {0};
+    SL_TRY(sl_weight_layer_matrix(m, L, &w));
+    int rc = sl_svd(&w, NULL, &s, NULL);
+    sl_tensor_release(&w);
+    SL_TRY(rc);
     const double *sv = s.data;
     int64_t k = sl_tensor_numel(&s);
     double sum = 0, sum2 = 0, entropy = 0;
@@ -71,26 +74,39 @@ static int measure_ranks(sl_model *m, const su_layer *L, sl_record *out)
     return set_named(out, L->module, "effective_rank", sum > 0 ? exp(entropy) : 0);
 }
 
-/* t (units, len): the vectors [w_in,j; b_j; w_out,j] of layer L, f64. */
-static int neuron_vectors(sl_model *m, const su_layer *L, double **t, int64_t *len)
+/* t (units, len): row j the vector [w_in,j; b_j; w_out,j] of hidden layer h,
+ * f64: the unit's rows of its producing (OUT) and consuming (IN) refs. */
+static int neuron_vectors(sl_model *m, const sl_hidden_layer *h, double **t, int64_t *len)
 {
-    const su_layer *next = L + 1;
-    const int64_t out_next = next->units;
-    *len = L->fan_in + (L->bias >= 0) + out_next * L->block;
-    *t = malloc((size_t)(L->units * *len) * sizeof **t);
-    if (!*t)
+    const int64_t k = h->units;
+    *len = 0;
+    for (int i = 0; i < h->nrefs; i++)
+        if (sl_hidden_ref(h, i)->use != SL_UNITS_SELF)
+            *len += sl_unit_ref_width(m, sl_hidden_ref(h, i), k);
+    double *rows = malloc((size_t)(k * *len) * sizeof *rows);
+    *t = malloc((size_t)(k * *len) * sizeof **t);
+    if (!rows || !*t) {
+        free(rows);
+        free(*t);
         return sl_error(SL_ENOMEM, "symmetry_metrics: out of memory");
-    const sl_tensor *w = sl_model_param(m, L->weight), *w2 = sl_model_param(m, next->weight);
-    for (int64_t j = 0; j < L->units; j++) {
-        double *v = *t + j * *len;
-        for (int64_t i = 0; i < L->fan_in; i++)
-            *v++ = sl_tensor_flat_get(w, j * L->fan_in + i);
-        if (L->bias >= 0)
-            *v++ = sl_tensor_flat_get(sl_model_param(m, L->bias), j);
-        for (int64_t o = 0; o < out_next; o++)
-            for (int64_t b = 0; b < L->block; b++)
-                *v++ = sl_tensor_flat_get(w2, o * next->fan_in + j * L->block + b);
     }
+    int64_t at = 0;
+    for (int i = 0; i < h->nrefs; i++) {
+        const sl_unit_ref *r = sl_hidden_ref(h, i);
+        if (r->use == SL_UNITS_SELF)
+            continue;
+        const int64_t width = sl_unit_ref_width(m, r, k);
+        int rc = sl_unit_ref_rows(m, r, k, rows);
+        if (rc < 0) {
+            free(rows);
+            free(*t);
+            return rc;
+        }
+        for (int64_t j = 0; j < k; j++)
+            memcpy(*t + j * *len + at, rows + j * width, (size_t)width * sizeof *rows);
+        at += width;
+    }
+    free(rows);
     return SL_OK;
 }
 
@@ -116,22 +132,23 @@ static int64_t find_root(int64_t *parent, int64_t j)
 }
 
 /* Number of clusters of units under single linkage (union-find). */
-static int count_distinct(sl_model *m, const su_layer *L, double tol, bool up_to_sign,
+static int count_distinct(sl_model *m, const sl_hidden_layer *h, double tol, bool up_to_sign,
                           int64_t *distinct)
 {
     double *t;
     int64_t len;
-    SL_TRY(neuron_vectors(m, L, &t, &len));
-    int64_t *parent = malloc((size_t)L->units * sizeof *parent);
+    SL_TRY(neuron_vectors(m, h, &t, &len));
+    const int64_t units = h->units;
+    int64_t *parent = malloc((size_t)units * sizeof *parent);
     if (!parent) {
         free(t);
         return sl_error(SL_ENOMEM, "symmetry_metrics: out of memory");
     }
-    for (int64_t j = 0; j < L->units; j++)
+    for (int64_t j = 0; j < units; j++)
         parent[j] = j;
-    *distinct = L->units;
-    for (int64_t j = 0; j < L->units; j++)
-        for (int64_t k = j + 1; k < L->units; k++) {
+    *distinct = units;
+    for (int64_t j = 0; j < units; j++)
+        for (int64_t k = j + 1; k < units; k++) {
             double d = rel_distance(t + j * len, t + k * len, len, 1.0);
             if (up_to_sign)
                 d = fmin(d, rel_distance(t + j * len, t + k * len, len, -1.0));
@@ -146,21 +163,22 @@ static int count_distinct(sl_model *m, const su_layer *L, double tol, bool up_to
     return SL_OK;
 }
 
-/* Dead units of L in the last forward's activations; *dead = -1 if the
+/* Dead units of h in the last forward's activations; *dead = -1 if the
  * activation does not have the units in dimension 1. */
-static void count_dead(const sl_model *m, const su_layer *L, double tol, int64_t *dead)
+static void count_dead(const sl_model *m, const sl_hidden_layer *h, double tol, int64_t *dead)
 {
-    const sl_tensor *a = sl_model_activation(m, L->act_module);
+    const sl_tensor *a = sl_model_activation(m, h->act_module);
+    const int64_t units = h->units;
     *dead = -1;
-    if (!a || a->ndim < 2 || a->shape[1] != L->units)
+    if (!a || a->ndim < 2 || a->shape[1] != units)
         return;
-    const int64_t B = a->shape[0], per = sl_tensor_numel(a) / (B * L->units);
+    const int64_t B = a->shape[0], per = sl_tensor_numel(a) / (B * units);
     *dead = 0;
-    for (int64_t j = 0; j < L->units; j++) {
+    for (int64_t j = 0; j < units; j++) {
         bool alive = false;
         for (int64_t b = 0; b < B && !alive; b++)
             for (int64_t k = 0; k < per && !alive; k++)
-                alive = fabs(sl_tensor_flat_get(a, (b * L->units + j) * per + k)) > tol;
+                alive = fabs(sl_tensor_flat_get(a, (b * units + j) * per + k)) > tol;
         *dead += !alive;
     }
 }
@@ -183,38 +201,30 @@ static int probe_forward(sl_model *m, const sl_dataset *data, int64_t rows)
     return rc < 0 ? rc : SL_OK;
 }
 
-static int metrics_measure(const sl_options *opt, sl_model *model, const sl_dataset *data,
-                           sl_record *out)
+static int measure_layers(const sl_options *opt, sl_model *model, const sl_structure *st,
+                          bool have_data, sl_record *out)
 {
-    su_layer layers[SU_MAX_LAYERS];
-    int n;
-    SL_TRY(su_find_layers(model, layers, &n));
-    const int64_t probe_batch = sl_options_int(opt, "probe_batch");
-    if (probe_batch < 1)
-        return sl_error(SL_EINVAL, "symmetry_metrics: probe_batch must be >= 1");
-    const bool have_data = data && sl_dataset_size(data) > 0;
-    if (have_data)
-        SL_TRY(probe_forward(model, data, probe_batch));
     int64_t units = 0, dead_units = 0, dead_seen = 0, distinct_total = 0;
-    for (int i = 0; i < n; i++) {
-        const su_layer *L = &layers[i];
+    for (int i = 0; i < sl_structure_nlayers(st); i++) {
+        const sl_weight_layer *L = sl_structure_layer(st, i);
         SL_TRY(measure_ranks(model, L, out));
-        if (L->block == 0)
+        const sl_hidden_layer *h = sl_structure_hidden(st, L->hidden_out);
+        if (!h)
             continue;
         int64_t distinct = 0, dead = -1;
-        SL_TRY(count_distinct(model, L, sl_options_float(opt, "distinct_tol"),
+        SL_TRY(count_distinct(model, h, sl_options_float(opt, "distinct_tol"),
                               sl_options_bool(opt, "up_to_sign"), &distinct));
-        SL_TRY(set_named(out, L->module, "units", (double)L->units));
+        SL_TRY(set_named(out, L->module, "units", (double)h->units));
         SL_TRY(set_named(out, L->module, "distinct_neurons", (double)distinct));
-        units += L->units;
+        units += h->units;
         distinct_total += distinct;
         if (!have_data)
             continue;
-        count_dead(model, L, sl_options_float(opt, "dead_tol"), &dead);
+        count_dead(model, h, sl_options_float(opt, "dead_tol"), &dead);
         if (dead >= 0) {
-            SL_TRY(set_named(out, L->module, "dead_fraction", (double)dead / (double)L->units));
+            SL_TRY(set_named(out, L->module, "dead_fraction", (double)dead / (double)h->units));
             dead_units += dead;
-            dead_seen += L->units;
+            dead_seen += h->units;
         }
     }
     if (dead_seen > 0)
@@ -222,6 +232,22 @@ static int metrics_measure(const sl_options *opt, sl_model *model, const sl_data
     if (units > 0)
         SL_TRY(sl_record_set(out, "distinct_fraction", (double)distinct_total / (double)units));
     return SL_OK;
+}
+
+static int metrics_measure(const sl_options *opt, sl_model *model, const sl_dataset *data,
+                           sl_record *out)
+{
+    const int64_t probe_batch = sl_options_int(opt, "probe_batch");
+    if (probe_batch < 1)
+        return sl_error(SL_EINVAL, "symmetry_metrics: probe_batch must be >= 1");
+    const bool have_data = data && sl_dataset_size(data) > 0;
+    if (have_data)
+        SL_TRY(probe_forward(model, data, probe_batch));
+    sl_structure *st;
+    SL_TRY(sl_model_structure(model, &st));
+    int rc = measure_layers(opt, model, st, have_data, out);
+    sl_structure_free(st);
+    return rc;
 }
 
 static const sl_probe_type metrics_type = {

@@ -125,23 +125,18 @@ static int syre_create(sl_hook *h, const sl_options *opt)
     return check_globs("exclude", sl_options_string(s->opt, "exclude"));
 }
 
-/* PyTorch's fan_in: shape[1] * prod(shape[2:]) for weights; a 1-d parameter
- * (a bias) takes the fan_in of its module's "weight", else 1. */
-static double fan_in_of(sl_model *m, int i)
+/* PyTorch's fan_in: numel / shape[0] for a parameter of rank >= 2; a weight
+ * layer's bias (structure.h) takes its layer's fan_in; anything else 1. */
+static double fan_in_of(sl_model *m, const sl_structure *st, int i)
 {
+    for (int l = 0; l < sl_structure_nlayers(st); l++) {
+        const sl_weight_layer *L = sl_structure_layer(st, l);
+        if (L->weight == i || L->bias == i)
+            return (double)L->fan_in;
+    }
     const sl_tensor *p = sl_model_param(m, i);
     if (p->ndim >= 2)
         return (double)(sl_tensor_numel(p) / (p->shape[0] > 0 ? p->shape[0] : 1));
-    const char *name = sl_model_param_name(m, i);
-    const char *dot = strrchr(name, '.');
-    char weight[256];
-    if (dot && (size_t)(dot - name) + 8 < sizeof weight) {
-        memcpy(weight, name, (size_t)(dot - name));
-        strcpy(weight + (dot - name), ".weight");
-        int w = sl_model_find_param(m, weight);
-        if (w >= 0 && sl_model_param(m, w)->ndim >= 2)
-            return fan_in_of(m, w);
-    }
     return 1.0;
 }
 
@@ -155,7 +150,7 @@ static uint64_t name_stream(const char *name)
 }
 
 /* Draws θ0 and D for every included parameter into the flat buffers. */
-static int draw_anchor(syre_state *s, sl_model *m, uint64_t seed)
+static int draw_anchor(syre_state *s, sl_model *m, const sl_structure *st, uint64_t seed)
 {
     double sigma0 = sl_options_float(s->opt, "sigma0");
     double scale = sl_options_float(s->opt, "sigma0_scale");
@@ -171,7 +166,7 @@ static int draw_anchor(syre_state *s, sl_model *m, uint64_t seed)
         SL_TRY(sl_tensor_narrow(&s->anchor, 0, offset, n, &a));
         int rc = sl_tensor_narrow(&s->diag, 0, offset, n, &d);
         if (rc >= 0 && matches_any(inc, name) && !matches_any(exc, name)) {
-            double sd = sigma0 >= 0 ? sigma0 : scale / sqrt(fan_in_of(m, i));
+            double sd = sigma0 >= 0 ? sigma0 : scale / sqrt(fan_in_of(m, st, i));
             uint64_t stream = name_stream(name);
             sl_rng r;
             sl_rng_derive(&r, seed, stream);
@@ -201,7 +196,11 @@ static int syre_begin(syre_state *s, sl_train_ctx *ctx)
     SL_TRY(sl_tensor_alloc(&s->anchor, dt, 1, &n));
     SL_TRY(sl_tensor_alloc(&s->diag, dt, 1, &n));
     int64_t seed = sl_options_int(s->opt, "seed");
-    SL_TRY(draw_anchor(s, m, seed >= 0 ? (uint64_t)seed : ctx->seed));
+    sl_structure *st;
+    SL_TRY(sl_model_structure(m, &st));
+    int rc = draw_anchor(s, m, st, seed >= 0 ? (uint64_t)seed : ctx->seed);
+    sl_structure_free(st);
+    SL_TRY(rc);
     if (s->included == 0)
         return sl_error(SL_EINVAL, "syre: include '%s' / exclude '%s' select no parameter",
                         sl_options_string(s->opt, "include"),

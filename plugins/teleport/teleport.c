@@ -209,12 +209,18 @@ static mat pinv_vjp(arena *a, const mat *B, const mat *Bp, const mat *F)
 
 #define MAX_LAYERS 32
 
+/* A positively homogeneous scalar map is c₊x for x > 0 and c₋x for x < 0;
+ * invertible (with the same signs) when both are > 0. */
+typedef struct slopes {
+    double pos, neg;
+} slopes;
+
 typedef struct net {
     int nlayers;
-    int module[MAX_LAYERS];   /* module index of each linear layer */
-    bool bias[MAX_LAYERS];
+    int weight[MAX_LAYERS];   /* model parameter index of each layer's weight */
+    int bias[MAX_LAYERS];     /* ... and of its bias, or -1 */
     int64_t in[MAX_LAYERS], out[MAX_LAYERS];
-    double slope[MAX_LAYERS]; /* leaky_relu slope after layer m (m < nlayers-1) */
+    slopes act[MAX_LAYERS];   /* the activation after layer m (m < nlayers-1) */
 } net;
 
 static const char *type_name(sl_model *m, int i)
@@ -222,63 +228,112 @@ static const char *type_name(sl_model *m, int i)
     return sl_module_type_of(sl_model_module(m, i))->name;
 }
 
-/* Accepts [flatten|identity]* linear (leaky_relu linear)* [identity]*. */
-static int parse_net(sl_model *m, net *n)
+/* c₊ and c₋ of module i (per-unit, homogeneous), read by running its
+ * forward on rows of +1 and −1 shaped like its k-unit input. */
+static int measure_slopes(sl_model *m, int i, int64_t k, slopes *out)
+{
+    sl_module *mod = sl_model_module(m, i);
+    int64_t shape[2] = {2, k};
+    sl_tensor x = {0}, y = {0};
+    int rc = sl_tensor_alloc(&x, sl_module_dtype(mod), 2, shape);
+    if (rc >= 0)
+        rc = sl_tensor_alloc(&y, sl_module_dtype(mod), 2, shape);
+    for (int64_t j = 0; rc >= 0 && j < k; j++) {
+        sl_tensor_set(&x, (int64_t[]){0, j}, 1.0);
+        sl_tensor_set(&x, (int64_t[]){1, j}, -1.0);
+    }
+    if (rc >= 0)
+        rc = sl_module_type_of(mod)->forward(mod, &x, &y);
+    if (rc >= 0) {
+        out->pos = sl_tensor_flat_get(&y, 0);
+        out->neg = -sl_tensor_flat_get(&y, k);
+    }
+    sl_tensor_release(&x);
+    sl_tensor_release(&y);
+    return rc;
+}
+
+/* Modules that pass values through unchanged for the teleport's own MLP
+ * forward: reshapes and identity-like per-unit maps without tensors. */
+static bool passes_through(const sl_module_role *r)
+{
+    const unsigned id = SL_UNIT_HOMOGENEOUS | SL_UNIT_ODD | SL_UNIT_LINEAR;
+    return r->kind == SL_ROLE_RESHAPE ||
+           (r->kind == SL_ROLE_PER_UNIT && (r->flags & id) == id && !r->unit_tensors &&
+            !(r->flags & (SL_UNIT_RESAMPLES | SL_UNIT_STOCHASTIC)));
+}
+
+/* Accepts a chain of 2-d weight layers (linear) whose hidden layers pass
+ * through invertible positively homogeneous maps (leaky_relu), with only
+ * pass-through modules before the first and after the last (structure.h). */
+static int describe_net(sl_model *m, const sl_structure *st, net *n)
 {
     memset(n, 0, sizeof *n);
-    bool need_linear = true;
-    for (int i = 0; i < sl_model_nmodules(m); i++) {
-        const char *t = type_name(m, i);
-        if (strcmp(t, "identity") == 0 || (strcmp(t, "flatten") == 0 && n->nlayers == 0))
-            continue;
-        if (strcmp(t, "linear") == 0 && need_linear) {
-            if (n->nlayers == MAX_LAYERS)
-                return sl_error(SL_EINVAL, "teleport: more than %d linear layers", MAX_LAYERS);
-            const sl_options *o = sl_module_options(sl_model_module(m, i));
-            int l = n->nlayers++;
-            n->module[l] = i;
-            n->bias[l] = sl_options_bool(o, "bias");
-            n->in[l] = sl_options_int(o, "in_features");
-            n->out[l] = sl_options_int(o, "out_features");
-            need_linear = false;
-            continue;
+    n->nlayers = sl_structure_nlayers(st);
+    if (n->nlayers < 2 || n->nlayers > MAX_LAYERS)
+        return sl_error(SL_EINVAL, "teleport: needs 2 to %d weight layers separated by "
+                                   "invertible activations such as leaky_relu", MAX_LAYERS);
+    const int first = sl_structure_layer(st, 0)->module;
+    const int last = sl_structure_layer(st, n->nlayers - 1)->module;
+    for (int i = 0; i < sl_model_nmodules(m); i++)
+        if ((i < first || i > last) && !passes_through(sl_module_role_of(sl_model_module(m, i))))
+            return sl_error(SL_EINVAL, "teleport: module %d (%s) does not fit; teleport needs "
+                                       "weight layers separated by leaky_relu", i + 1,
+                            type_name(m, i));
+    for (int l = 0; l < n->nlayers; l++) {
+        const sl_weight_layer *L = sl_structure_layer(st, l);
+        const sl_tensor *w = sl_model_param(m, L->weight);
+        if (w->ndim != 2 || L->unit_axis != 0 || L->input_axis != 1)
+            return sl_error(SL_EINVAL, "teleport: module %d (%s) is not a dense (out, in) "
+                                       "weight layer", L->module + 1, type_name(m, L->module));
+        n->weight[l] = L->weight;
+        n->bias[l] = L->bias;
+        n->out[l] = w->shape[0];
+        n->in[l] = w->shape[1];
+        if (l + 1 == n->nlayers)
+            break;
+        const sl_hidden_layer *h = sl_structure_hidden(st, L->hidden_out);
+        const int next = sl_structure_layer(st, l + 1)->module;
+        const sl_tensor *wn = sl_model_param(m, sl_structure_layer(st, l + 1)->weight);
+        if (!h || h->consumer != l + 1 || (h->symmetry & SL_SYM_RESCALE) == 0 ||
+            wn->ndim != 2 || wn->shape[1] != n->out[l])
+            return sl_error(SL_EINVAL, "teleport: modules %d to %d do not fit; teleport needs "
+                                       "weight layers separated by leaky_relu",
+                            L->module + 1, next + 1);
+        n->act[l] = (slopes){1.0, 1.0};
+        for (int i = L->module + 1; i < next; i++) {
+            if (sl_module_role_of(sl_model_module(m, i))->kind != SL_ROLE_PER_UNIT)
+                continue;
+            slopes s;
+            SL_TRY(measure_slopes(m, i, n->out[l], &s));
+            if (!(s.pos > 0 && s.neg > 0))
+                return sl_error(SL_EINVAL, "teleport: module %d (%s) maps x to %g x (x > 0) and "
+                                           "%g x (x < 0); the action needs an invertible "
+                                           "activation", i + 1, type_name(m, i), s.pos, s.neg);
+            n->act[l].pos *= s.pos;
+            n->act[l].neg *= s.neg;
         }
-        if (strcmp(t, "leaky_relu") == 0 && !need_linear) {
-            double a = sl_options_float(sl_module_options(sl_model_module(m, i)), "negative_slope");
-            if (!(a > 0))
-                return sl_error(SL_EINVAL, "teleport: module %d (leaky_relu) has negative_slope "
-                                           "%g; the action needs an invertible activation", i, a);
-            n->slope[n->nlayers - 1] = a;
-            need_linear = true;
-            continue;
-        }
-        return sl_error(SL_EINVAL, "teleport: module %d (%s) does not fit; teleport needs "
-                                   "linear layers separated by leaky_relu", i, t);
     }
-    if (n->nlayers < 2 || need_linear)
-        return sl_error(SL_EINVAL, "teleport: needs at least two linear layers separated by "
-                                   "leaky_relu, ending with a linear layer");
     return SL_OK;
 }
 
-static double act(double z, double a) { return z > 0 ? z : a * z; }
-static double act_inv(double y, double a) { return y > 0 ? y : y / a; }
-static double act_deriv(double z, double a) { return z > 0 ? 1.0 : a; }
+static double act(double z, slopes a) { return z > 0 ? a.pos * z : a.neg * z; }
+static double act_inv(double y, slopes a) { return y > 0 ? y / a.pos : y / a.neg; }
+static double act_deriv(double z, slopes a) { return z > 0 ? a.pos : a.neg; }
 
 /* Per-layer augmented parameters P_m = [W_m | b_m] (out x in(+1)). */
 typedef struct params {
     mat P[MAX_LAYERS];
 } params;
 
-static int64_t aug(const net *n, int m) { return n->in[m] + (n->bias[m] ? 1 : 0); }
+static int64_t aug(const net *n, int m) { return n->in[m] + (n->bias[m] >= 0 ? 1 : 0); }
 
 static void load_params(sl_model *work, const net *n, params *p, bool grads)
 {
     for (int m = 0; m < n->nlayers; m++) {
-        sl_module *mod = sl_model_module(work, n->module[m]);
-        const double *w = (grads ? sl_module_grad(mod, 0) : sl_module_param(mod, 0))->data;
-        const double *b = n->bias[m] ? (grads ? sl_module_grad(mod, 1) : sl_module_param(mod, 1))->data
-                                     : NULL;
+        sl_tensor *(*get)(sl_model *, int) = grads ? sl_model_grad : sl_model_param;
+        const double *w = get(work, n->weight[m])->data;
+        const double *b = n->bias[m] >= 0 ? get(work, n->bias[m])->data : NULL;
         for (int64_t i = 0; i < n->out[m]; i++) {
             memcpy(at(&p->P[m], i, 0), w + i * n->in[m], (size_t)n->in[m] * sizeof(double));
             if (b)
@@ -290,9 +345,8 @@ static void load_params(sl_model *work, const net *n, params *p, bool grads)
 static void store_params(sl_model *work, const net *n, const params *p)
 {
     for (int m = 0; m < n->nlayers; m++) {
-        sl_module *mod = sl_model_module(work, n->module[m]);
-        double *w = sl_module_param(mod, 0)->data;
-        double *b = n->bias[m] ? sl_module_param(mod, 1)->data : NULL;
+        double *w = sl_model_param(work, n->weight[m])->data;
+        double *b = n->bias[m] >= 0 ? sl_model_param(work, n->bias[m])->data : NULL;
         for (int64_t i = 0; i < n->out[m]; i++) {
             memcpy(w + i * n->in[m], at(&p->P[m], i, 0), (size_t)n->in[m] * sizeof(double));
             if (b)
@@ -318,7 +372,7 @@ static mat augment(arena *a, const net *n, int m, const mat *h)
         return H;
     for (int64_t i = 0; i < h->r; i++)
         memcpy(at(&H, i, 0), at(h, i, 0), (size_t)h->c * sizeof(double));
-    if (n->bias[m])
+    if (n->bias[m] >= 0)
         for (int64_t j = 0; j < h->c; j++)
             *at(&H, h->r, j) = 1.0;
     return H;
@@ -329,7 +383,7 @@ typedef struct layer_fwd {
     mat H, Z, A, S; /* augmented input, pre-activation, activation, σ'(Z) */
 } layer_fwd;
 
-static void apply_act(const mat *Z, mat *A, mat *S, double a)
+static void apply_act(const mat *Z, mat *A, mat *S, slopes a)
 {
     for (int64_t i = 0; i < Z->r; i++)
         for (int64_t j = 0; j < Z->c; j++) {
@@ -352,7 +406,7 @@ static int forward(arena *a, const net *n, const params *p, const mat *X, layer_
         f[m].S = mat_new(a, f[m].Z.r, f[m].Z.c);
         if (!f[m].Z.p || !f[m].A.p || !f[m].S.p)
             return sl_error(SL_ENOMEM, "teleport: out of memory");
-        apply_act(&f[m].Z, &f[m].A, &f[m].S, n->slope[m]);
+        apply_act(&f[m].Z, &f[m].A, &f[m].S, n->act[m]);
         h = f[m].A;
     }
     return SL_OK;
@@ -376,7 +430,7 @@ static int apply_action(arena *a, const net *n, params *p, const mat *X, const m
         for (int64_t i = 0; i < k; i++)
             for (int64_t j = 0; j < k; j++)
                 *at(&g, i, j) = (i == j) + (T ? *at(&T[m], i, j) : 0.0);
-        apply_act(&Z, &A, NULL, n->slope[m]);
+        apply_act(&Z, &A, NULL, n->act[m]);
         if (form2022) {
             /* V' = σ⁻¹(g A) H⁺,  U' = U g⁻¹ */
             mat gA = mm_new(a, &g, false, &A, false), Hp, ginv;
@@ -384,7 +438,7 @@ static int apply_action(arena *a, const net *n, params *p, const mat *X, const m
                 return sl_error(SL_ENOMEM, "teleport: out of memory");
             for (int64_t i = 0; i < gA.r; i++)
                 for (int64_t j = 0; j < gA.c; j++)
-                    *at(&gA, i, j) = act_inv(*at(&gA, i, j), n->slope[m]);
+                    *at(&gA, i, j) = act_inv(*at(&gA, i, j), n->act[m]);
             SL_TRY(pinv(a, &H, rcond, &Hp));
             SL_TRY(pinv(a, &g, 0.0, &ginv));
             mm(&V, &gA, false, &Hp, false, 1.0, 0.0);
@@ -398,7 +452,7 @@ static int apply_action(arena *a, const net *n, params *p, const mat *X, const m
             if (!Vc.p || !gZ.p)
                 return sl_error(SL_ENOMEM, "teleport: out of memory");
             mm(&V, &g, false, &Vc, false, 1.0, 0.0);
-            apply_act(&gZ, &gZ, NULL, n->slope[m]);
+            apply_act(&gZ, &gZ, NULL, n->act[m]);
             SL_TRY(pinv(a, &gZ, rcond, &Ap));
             mat UA = mm_new(a, &U, false, &A, false);
             if (!UA.p)
@@ -409,7 +463,7 @@ static int apply_action(arena *a, const net *n, params *p, const mat *X, const m
         mat Zn = mm_new(a, &V, false, &H, false);
         if (!Zn.p)
             return sl_error(SL_ENOMEM, "teleport: out of memory");
-        apply_act(&Zn, &Zn, NULL, n->slope[m]);
+        apply_act(&Zn, &Zn, NULL, n->act[m]);
         h = Zn;
     }
     return SL_OK;
@@ -545,7 +599,11 @@ static int alloc_rows(sl_tensor *out, sl_dtype dt, const sl_tensor *like, int64_
 static int tele_begin(tele_state *s, sl_train_ctx *ctx)
 {
     tele_release(s);
-    SL_TRY(parse_net(ctx->model, &s->n));
+    sl_structure *st;
+    SL_TRY(sl_model_structure(ctx->model, &st));
+    int rc = describe_net(ctx->model, st, &s->n);
+    sl_structure_free(st);
+    SL_TRY(rc);
     int64_t seed = sl_options_int(s->opt, "seed");
     s->seed = seed >= 0 ? (uint64_t)seed : ctx->seed;
     s->epoch_seen = -1;

@@ -161,6 +161,8 @@ static const sl_module_type upsample_type = {
     .forward = upsample_forward,
     .backward = upsample_backward,
     .destroy = upsample_destroy,
+    .role = {.kind = SL_ROLE_PER_UNIT,
+             .flags = SL_UNIT_HOMOGENEOUS | SL_UNIT_ODD | SL_UNIT_LINEAR | SL_UNIT_RESAMPLES},
 };
 
 static const sl_module_type *const modules[] = {&upsample_type, NULL};
