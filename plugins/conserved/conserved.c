@@ -99,27 +99,40 @@ static int64_t pair_size(const layout *lay, int p)
  * (rows of the producing layer's weight and bias, +; columns of the
  * consuming layer's weight, −) of the hidden layer,
  *   C = Σ± R Rᵀ  and  Q_j = Σ± ‖R_j‖²,  R the ref's (units, width) rows.
- * `work` holds the largest ref's rows. */
+ * Terms are summed in the order the quantities were first defined in (for
+ * Q: bias, incoming, outgoing; for C: incoming, outgoing, bias), so results
+ * do not move with the order refs are listed in.  `work` holds the largest
+ * ref's rows. */
 static int pair_quantity(sl_model *m, const layout *lay, int p, double *q, double *work)
 {
     const sl_hidden_layer *h = pair_hidden(lay, p);
     const int64_t k = h->units;
     const bool matrix = lay->kind[p] == PAIR_LINEAR;
     memset(q, 0, (size_t)pair_size(lay, p) * sizeof *q);
-    for (int i = 0; i < h->nrefs; i++) {
-        const sl_unit_ref *r = sl_hidden_ref(h, i);
-        const double sign = r->use == SL_UNITS_IN ? -1.0 : 1.0;
-        const int64_t width = sl_unit_ref_width(m, r, k);
-        SL_TRY(sl_unit_ref_rows(m, r, k, work));
-        if (matrix) {
-            sl_dgemm(false, true, k, k, width, sign, work, width, work, width, 1.0, q, k);
-            continue;
-        }
-        for (int64_t j = 0; j < k; j++) {
-            double s = 0.0;
-            for (int64_t c = 0; c < width; c++)
-                s += work[j * width + c] * work[j * width + c];
-            q[j] += sign * s;
+    static const int order_q[] = {0, 1, 2}, order_c[] = {1, 2, 0};
+    for (int pass = 0; pass < 3; pass++) {
+        /* pass kinds: 0 the bias (1-d OUT refs), 1 other OUT refs, 2 IN refs */
+        const int want = (matrix ? order_c : order_q)[pass];
+        for (int i = 0; i < h->nrefs; i++) {
+            const sl_unit_ref *r = sl_hidden_ref(h, i);
+            const bool bias = r->use == SL_UNITS_OUT && sl_unit_ref_tensor(m, r)->ndim == 1;
+            if ((want == 0) != bias || (want == 1 && r->use != SL_UNITS_OUT) ||
+                (want == 2 && r->use != SL_UNITS_IN))
+                continue;
+            const double sign = r->use == SL_UNITS_IN ? -1.0 : 1.0;
+            const int64_t width = sl_unit_ref_width(m, r, k);
+            SL_TRY(sl_unit_ref_rows(m, r, k, work));
+            if (matrix && bias) {
+                for (int64_t a = 0; a < k; a++)
+                    for (int64_t b = 0; b < k; b++)
+                        q[a * k + b] += work[a] * work[b];
+            } else if (matrix) {
+                sl_dgemm(false, true, k, k, width, sign, work, width, work, width, 1.0, q, k);
+            } else {
+                for (int64_t j = 0; j < k; j++)
+                    for (int64_t c = 0; c < width; c++)
+                        q[j] += sign * work[j * width + c] * work[j * width + c];
+            }
         }
     }
     return SL_OK;
