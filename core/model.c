@@ -8,6 +8,9 @@
 
 #include "model_internal.h"
 
+/* How deep containers may nest. */
+#define SL_MAX_NESTING 16
+
 /* A parameter or buffer as the model lists it. */
 typedef struct named {
     char *name;     /* "<module index>.<local name>" */
@@ -17,44 +20,21 @@ typedef struct named {
 struct sl_model {
     sl_dtype dtype;
     bool built, training;
-    sl_module **mods;
-    int nmods;
+    sl_seq *root;                    /* the top-level modules */
+    /* While building: the containers opened by sl_model_begin, innermost
+     * last, and the list sl_model_add appends to. */
+    sl_module *open[SL_MAX_NESTING];
+    sl_seq *resume[SL_MAX_NESTING];  /* the list each was added to */
+    int nopen;
+    sl_seq *cursor;
     named *params, *buffers;
     int nparams, nbuffers;
     int64_t numel;
-    sl_tensor arena, grad_arena; /* 1-d, numel elements each */
-
-    /* Activations: out[i] is module i's output buffer, allocated for
-     * `capacity` samples of the planned trailing shape; view[i] the part the
-     * current batch uses.  grad[i] likewise for d loss / d out[i]. */
-    sl_tensor *out, *view, *grad, *grad_view;
-    int64_t capacity;
-    int plan_ndim;
-    int64_t plan_shape[SL_MAX_DIMS]; /* input shape planned for (batch ignored) */
-    sl_tensor input;                 /* retained view of the last forward's input */
-    bool have_forward;
+    sl_tensor arena, grad_arena;     /* 1-d, numel elements each */
 
     sl_tensor loss_grad;             /* grow-only, for sl_model_loss */
     sl_tensor loss_view;             /* the front of loss_grad, borrowed (storage NULL) */
 };
-
-/* Adds "module <i> (<type>)" in front of the current message, dropping a
- * leading "<type>: " that the module's own message already carries, so the
- * type is named once: "module 2 (linear): unknown option 'in'".  Positions
- * in messages are 1-based, as Lua counts the modules of a sequential (the
- * 0-based index lives on in parameter names, as in PyTorch). */
-static int module_error(int rc, int index0, const char *type)
-{
-    const int index = index0 + 1;
-    const char *msg = sl_last_error();
-    size_t n = strlen(type);
-    if (strncmp(msg, type, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') {
-        char rest[1024];
-        snprintf(rest, sizeof rest, "%s", msg + n + 2);
-        return sl_error(rc, "module %d (%s): %s", index, type, rest);
-    }
-    return sl_error_context(rc, "module %d (%s)", index, type);
-}
 
 int sl_model_new(sl_dtype dtype, sl_model **out)
 {
@@ -65,19 +45,13 @@ int sl_model_new(sl_dtype dtype, sl_model **out)
         return sl_error(SL_ENOMEM, "out of memory");
     m->dtype = dtype;
     m->training = true;
+    if (!(m->root = sl_seq_new(""))) {
+        free(m);
+        return SL_ENOMEM;
+    }
+    m->cursor = m->root;
     *out = m;
     return SL_OK;
-}
-
-static void release_activations(sl_model *m)
-{
-    for (int i = 0; m->out && i < m->nmods; i++) {
-        sl_tensor_release(&m->out[i]);
-        sl_tensor_release(&m->view[i]);
-        sl_tensor_release(&m->grad[i]);
-        sl_tensor_release(&m->grad_view[i]);
-    }
-    m->capacity = 0;
 }
 
 static void free_named(named *list, int n)
@@ -91,16 +65,8 @@ void sl_model_free(sl_model *m)
 {
     if (!m)
         return;
-    release_activations(m);
-    free(m->out);
-    free(m->view);
-    free(m->grad);
-    free(m->grad_view);
-    sl_tensor_release(&m->input);
+    sl_seq_free(m->root);
     sl_tensor_release(&m->loss_grad);
-    for (int i = 0; i < m->nmods; i++)
-        sl_module_destroy(m->mods[i]);
-    free(m->mods);
     free_named(m->params, m->nparams);
     free_named(m->buffers, m->nbuffers);
     sl_tensor_release(&m->arena);
@@ -110,37 +76,141 @@ void sl_model_free(sl_model *m)
 
 sl_dtype sl_model_dtype(const sl_model *m) { return m->dtype; }
 bool sl_model_is_built(const sl_model *m) { return m->built; }
-int sl_model_nmodules(const sl_model *m) { return m->nmods; }
+int sl_model_nmodules(const sl_model *m) { return m->root->n; }
+const sl_seq *sl_model_root(const sl_model *m) { return m->root; }
 
 sl_module *sl_model_module(sl_model *m, int index)
 {
-    return index >= 0 && index < m->nmods ? m->mods[index] : NULL;
+    return index >= 0 && index < m->root->n ? m->root->mods[index] : NULL;
 }
 
-int sl_model_add(sl_model *m, const char *type_name, const sl_options *opt)
+static sl_module *find_in(const sl_seq *list, const char *path)
 {
-    int index = m->nmods;
+    for (int i = 0; i < list->n; i++) {
+        sl_module *mod = list->mods[i];
+        if (strcmp(mod->path, path) == 0)
+            return mod;
+        for (int b = 0; b < mod->nbranches; b++) {
+            sl_module *found = find_in(mod->branches[b], path);
+            if (found)
+                return found;
+        }
+    }
+    return NULL;
+}
+
+sl_module *sl_model_find_module(sl_model *m, const char *path)
+{
+    return path ? find_in(m->root, path) : NULL;
+}
+
+/* FNV-1a of a module's path: the random streams of a module inside a
+ * container (top-level modules keep their position, as before containers
+ * existed, so flat models draw what they always drew). */
+static uint64_t path_stream(const char *path)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        h = (h ^ *c) * 1099511628211ull;
+    return h >> 1; /* 2 * stream + 1 must not wrap onto another's */
+}
+
+/* Creates a module of type_name at the end of the list being built. */
+static int add_module(sl_model *m, const char *type_name, const sl_options *opt,
+                      sl_module **out)
+{
+    sl_seq *list = m->cursor;
+    const int index = list->n;
     if (m->built)
-        return sl_error(SL_ESTATE, "model: cannot add module %d (%s) after build", index,
+        return sl_error(SL_ESTATE, "model: cannot add module %d (%s) after build", index + 1,
                         type_name);
     SL_TRY(sl_registry_init());
     const sl_module_type *type = sl_registry_find(SL_KIND_MODULE, type_name);
     if (!type)
-        return sl_error_context(SL_ENOTFOUND, "module %d", index);
-    sl_module **mods = realloc(m->mods, (size_t)(index + 1) * sizeof *mods);
-    if (!mods)
-        return sl_error(SL_ENOMEM, "out of memory");
-    m->mods = mods;
+        return sl_error_context(SL_ENOTFOUND, "module %d", index + 1);
+    char path[256];
+    const sl_module *parent = m->nopen ? m->open[m->nopen - 1] : NULL;
+    int len = parent ? snprintf(path, sizeof path, "%s%s%s.%d", parent->path,
+                                *list->name ? "." : "", list->name, index)
+                     : snprintf(path, sizeof path, "%d", index);
+    if (len < 0 || (size_t)len >= sizeof path)
+        return sl_error(SL_EINVAL, "model: modules nested too deeply");
     sl_module *mod;
-    int rc = sl_module_create(type, m->dtype, index, opt, &mod);
+    int rc = sl_module_create(type, m->dtype, index, path, opt, &mod);
     if (rc < 0)
-        return module_error(rc, index, type_name);
+        return sl_module_error(rc, list->name, index, type_name);
     mod->training = m->training;
-    m->mods[m->nmods++] = mod;
+    mod->stream = parent ? path_stream(path) : (uint64_t)index;
+    if ((rc = sl_seq_append(list, mod)) < 0) {
+        sl_module_destroy(mod);
+        return rc;
+    }
+    *out = mod;
     return SL_OK;
 }
 
-/* Appends "<index>.<local>" entries for every declaration of one kind. */
+int sl_model_add(sl_model *m, const char *type_name, const sl_options *opt)
+{
+    SL_TRY(sl_registry_init());
+    const sl_module_type *type = sl_registry_find(SL_KIND_MODULE, type_name);
+    if (type && sl_module_type_role(type)->kind == SL_ROLE_CONTAINER)
+        return sl_error(SL_EINVAL, "model: %s is a container; open it with sl_model_begin",
+                        type_name);
+    sl_module *mod;
+    return add_module(m, type_name, opt, &mod);
+}
+
+int sl_model_begin(sl_model *m, const char *type_name, const sl_options *opt)
+{
+    if (m->nopen == SL_MAX_NESTING)
+        return sl_error(SL_EINVAL, "model: containers nested deeper than %d", SL_MAX_NESTING);
+    SL_TRY(sl_registry_init());
+    const sl_module_type *type = sl_registry_find(SL_KIND_MODULE, type_name);
+    if (type && sl_module_type_role(type)->kind != SL_ROLE_CONTAINER)
+        return sl_error(SL_EINVAL, "model: %s is not a container", type_name);
+    sl_module *mod;
+    SL_TRY(add_module(m, type_name, opt, &mod));
+    m->resume[m->nopen] = m->cursor;
+    m->open[m->nopen++] = mod;
+    m->cursor = mod->branches[0];
+    return SL_OK;
+}
+
+int sl_model_branch(sl_model *m, const char *branch)
+{
+    if (m->nopen == 0)
+        return sl_error(SL_ESTATE, "model: branch '%s' outside a container", branch);
+    sl_module *c = m->open[m->nopen - 1];
+    for (int b = 0; b < c->nbranches; b++)
+        if (strcmp(c->branches[b]->name, branch) == 0) {
+            m->cursor = c->branches[b];
+            return SL_OK;
+        }
+    return sl_error(SL_EINVAL, "model: %s has no branch '%s'", c->type->name, branch);
+}
+
+int sl_model_end(sl_model *m)
+{
+    if (m->nopen == 0)
+        return sl_error(SL_ESTATE, "model: end without an open container");
+    m->cursor = m->resume[--m->nopen];
+    return SL_OK;
+}
+
+/* Calls fn on every module of the tree below `list`, depth first, in the
+ * order of their tensors' names. */
+static int each_module(sl_seq *list, int (*fn)(sl_module *, void *), void *arg)
+{
+    for (int i = 0; i < list->n; i++) {
+        sl_module *mod = list->mods[i];
+        SL_TRY(fn(mod, arg));
+        for (int b = 0; b < mod->nbranches; b++)
+            SL_TRY(each_module(mod->branches[b], fn, arg));
+    }
+    return SL_OK;
+}
+
+/* Appends "<path>.<local>" entries for every declaration of one kind. */
 static int list_names(named **list, int *n, const sl_module *mod, sl_decl *decls, int count)
 {
     if (count == 0)
@@ -150,16 +220,23 @@ static int list_names(named **list, int *n, const sl_module *mod, sl_decl *decls
         return sl_error(SL_ENOMEM, "out of memory");
     *list = grown;
     for (int j = 0; j < count; j++) {
-        size_t len = strlen(decls[j].name) + 24;
+        size_t len = strlen(mod->path) + strlen(decls[j].name) + 2;
         char *name = malloc(len);
         if (!name)
             return sl_error(SL_ENOMEM, "out of memory");
-        snprintf(name, len, "%d.%s", mod->index, decls[j].name);
+        snprintf(name, len, "%s.%s", mod->path, decls[j].name);
         grown[*n].name = name;
         grown[*n].decl = &decls[j];
         (*n)++;
     }
     return SL_OK;
+}
+
+static int name_tensors(sl_module *mod, void *arg)
+{
+    sl_model *m = arg;
+    SL_TRY(list_names(&m->params, &m->nparams, mod, mod->params, mod->nparams));
+    return list_names(&m->buffers, &m->nbuffers, mod, mod->buffers, mod->nbuffers);
 }
 
 static int64_t decl_numel(const sl_decl *d)
@@ -205,21 +282,38 @@ int sl_model_build(sl_model *m, uint64_t seed)
 {
     if (m->built)
         return sl_error(SL_ESTATE, "model: already built");
-    for (int i = 0; i < m->nmods; i++) {
-        sl_module *mod = m->mods[i];
-        SL_TRY(list_names(&m->params, &m->nparams, mod, mod->params, mod->nparams));
-        SL_TRY(list_names(&m->buffers, &m->nbuffers, mod, mod->buffers, mod->nbuffers));
-    }
+    if (m->nopen)
+        return sl_error(SL_ESTATE, "model: %s (module %s) was opened and not ended",
+                        m->open[m->nopen - 1]->type->name, m->open[m->nopen - 1]->path);
+    SL_TRY(each_module(m->root, name_tensors, m));
     SL_TRY(carve_arena(m));
-    size_t n = (size_t)(m->nmods > 0 ? m->nmods : 1);
-    m->out = calloc(n, sizeof *m->out);
-    m->view = calloc(n, sizeof *m->view);
-    m->grad = calloc(n, sizeof *m->grad);
-    m->grad_view = calloc(n, sizeof *m->grad_view);
-    if (!m->out || !m->view || !m->grad || !m->grad_view)
-        return sl_error(SL_ENOMEM, "out of memory");
     m->built = true;
     return sl_model_reset_parameters(m, seed);
+}
+
+typedef struct seeding {
+    uint64_t seed;
+    bool init;   /* reset parameters and buffers too, not only the noise */
+} seeding;
+
+static int seed_module(sl_module *mod, void *arg)
+{
+    const seeding *sd = arg;
+    /* Each module draws its initialisation and its noise from streams of
+     * its own, so inserting a module elsewhere changes nothing here. */
+    sl_rng_derive(&mod->rng, sd->seed, 2 * mod->stream + 1);
+    if (!sd->init)
+        return SL_OK;
+    for (int j = 0; j < mod->nbuffers; j++)
+        sl_tensor_fill(&mod->buffers[j].value, 0.0);
+    sl_rng init;
+    sl_rng_derive(&init, sd->seed, 2 * mod->stream);
+    if (mod->type->reset_parameters) {
+        int rc = mod->type->reset_parameters(mod, &init);
+        if (rc < 0)
+            return sl_error_context(rc, "module %s (%s)", mod->path, mod->type->name);
+    }
+    return SL_OK;
 }
 
 int sl_model_reset_parameters(sl_model *m, uint64_t seed)
@@ -228,105 +322,33 @@ int sl_model_reset_parameters(sl_model *m, uint64_t seed)
         return sl_error(SL_ESTATE, "model: not built");
     sl_tensor_fill(&m->arena, 0.0);
     sl_tensor_fill(&m->grad_arena, 0.0);
-    for (int i = 0; i < m->nmods; i++) {
-        sl_module *mod = m->mods[i];
-        for (int j = 0; j < mod->nbuffers; j++)
-            sl_tensor_fill(&mod->buffers[j].value, 0.0);
-        /* Each module draws its initialisation and its noise from streams
-         * of its own, so inserting a module elsewhere changes nothing here. */
-        sl_rng init;
-        sl_rng_derive(&init, seed, 2 * (uint64_t)i);
-        if (mod->type->reset_parameters) {
-            int rc = mod->type->reset_parameters(mod, &init);
-            if (rc < 0)
-                return module_error(rc, i, mod->type->name);
-        }
-    }
-    sl_model_seed_noise(m, seed);
-    return SL_OK;
+    seeding sd = {seed, true};
+    return each_module(m->root, seed_module, &sd);
 }
 
 void sl_model_seed_noise(sl_model *m, uint64_t seed)
 {
-    for (int i = 0; i < m->nmods; i++)
-        sl_rng_derive(&m->mods[i]->rng, seed, 2 * (uint64_t)i + 1);
+    seeding sd = {seed, false};
+    each_module(m->root, seed_module, &sd); /* cannot fail without init */
+}
+
+static int set_training(sl_module *mod, void *arg)
+{
+    mod->training = *(const bool *)arg;
+    return SL_OK;
 }
 
 void sl_model_set_training(sl_model *m, bool training)
 {
     m->training = training;
-    for (int i = 0; i < m->nmods; i++)
-        m->mods[i]->training = training;
+    each_module(m->root, set_training, &training);
 }
 
 bool sl_model_training(const sl_model *m) { return m->training; }
 
-/* Shape of module i's output for an input of shape (ndim, in), in place:
- * (ndim, shape) goes in as the input and comes out as the output. */
-static int module_output_shape(sl_model *m, int i, int *ndim, int64_t *shape)
-{
-    sl_module *mod = m->mods[i];
-    int64_t next[SL_MAX_DIMS] = {0};
-    int next_ndim = 0;
-    int rc = mod->type->output_shape(mod, *ndim, shape, &next_ndim, next);
-    if (rc < 0)
-        return module_error(rc, i, mod->type->name);
-    *ndim = next_ndim;
-    memcpy(shape, next, sizeof next);
-    return SL_OK;
-}
-
 int sl_model_output_shape(sl_model *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
 {
-    int64_t cur[SL_MAX_DIMS] = {0};
-    memcpy(cur, in, (size_t)ndim * sizeof *in);
-    for (int i = 0; i < m->nmods; i++)
-        SL_TRY(module_output_shape(m, i, &ndim, cur));
-    *out_ndim = ndim;
-    memcpy(out, cur, (size_t)ndim * sizeof *cur);
-    return SL_OK;
-}
-
-/* True if activations planned earlier serve an input of this shape. */
-static bool plan_fits(const sl_model *m, const sl_tensor *x)
-{
-    if (m->capacity < x->shape[0] || m->plan_ndim != x->ndim)
-        return false;
-    for (int i = 1; i < x->ndim; i++)
-        if (m->plan_shape[i] != x->shape[i])
-            return false;
-    return true;
-}
-
-/* Allocates every module's output buffer for x's shape (the only place
- * forward allocates: once per new input shape or larger batch). */
-static int plan(sl_model *m, const sl_tensor *x)
-{
-    release_activations(m);
-    int64_t cur[SL_MAX_DIMS];
-    int cur_ndim = x->ndim;
-    memcpy(cur, x->shape, sizeof cur);
-    for (int i = 0; i < m->nmods; i++) {
-        SL_TRY(module_output_shape(m, i, &cur_ndim, cur));
-        if (cur_ndim < 1 || cur[0] != x->shape[0])
-            return sl_error(SL_ESHAPE, "module %d (%s): output does not keep the batch dimension",
-                            i, m->mods[i]->type->name);
-        SL_TRY(sl_tensor_alloc(&m->out[i], m->dtype, cur_ndim, cur));
-    }
-    m->capacity = x->shape[0];
-    m->plan_ndim = x->ndim;
-    memcpy(m->plan_shape, x->shape, sizeof m->plan_shape);
-    return SL_OK;
-}
-
-/* view[i] = the first `batch` samples of out[i] (no allocation). */
-static int narrow_all(sl_tensor *full, sl_tensor *views, int n, int64_t batch)
-{
-    for (int i = 0; i < n; i++) {
-        sl_tensor_release(&views[i]);
-        SL_TRY(sl_tensor_narrow(&full[i], 0, 0, batch, &views[i]));
-    }
-    return SL_OK;
+    return sl_seq_output_shape(m->root, ndim, in, out_ndim, out);
 }
 
 int sl_model_forward(sl_model *m, const sl_tensor *x, const sl_tensor **y)
@@ -340,70 +362,33 @@ int sl_model_forward(sl_model *m, const sl_tensor *x, const sl_tensor **y)
         return sl_error(SL_ESHAPE, "model: input needs a batch dimension");
     if (!sl_tensor_is_contiguous(x))
         return sl_error(SL_EINVAL, "model: input must be contiguous (copy it first)");
-    if (m->nmods == 0)
+    if (m->root->n == 0)
         return sl_error(SL_ESTATE, "model: no modules");
-    m->have_forward = false;
-    if (!plan_fits(m, x))
-        SL_TRY(plan(m, x));
-    SL_TRY(narrow_all(m->out, m->view, m->nmods, x->shape[0]));
-    sl_tensor_release(&m->input);
-    m->input = sl_tensor_retain(x);
-    const sl_tensor *in = x;
-    for (int i = 0; i < m->nmods; i++) {
-        sl_module *mod = m->mods[i];
-        int rc = mod->type->forward(mod, in, &m->view[i]);
-        if (rc < 0)
-            return module_error(rc, i, mod->type->name);
-        in = &m->view[i];
-    }
-    m->have_forward = true;
-    *y = in;
-    return SL_OK;
+    return sl_seq_forward(m->root, x, y);
 }
 
 int sl_model_backward(sl_model *m, const sl_tensor *grad_y)
 {
-    if (!m->have_forward)
+    sl_seq *r = m->root;
+    if (!r->have_forward)
         return sl_error(SL_ESTATE, "model: backward without a successful forward");
-    int last = m->nmods - 1;
-    if (!sl_tensor_same_shape(grad_y, &m->view[last]) || grad_y->dtype != m->dtype) {
+    const sl_tensor *y = &r->view[r->n - 1];
+    if (!sl_tensor_same_shape(grad_y, y) || grad_y->dtype != m->dtype) {
         char a[128], b[128];
         return sl_error(SL_ESHAPE, "model: output gradient %s %s, output %s %s",
                         sl_shape_str(grad_y->ndim, grad_y->shape, a, sizeof a),
-                        sl_dtype_name(grad_y->dtype),
-                        sl_shape_str(m->view[last].ndim, m->view[last].shape, b, sizeof b),
+                        sl_dtype_name(grad_y->dtype), sl_shape_str(y->ndim, y->shape, b, sizeof b),
                         sl_dtype_name(m->dtype));
     }
-    /* Gradient buffers mirror the activation buffers; allocated at the
-     * first backward after a (re)plan. */
-    for (int i = 0; i < last; i++)
-        if (!m->grad[i].storage)
-            SL_TRY(sl_tensor_alloc(&m->grad[i], m->dtype, m->out[i].ndim, m->out[i].shape));
-    SL_TRY(narrow_all(m->grad, m->grad_view, last, grad_y->shape[0]));
-    /* Gradients flow down only as far as the first module with parameters:
-     * nothing below it needs them (the input takes none), so that module
-     * gets grad_in = NULL (module.h: skip that work) and the ones below are
-     * not called.  Behind a flatten, say, the first linear layer then skips
-     * its input-gradient GEMM, as costly as its weight gradient. */
-    int first = 0;
-    while (first < last && m->mods[first]->nparams == 0)
-        first++;
-    const sl_tensor *g = grad_y;
-    for (int i = last; i >= first; i--) {
-        sl_module *mod = m->mods[i];
-        const sl_tensor *in = i == 0 ? &m->input : &m->view[i - 1];
-        sl_tensor *gin = i == first ? NULL : &m->grad_view[i - 1];
-        int rc = mod->type->backward(mod, in, &m->view[i], g, gin);
-        if (rc < 0)
-            return module_error(rc, i, mod->type->name);
-        g = gin;
-    }
-    return SL_OK;
+    /* No one takes the input's gradient: it stops at the first module with
+     * parameters (seq.c). */
+    return sl_seq_backward(r, grad_y, NULL);
 }
 
 const sl_tensor *sl_model_activation(const sl_model *m, int index)
 {
-    return m->have_forward && index >= 0 && index < m->nmods ? &m->view[index] : NULL;
+    const sl_seq *r = m->root;
+    return r->have_forward && index >= 0 && index < r->n ? &r->view[index] : NULL;
 }
 
 /* Copies one list of named tensors (params or buffers) by position. */
@@ -430,15 +415,32 @@ int sl_model_copy_state(sl_model *dst, sl_model *src)
     return copy_named(dst->buffers, dst->nbuffers, src->buffers, src->nbuffers, "buffer");
 }
 
+/* Rebuilds the modules of `list` (and of the containers in it) in c. */
+static int add_copies(sl_model *c, const sl_seq *list)
+{
+    for (int i = 0; i < list->n; i++) {
+        const sl_module *mod = list->mods[i];
+        if (mod->nbranches == 0) {
+            SL_TRY(sl_model_add(c, mod->type->name, mod->options));
+            continue;
+        }
+        SL_TRY(sl_model_begin(c, mod->type->name, mod->options));
+        for (int b = 0; b < mod->nbranches; b++) {
+            SL_TRY(sl_model_branch(c, mod->branches[b]->name));
+            SL_TRY(add_copies(c, mod->branches[b]));
+        }
+        SL_TRY(sl_model_end(c));
+    }
+    return SL_OK;
+}
+
 int sl_model_clone(sl_model *m, sl_dtype dtype, sl_model **out)
 {
     if (!m->built)
         return sl_error(SL_ESTATE, "model clone: the model is not built");
     sl_model *c;
     SL_TRY(sl_model_new(dtype, &c));
-    int rc = SL_OK;
-    for (int i = 0; rc >= 0 && i < m->nmods; i++)
-        rc = sl_model_add(c, m->mods[i]->type->name, m->mods[i]->options);
+    int rc = add_copies(c, m->root);
     if (rc >= 0)
         rc = sl_model_build(c, 0);
     if (rc >= 0)

@@ -14,6 +14,8 @@ bool sl_module_training(const sl_module *m) { return m->training; }
 void *sl_module_state(const sl_module *m) { return m->state; }
 const sl_options *sl_module_options(const sl_module *m) { return m->options; }
 void sl_module_set_state(sl_module *m, void *state) { m->state = state; }
+const char *sl_module_path(const sl_module *m) { return m->path; }
+const sl_tensor *sl_module_output(const sl_module *m) { return m->output; }
 sl_rng *sl_module_rng(sl_module *m) { return &m->rng; }
 
 static int declare(sl_module *m, sl_decl **list, int *count, const char *what, const char *name,
@@ -90,7 +92,7 @@ int sl_module_scratch(sl_module *m, int slot, size_t nbytes, void **ptr)
     return SL_OK;
 }
 
-int sl_module_create(const sl_module_type *type, sl_dtype dtype, int index,
+int sl_module_create(const sl_module_type *type, sl_dtype dtype, int index, const char *path,
                      const sl_options *opt, sl_module **out)
 {
     sl_module *m = calloc(1, sizeof *m);
@@ -101,7 +103,7 @@ int sl_module_create(const sl_module_type *type, sl_dtype dtype, int index,
     m->index = index;
     m->training = true;
     int rc = SL_OK;
-    if (!(m->options = sl_options_copy(opt))) {
+    if (!(m->path = sl_strdup(path)) || !(m->options = sl_options_copy(opt))) {
         rc = SL_ENOMEM;
         goto fail;
     }
@@ -137,6 +139,10 @@ void sl_module_destroy(sl_module *m)
         m->type->destroy(m);
     free_decls(m->params, m->nparams);
     free_decls(m->buffers, m->nbuffers);
+    for (int i = 0; i < m->nbranches; i++)
+        sl_seq_free(m->branches[i]);
+    free(m->branches);
+    free(m->path);
     for (int i = 0; i < SL_MODULE_SCRATCH_SLOTS; i++)
         sl_aligned_free(m->scratch[i]);
     sl_options_free(m->options);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "model_internal.h"
 #include <symlab/structure.h>
 
 typedef struct hidden {
@@ -36,11 +36,11 @@ static int reserve(void **arr, int *cap, int n, size_t size)
     return SL_OK;
 }
 
-/* Model parameter (or, with buffer, buffer) index of module i's `local`. */
-static int find_local(sl_model *m, int module, const char *local, bool buffer)
+/* Model parameter (or, with buffer, buffer) index of mod's tensor `local`. */
+static int find_local(sl_model *m, const sl_module *mod, const char *local, bool buffer)
 {
-    char name[256];
-    if (!local || snprintf(name, sizeof name, "%d.%s", module, local) >= (int)sizeof name)
+    char name[512];
+    if (!local || snprintf(name, sizeof name, "%s.%s", mod->path, local) >= (int)sizeof name)
         return -1;
     if (!buffer)
         return sl_model_find_param(m, name);
@@ -50,6 +50,27 @@ static int find_local(sl_model *m, int module, const char *local, bool buffer)
     return -1;
 }
 
+/* A set of units while walking: the outputs of one or more weight layers
+ * (several where residual connections add them up) and what the maps on
+ * them allow so far. */
+typedef struct group {
+    hidden h;
+    unsigned all_flags;    /* AND of the per-unit maps' flags (all set: no map) */
+    unsigned any_flags;    /* OR of them */
+    bool unit_tensors;     /* a map on them has per-unit tensors */
+    bool scale_free;       /* a normalising map followed homogeneous ones */
+    bool shape_kept;       /* no resampling map yet: the activation still moves */
+    bool dead;             /* flows somewhere opaque (or out): not a hidden layer */
+    int merged_into;       /* -1, or the group that absorbed this one */
+} group;
+
+typedef struct walk {
+    sl_model *m;
+    sl_structure *s;
+    group *g;
+    int n, cap;
+} walk;
+
 static int add_ref(hidden *h, sl_unit_ref r)
 {
     SL_TRY(reserve((void **)&h->refs, &h->cap, h->pub.nrefs, sizeof *h->refs));
@@ -57,148 +78,239 @@ static int add_ref(hidden *h, sl_unit_ref r)
     return SL_OK;
 }
 
-/* The open hidden layer while walking: a weight layer's outputs and what
- * the maps after it allow so far. */
-typedef struct walk {
-    bool open;
-    hidden h;
-    unsigned all_flags;    /* AND of the per-unit maps' flags (all set: no map) */
-    unsigned any_flags;    /* OR of them */
-    bool unit_tensors;     /* a map in between has per-unit tensors */
-    bool scale_free;       /* a normalising map followed homogeneous ones */
-    bool shape_kept;       /* no resampling map yet: act_module still moves */
-} walk;
-
-static void walk_drop(walk *w)
+static int root(const walk *w, int g)
 {
-    free(w->h.refs);
-    memset(w, 0, sizeof *w);
+    while (g >= 0 && w->g[g].merged_into >= 0)
+        g = w->g[g].merged_into;
+    return g;
 }
 
-static unsigned symmetry_of(const walk *w)
+static void kill(walk *w, int g)
+{
+    if ((g = root(w, g)) >= 0)
+        w->g[g].dead = true;
+}
+
+static unsigned symmetry_of(const group *g)
 {
     unsigned sym = SL_SYM_PERMUTE;
-    if (!w->unit_tensors) {
-        if (w->all_flags & SL_UNIT_HOMOGENEOUS)
+    if (!g->unit_tensors) {
+        if (g->all_flags & SL_UNIT_HOMOGENEOUS)
             sym |= SL_SYM_RESCALE;
-        if (w->all_flags & SL_UNIT_ODD)
+        if (g->all_flags & SL_UNIT_ODD)
             sym |= SL_SYM_SIGN;
-        if ((w->all_flags & SL_UNIT_LINEAR) && !(w->any_flags & SL_UNIT_STOCHASTIC))
+        if ((g->all_flags & SL_UNIT_LINEAR) && !(g->any_flags & SL_UNIT_STOCHASTIC))
             sym |= SL_SYM_GL;
     }
-    if (w->scale_free)
+    if (g->scale_free)
         sym |= SL_SYM_SCALE_FREE;
     return sym;
 }
 
-/* Adds module i's declared per-unit tensors to the open hidden layer;
- * false if one does not have the units on axis 0 (the map is then not per
- * unit for these units: the hidden layer ends). */
-static int add_unit_tensors(sl_model *m, int i, const sl_module_role *role, walk *w, bool *fits)
+/* A new group: the outputs of weight layer l (module mod). */
+static int open_group(walk *w, int l, const sl_module *mod, int64_t units, int *out)
 {
-    *fits = true;
-    for (const char *const *t = role->unit_tensors; t && *t; t++) {
-        int p = find_local(m, i, *t, false), b = p < 0 ? find_local(m, i, *t, true) : -1;
-        if (p < 0 && b < 0)
-            continue; /* declared but not created (affine = false) */
-        const sl_tensor *x = p >= 0 ? sl_model_param(m, p) : sl_model_buffer(m, b);
-        if (x->ndim < 1 || x->shape[0] != w->h.pub.units) {
-            *fits = false;
-            return SL_OK;
-        }
-        SL_TRY(add_ref(&w->h, (sl_unit_ref){p, b, 0, 1, SL_UNITS_SELF, i}));
-        w->unit_tensors = true;
-    }
+    SL_TRY(reserve((void **)&w->g, &w->cap, w->n, sizeof *w->g));
+    group *g = &w->g[w->n];
+    memset(g, 0, sizeof *g);
+    g->all_flags = ~0u;
+    g->shape_kept = true;
+    g->merged_into = -1;
+    g->h.pub = (sl_hidden_layer){.units = units, .producer = l, .consumer = -1, .act = mod};
+    *out = w->n++;
     return SL_OK;
 }
 
-/* Closes the open hidden layer into s, read by weight layer `consumer`. */
-static int close_hidden(sl_structure *s, walk *w, int consumer)
+/* Weight layer l consumes group g (if any); returns the group of its outputs. */
+static int weight_layer(walk *w, sl_module *mod, const sl_module_role *role, int g, int *out)
 {
-    SL_TRY(reserve((void **)&s->hidden, &s->hidden_cap, s->nhidden, sizeof *s->hidden));
-    w->h.pub.symmetry = symmetry_of(w);
-    w->h.pub.consumer = consumer;
-    int idx = s->nhidden++;
-    s->hidden[idx] = w->h;
-    s->layers[w->h.pub.producer].hidden_out = idx;
-    s->layers[consumer].hidden_in = idx;
-    memset(w, 0, sizeof *w); /* the refs now belong to s */
-    return SL_OK;
-}
-
-static int weight_layer(sl_model *m, sl_structure *s, int i, const sl_module_role *role,
-                        walk *w)
-{
-    int wi = find_local(m, i, role->weight, false);
+    sl_model *m = w->m;
+    sl_structure *s = w->s;
+    int wi = find_local(m, mod, role->weight, false);
     const sl_tensor *wt = wi >= 0 ? sl_model_param(m, wi) : NULL;
     if (!wt || role->unit_axis < 0 || role->unit_axis >= wt->ndim || role->input_axis < 0 ||
         role->input_axis >= wt->ndim || role->input_axis == role->unit_axis ||
         wt->shape[role->unit_axis] <= 0)
         return sl_error(SL_EPLUGIN,
-                        "module %d (%s): declares a weight layer whose weight '%s' or axes "
+                        "module %s (%s): declares a weight layer whose weight '%s' or axes "
                         "(%d, %d) do not match its parameters",
-                        i + 1, sl_module_type_of(sl_model_module(m, i))->name,
-                        role->weight ? role->weight : "(none)", role->unit_axis,
-                        role->input_axis);
+                        mod->path, mod->type->name, role->weight ? role->weight : "(none)",
+                        role->unit_axis, role->input_axis);
     SL_TRY(reserve((void **)&s->layers, &s->layer_cap, s->nlayers, sizeof *s->layers));
-    int l = s->nlayers++;
+    const int l = s->nlayers++;
     sl_weight_layer *L = &s->layers[l];
-    int bi = find_local(m, i, role->bias, false);
-    *L = (sl_weight_layer){.module = i,
+    const int bi = find_local(m, mod, role->bias, false);
+    const int64_t units = wt->shape[role->unit_axis];
+    *L = (sl_weight_layer){.module = -1,
                            .weight = wi,
                            .bias = bi,
                            .unit_axis = role->unit_axis,
                            .input_axis = role->input_axis,
-                           .units = wt->shape[role->unit_axis],
-                           .fan_in = sl_tensor_numel(wt) / wt->shape[role->unit_axis],
+                           .units = units,
+                           .fan_in = sl_tensor_numel(wt) / units,
                            .hidden_out = -1,
-                           .hidden_in = -1};
-    if (w->open) {
-        int64_t n = wt->shape[role->input_axis], k = w->h.pub.units;
+                           .hidden_in = -1,
+                           .mod = mod};
+    for (int i = 0; i < sl_model_nmodules(m); i++)
+        if (sl_model_module(m, i) == mod)
+            L->module = i;
+    if ((g = root(w, g)) >= 0) {
+        group *G = &w->g[g];
+        const int64_t n = wt->shape[role->input_axis], k = G->h.pub.units;
         if (n % k == 0) {
-            SL_TRY(add_ref(&w->h, (sl_unit_ref){wi, -1, role->input_axis, n / k, SL_UNITS_IN, i}));
-            SL_TRY(close_hidden(s, w, l));
+            SL_TRY(add_ref(&G->h, (sl_unit_ref){wi, -1, role->input_axis, n / k, SL_UNITS_IN,
+                                                L->module}));
+            L->hidden_in = g; /* a group index until the end of the walk */
+            if (G->h.pub.consumer < 0)
+                G->h.pub.consumer = l;
+            G->h.pub.nconsumers++;
         } else {
-            walk_drop(w);
+            G->dead = true;
         }
     }
-    /* Open this layer's outputs as the next candidate hidden layer. */
-    w->open = true;
-    w->all_flags = ~0u;
-    w->shape_kept = true;
-    w->h.pub = (sl_hidden_layer){.units = L->units, .producer = l, .act_module = i};
-    SL_TRY(add_ref(&w->h, (sl_unit_ref){wi, -1, role->unit_axis, 1, SL_UNITS_OUT, i}));
+    SL_TRY(open_group(w, l, mod, units, out));
+    group *N = &w->g[*out];
+    N->h.pub.nproducers = 1;
+    L->hidden_out = *out;
+    SL_TRY(add_ref(&N->h, (sl_unit_ref){wi, -1, role->unit_axis, 1, SL_UNITS_OUT, L->module}));
     if (bi >= 0) {
         const sl_tensor *bt = sl_model_param(m, bi);
-        if (bt->ndim != 1 || bt->shape[0] != L->units)
-            return sl_error(SL_EPLUGIN, "module %d (%s): its bias '%s' is not 1-d over its %lld "
-                                        "units",
-                            i + 1, sl_module_type_of(sl_model_module(m, i))->name, role->bias,
-                            (long long)L->units);
-        SL_TRY(add_ref(&w->h, (sl_unit_ref){bi, -1, 0, 1, SL_UNITS_OUT, i}));
+        if (bt->ndim != 1 || bt->shape[0] != units)
+            return sl_error(SL_EPLUGIN, "module %s (%s): its bias '%s' is not 1-d over its "
+                                        "%lld units",
+                            mod->path, mod->type->name, role->bias, (long long)units);
+        SL_TRY(add_ref(&N->h, (sl_unit_ref){bi, -1, 0, 1, SL_UNITS_OUT, L->module}));
     }
     return SL_OK;
 }
 
-static int per_unit(sl_model *m, int i, const sl_module_role *role, walk *w)
+/* A per-unit map on group g: its declared per-unit tensors join the group
+ * (one that does not have the units on axis 0 means the map is not per
+ * unit for these units: the group dies), its flags narrow the symmetry. */
+static int per_unit(walk *w, sl_module *mod, const sl_module_role *role, int g)
 {
-    if (!w->open)
+    if ((g = root(w, g)) < 0)
         return SL_OK;
-    bool fits;
-    bool before = w->unit_tensors;
-    SL_TRY(add_unit_tensors(m, i, role, w, &fits));
-    if (!fits) {
-        walk_drop(w);
+    group *G = &w->g[g];
+    const bool before = G->unit_tensors;
+    for (const char *const *t = role->unit_tensors; t && *t; t++) {
+        int p = find_local(w->m, mod, *t, false), b = p < 0 ? find_local(w->m, mod, *t, true) : -1;
+        if (p < 0 && b < 0)
+            continue; /* declared but not created (affine = false) */
+        const sl_tensor *x = p >= 0 ? sl_model_param(w->m, p) : sl_model_buffer(w->m, b);
+        if (x->ndim < 1 || x->shape[0] != G->h.pub.units) {
+            G->dead = true;
+            return SL_OK;
+        }
+        SL_TRY(add_ref(&G->h, (sl_unit_ref){p, b, 0, 1, SL_UNITS_SELF, -1}));
+        G->unit_tensors = true;
+    }
+    if ((role->flags & SL_UNIT_NORMALISING) && (G->all_flags & SL_UNIT_HOMOGENEOUS) && !before)
+        G->scale_free = true;
+    G->all_flags &= role->flags;
+    G->any_flags |= role->flags;
+    if (role->flags & SL_UNIT_RESAMPLES)
+        G->shape_kept = false;
+    if (G->shape_kept)
+        G->h.pub.act = mod;
+    return SL_OK;
+}
+
+/* Two groups added together (a residual block's body and shortcut): one
+ * set of units from now on, every tensor of both permuted together. */
+static int merge(walk *w, int a, int b, int *out)
+{
+    a = root(w, a);
+    b = root(w, b);
+    *out = a;
+    if (a == b)
+        return SL_OK;
+    if (a < 0 || b < 0 || w->g[a].h.pub.units != w->g[b].h.pub.units) {
+        kill(w, a);
+        kill(w, b);
+        *out = -1;
         return SL_OK;
     }
-    if ((role->flags & SL_UNIT_NORMALISING) && (w->all_flags & SL_UNIT_HOMOGENEOUS) && !before)
-        w->scale_free = true;
-    w->all_flags &= role->flags;
-    w->any_flags |= role->flags;
-    if (role->flags & SL_UNIT_RESAMPLES)
-        w->shape_kept = false;
-    if (w->shape_kept)
-        w->h.pub.act_module = i;
+    group *A = &w->g[a], *B = &w->g[b];
+    for (int i = 0; i < B->h.pub.nrefs; i++)
+        SL_TRY(add_ref(&A->h, B->h.refs[i]));
+    A->h.pub.nproducers += B->h.pub.nproducers;
+    A->h.pub.nconsumers += B->h.pub.nconsumers;
+    if (A->h.pub.consumer < 0)
+        A->h.pub.consumer = B->h.pub.consumer;
+    A->all_flags &= B->all_flags;
+    A->any_flags |= B->any_flags;
+    A->unit_tensors |= B->unit_tensors;
+    A->scale_free &= B->scale_free;
+    A->dead |= B->dead;
+    B->merged_into = a;
+    return SL_OK;
+}
+
+/* Walks `list` with group g flowing in; *out is the group flowing out. */
+static int walk_list(walk *w, const sl_seq *list, int g, int *out)
+{
+    for (int i = 0; i < list->n; i++) {
+        sl_module *mod = list->mods[i];
+        const sl_module_role *role = sl_module_role_of(mod);
+        int next = g;
+        switch (role->kind) {
+        case SL_ROLE_WEIGHT: SL_TRY(weight_layer(w, mod, role, g, &next)); break;
+        case SL_ROLE_PER_UNIT: SL_TRY(per_unit(w, mod, role, g)); break;
+        case SL_ROLE_RESHAPE: break; /* unit-major: the next layer's block says how */
+        case SL_ROLE_CONTAINER:
+            if (mod->nbranches == 1) { /* sequential */
+                SL_TRY(walk_list(w, mod->branches[0], g, &next));
+            } else if (mod->nbranches == 2) { /* residual: body(x) + shortcut(x) */
+                int body, skip;
+                SL_TRY(walk_list(w, mod->branches[0], g, &body));
+                SL_TRY(walk_list(w, mod->branches[1], g, &skip));
+                SL_TRY(merge(w, body, skip, &next));
+            } else {
+                kill(w, g);
+                next = -1;
+            }
+            break;
+        default: /* opaque: it sees the units, so nothing may move them */
+            kill(w, g);
+            next = -1;
+            break;
+        }
+        g = next;
+    }
+    *out = g;
+    return SL_OK;
+}
+
+/* Keeps the groups with producers and consumers that flow nowhere opaque
+ * as the hidden layers, and points the weight layers at them. */
+static int settle(walk *w)
+{
+    sl_structure *s = w->s;
+    int *index = malloc((size_t)(w->n ? w->n : 1) * sizeof *index);
+    if (!index)
+        return sl_error(SL_ENOMEM, "structure: out of memory");
+    for (int g = 0; g < w->n; g++) {
+        group *G = &w->g[g];
+        index[g] = -1;
+        if (G->merged_into >= 0 || G->dead || G->h.pub.nconsumers == 0)
+            continue;
+        int rc = reserve((void **)&s->hidden, &s->hidden_cap, s->nhidden, sizeof *s->hidden);
+        if (rc < 0) {
+            free(index);
+            return rc;
+        }
+        G->h.pub.symmetry = symmetry_of(G);
+        index[g] = s->nhidden;
+        s->hidden[s->nhidden++] = G->h;
+        G->h.refs = NULL; /* now the structure's */
+    }
+    for (int l = 0; l < s->nlayers; l++) {
+        sl_weight_layer *L = &s->layers[l];
+        L->hidden_in = L->hidden_in >= 0 ? index[root(w, L->hidden_in)] : -1;
+        L->hidden_out = L->hidden_out >= 0 ? index[root(w, L->hidden_out)] : -1;
+    }
+    free(index);
     return SL_OK;
 }
 
@@ -210,18 +322,15 @@ int sl_model_structure(sl_model *m, sl_structure **out)
     sl_structure *s = calloc(1, sizeof *s);
     if (!s)
         return sl_error(SL_ENOMEM, "structure: out of memory");
-    walk w = {0};
-    int rc = SL_OK;
-    for (int i = 0; i < sl_model_nmodules(m) && rc >= 0; i++) {
-        const sl_module_role *role = sl_module_role_of(sl_model_module(m, i));
-        switch (role->kind) {
-        case SL_ROLE_WEIGHT: rc = weight_layer(m, s, i, role, &w); break;
-        case SL_ROLE_PER_UNIT: rc = per_unit(m, i, role, &w); break;
-        case SL_ROLE_RESHAPE: break; /* unit-major: the next layer's block says how */
-        default: walk_drop(&w); break;
-        }
-    }
-    walk_drop(&w); /* the output layer's units are not hidden */
+    walk w = {.m = m, .s = s};
+    int g = -1;
+    int rc = walk_list(&w, sl_model_root(m), -1, &g);
+    kill(&w, g); /* the output's units are not hidden: they are the output */
+    if (rc >= 0)
+        rc = settle(&w);
+    for (int i = 0; i < w.n; i++)
+        free(w.g[i].h.refs);
+    free(w.g);
     if (rc < 0) {
         sl_structure_free(s);
         return rc;

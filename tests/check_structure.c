@@ -89,7 +89,7 @@ START_TEST(mlp_layers_and_refs)
     ck_assert_int_eq(L1->hidden_in, 0);
     ck_assert_int_eq(sl_structure_layer(s, 2)->hidden_out, -1); /* output layer */
     const sl_hidden_layer *h0 = sl_structure_hidden(s, 0), *h1 = sl_structure_hidden(s, 1);
-    ck_assert_int_eq(h0->act_module, 3); /* after relu and dropout */
+    ck_assert_ptr_eq(h0->act, sl_model_module(m, 3)); /* after relu and dropout */
     ck_assert_int_eq(h0->nrefs, 3);      /* weight rows, bias, next weight's columns */
     ck_assert_int_eq(sl_hidden_ref(h0, 0)->param, sl_model_find_param(m, "1.weight"));
     ck_assert_int_eq(sl_hidden_ref(h0, 1)->param, sl_model_find_param(m, "1.bias"));
@@ -193,7 +193,7 @@ START_TEST(permute_cnn_through_flatten)
     sl_structure *s = walk(m);
     ck_assert_int_eq(sl_structure_nhidden(s), 2);
     const sl_hidden_layer *h0 = sl_structure_hidden(s, 0), *h1 = sl_structure_hidden(s, 1);
-    ck_assert_int_eq(h0->act_module, 1); /* relu; maxpool resamples */
+    ck_assert_ptr_eq(h0->act, sl_model_module(m, 1)); /* relu; maxpool resamples */
     ck_assert_uint_eq(h0->symmetry, SL_SYM_PERMUTE | SL_SYM_RESCALE);
     ck_assert_int_eq(sl_hidden_ref(h0, 2)->block, 1); /* conv -> conv */
     ck_assert_int_eq(sl_hidden_ref(h1, 2)->block, 4); /* 5 channels of 2x2 -> 20 features */

@@ -86,7 +86,7 @@ static int module_check_setup(module_check *c, const gradcheck_args *a)
 {
     SL_TRY(sl_registry_init());
     SL_TRY(sl_model_new(SL_F64, &c->model));
-    SL_TRY(sl_model_add(c->model, a->type, a->opt));
+    SL_TRY(a->build ? a->build(c->model) : sl_model_add(c->model, a->type, a->opt));
     SL_TRY(sl_model_build(c->model, a->seed));
     sl_model_set_training(c->model, !a->eval);
     c->mod = sl_model_module(c->model, 0);

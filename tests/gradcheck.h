@@ -41,6 +41,10 @@ typedef struct gradcheck_args {
     bool eval;                    /* run the model in evaluation mode */
     double jitter;                /* adds U(-jitter, jitter) to every parameter after
                                      initialisation (e.g. so layernorm's weight is not 1) */
+    /* Containers: fills the (empty, f64) model with ONE top-level module
+     * (a residual or sequential with its children) instead of adding
+     * `type`, which then only labels the check.  NULL for a plain type. */
+    int (*build)(sl_model *m);
 } gradcheck_args;
 
 typedef struct gradcheck_report {

@@ -141,19 +141,85 @@ static const sl_option_spec sequential_options[] = {
     {"seed", SL_OPT_INT, "1", "seed of the parameter initialisation (default: --seed)", NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL}};
 
-/* Adds the module described by the spec table at idx (position i, 1-based). */
+static void add_list(lua_State *L, sl_model *m, int idx, int first, int last);
+
+/* Adds the module described by the element at idx (position i, 1-based):
+ * a layer spec, a residual spec (sl.nn.residual), or a plain list of them
+ * (a nested sequential). */
 static void add_module(lua_State *L, sl_model *m, int idx, int i)
 {
     if (!lua_istable(L, idx))
         luaL_error(L, "sequential: element %d is %s, not a layer (made by sl.nn.<type>())", i,
                    luaL_typename(L, idx));
-    if (lua_getfield(L, idx, "type") != LUA_TSTRING)
-        luaL_error(L, "sequential: element %d has no 'type' name", i);
+    if (lua_getfield(L, idx, "type") == LUA_TNIL) {
+        lua_pop(L, 1);
+        if (luaL_len(L, idx) == 0)
+            luaL_error(L, "sequential: element %d has no 'type' name and is not a list of "
+                          "layers", i);
+        slua_check(L, sl_model_begin(m, "sequential", NULL));
+        add_list(L, m, idx, 1, (int)luaL_len(L, idx));
+        slua_check(L, sl_model_end(m));
+        return;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "sequential: element %d has a 'type' that is not a name", i);
     const char *type = lua_tostring(L, -1);
+    if (strcmp(type, "residual") == 0) {
+        slua_check(L, sl_model_begin(m, "residual", NULL));
+        add_list(L, m, idx, 1, (int)luaL_len(L, idx));
+        if (lua_getfield(L, idx, "shortcut") == LUA_TTABLE) {
+            slua_check(L, sl_model_branch(m, "shortcut"));
+            add_list(L, m, lua_gettop(L), 1, (int)luaL_len(L, -1));
+        }
+        lua_pop(L, 2);
+        slua_check(L, sl_model_end(m));
+        return;
+    }
     sl_options *o = slua_new_options(L);
     slua_table_to_options(L, idx, o, type, spec_skip);
     slua_check(L, sl_model_add(m, type, o));
     lua_pop(L, 2);
+}
+
+/* Adds the elements first..last of the list at idx. */
+static void add_list(lua_State *L, sl_model *m, int idx, int first, int last)
+{
+    for (int i = first; i <= last; i++) {
+        lua_geti(L, idx, i);
+        add_module(L, m, lua_gettop(L), i);
+        lua_pop(L, 1);
+    }
+}
+
+/* sl.nn.residual { layers..., shortcut = { layers... } } -> a residual spec:
+ * y = body(x) + shortcut(x), the shortcut the identity when absent. */
+static int l_residual(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (luaL_len(L, 1) == 0)
+        return luaL_error(L, "residual: no layers in the body");
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "shortcut") != 0)
+            return luaL_error(L, "residual: unknown field '%s' (layers, and shortcut = {...})",
+                              lua_tostring(L, -1));
+    }
+    int t = lua_getfield(L, 1, "shortcut");
+    if (t != LUA_TNIL && t != LUA_TTABLE)
+        return luaL_error(L, "residual: shortcut must be a list of layers, got %s",
+                          luaL_typename(L, -1));
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) { /* a shallow copy, so later edits of the argument do not leak in */
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_pushliteral(L, "residual");
+    lua_setfield(L, -2, "type");
+    return 1;
 }
 
 /* sl.nn.sequential({specs...}, {dtype=, seed=}) -> model */
@@ -175,11 +241,7 @@ static int l_sequential(lua_State *L)
     lua_Integer n = luaL_len(L, 1);
     if (n == 0)
         return luaL_error(L, "sequential: no layers given");
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_geti(L, 1, i);
-        add_module(L, u->m, lua_gettop(L), (int)i);
-        lua_pop(L, 1);
-    }
+    add_list(L, u->m, 1, 1, (int)n);
     slua_check(L, sl_model_build(u->m, (uint64_t)seed));
     return 1;
 }
@@ -463,7 +525,8 @@ void slua_open_nn(lua_State *L)
     lua_pushcfunction(L, layer_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
-    static const luaL_Reg funcs[] = {{"sequential", l_sequential}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"sequential", l_sequential}, {"residual", l_residual}, {NULL, NULL}};
     slua_push_kind_table(L, SL_KIND_MODULE, l_layer, funcs);
 }
 

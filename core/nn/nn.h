@@ -18,6 +18,10 @@ extern const sl_module_type sl_tanh_type;       /* "tanh" */
 extern const sl_module_type sl_sigmoid_type;    /* "sigmoid" */
 extern const sl_module_type sl_gelu_type;       /* "gelu" */
 extern const sl_module_type sl_identity_type;   /* "identity" */
+extern const sl_module_type sl_groupnorm_type;  /* "groupnorm" */
+extern const sl_module_type sl_global_avgpool_type; /* "global_avgpool" */
+extern const sl_module_type sl_sequential_type; /* "sequential" (container) */
+extern const sl_module_type sl_residual_type;   /* "residual" (container) */
 
 /* Losses (core/nn/losses.c). */
 extern const sl_loss_type sl_cross_entropy_type; /* "cross_entropy" */

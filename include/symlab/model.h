@@ -1,8 +1,10 @@
 /* symlab/model.h — sequential models with PyTorch-style named parameters.
  *
- * A model is a list of modules applied in order.  Its parameters are named
- * "<index>.<local name>" as PyTorch's nn.Sequential names them ("0.weight",
- * "2.bias", "3.running_mean"), and live in one contiguous arena, so the
+ * A model is a list of modules applied in order, some of which may be
+ * containers holding lists of their own (residual blocks, nested
+ * sequentials).  Its parameters are named by path as PyTorch's
+ * nn.Sequential names them ("0.weight", "2.bias", "3.running_mean",
+ * "4.body.0.weight"), and live in one contiguous arena, so the
  * whole parameter vector (and the gradient vector, same layout) is one flat
  * 1-d tensor: what optimizers, syre, teleportation and interpolation use.
  *
@@ -37,6 +39,20 @@ SL_API sl_dtype sl_model_dtype(const sl_model *m);
  * the module's position and type: "module 2 (linear): unknown option 'in'". */
 SL_API int sl_model_add(sl_model *m, const char *type_name, const sl_options *opt);
 
+/* Containers.  sl_model_begin appends a container module ("residual",
+ * "sequential"; role SL_ROLE_CONTAINER) and makes it the place where
+ * sl_model_add (and nested sl_model_begin) append, into its first branch
+ * ("body" for residual, "" for sequential); sl_model_branch switches to the
+ * container's branch of that name ("shortcut"); sl_model_end closes it.
+ * Modules inside are named by their path, as PyTorch names submodules:
+ * "3.body.0.weight", "2.1.bias" (a sequential inside a sequential).
+ * Errors: SL_EINVAL for a non-container given to begin (or a container to
+ * sl_model_add) and an unknown branch, SL_ESTATE for end or branch without
+ * an open container and for a build with one still open. */
+SL_API int sl_model_begin(sl_model *m, const char *type_name, const sl_options *opt);
+SL_API int sl_model_branch(sl_model *m, const char *branch);
+SL_API int sl_model_end(sl_model *m);
+
 /* Allocates the parameter and gradient arenas and initialises parameters
  * from `seed` (each module from its own derived stream).  Build once. */
 SL_API int sl_model_build(sl_model *m, uint64_t seed);
@@ -58,9 +74,13 @@ SL_API int sl_model_clone(sl_model *m, sl_dtype dtype, sl_model **out);
  * names and shapes (dtypes may differ). */
 SL_API int sl_model_copy_state(sl_model *dst, sl_model *src);
 
-/* Modules. */
+/* The top-level modules (a container's children: structure.h, or
+ * sl_module_path and sl_module_output on what the walker returns). */
 SL_API int sl_model_nmodules(const sl_model *m);
 SL_API sl_module *sl_model_module(sl_model *m, int index);
+/* The module at `path` ("3", "3.body.0"; sl_module_path), at any depth, or
+ * NULL.  Paths are the same in every model of one architecture (clones). */
+SL_API sl_module *sl_model_find_module(sl_model *m, const char *path);
 /* The options a module was created with (validated; getters give defaults). */
 SL_API const sl_options *sl_module_options(const sl_module *mod);
 

@@ -133,6 +133,12 @@ SL_API void sl_role_flags_text(unsigned flags, char *buf, size_t size);
 /* dtype the module computes in (f32 or f64), fixed at creation. */
 SL_API sl_dtype sl_module_dtype(const sl_module *m);
 SL_API const sl_module_type *sl_module_type_of(const sl_module *m);
+/* Its place in the model: the prefix of its tensors' names, "3" for the
+ * fourth top-level module, "3.body.0" inside a residual block. */
+SL_API const char *sl_module_path(const sl_module *m);
+/* Its output in the model's last forward (a view owned by the model, valid
+ * until the next forward); NULL before any forward.  For probes. */
+SL_API const sl_tensor *sl_module_output(const sl_module *m);
 /* True in training mode (dropout active, batch statistics), false in eval. */
 SL_API bool sl_module_training(const sl_module *m);
 

@@ -14,7 +14,10 @@
  *                  layer reads, with only per-unit maps and unit-major
  *                  reshapes in between.  A weight layer followed by an
  *                  opaque module, or by nothing (the output layer), has no
- *                  hidden layer.
+ *                  hidden layer.  Inside residual blocks (module.h's
+ *                  containers) the units a skip connection adds to a
+ *                  block's output are one hidden layer — a residual stream
+ *                  — written by several weight layers and read by several.
  *   unit ref       one tensor a hidden layer's units index along one axis:
  *                  the producing layer's weight rows and bias (OUT), the
  *                  per-unit tensors of the maps in between (SELF, e.g. batch
@@ -28,7 +31,10 @@
  *
  * Memory: sl_model_structure allocates the description; it refers to the
  * model's parameters by index, is valid while the model's modules are
- * unchanged, and is freed with sl_structure_free.  Pointers returned by the
+ * unchanged, and is freed with sl_structure_free.  Indices hold for every
+ * model of the same architecture (a clone, a replica); module pointers
+ * belong to the model described — in a clone, find the module by its path
+ * (sl_model_find_module(clone, sl_module_path(mod))).  Pointers returned by the
  * accessors live as long as the structure.  Fields of the structs below are
  * only ever appended (ABI minor): read them through the accessors' pointers,
  * never index arrays of them yourself.
@@ -80,23 +86,28 @@ typedef struct sl_unit_ref {
     int axis;          /* the axis the units index */
     int64_t block;     /* entries of that axis per unit (>= 1) */
     sl_unit_use use;
-    int module;        /* the module the tensor belongs to */
+    int module;        /* top-level position of the weight layer it belongs to, or -1 */
 } sl_unit_ref;
 
 typedef struct sl_hidden_layer {
     int64_t units;
     unsigned symmetry;  /* SL_SYM_* */
-    int producer;       /* index of the weight layer whose outputs these are */
-    int consumer;       /* index of the weight layer that reads them */
-    /* The module whose output holds the units' activations, on axis 1: the
-     * last per-unit map after the producer that keeps the layer's shape
-     * (the producer itself if there is none). */
-    int act_module;
+    /* The weight layers writing these units (one, or several whose outputs
+     * a residual connection adds up: a residual stream, every tensor of
+     * which moves under one permutation) and reading them; `producer` and
+     * `consumer` are the first of each (indices of weight layers). */
+    int producer, consumer;
+    int nproducers, nconsumers;
+    /* The module whose output (sl_module_output) holds the units'
+     * activations on axis 1: the last per-unit map after the (first)
+     * producer that keeps the layer's shape, or the producer itself. */
+    const sl_module *act;
     int nrefs;          /* unit refs; sl_hidden_ref(h, i) for i < nrefs */
 } sl_hidden_layer;
 
 typedef struct sl_weight_layer {
-    int module;         /* module position in the model */
+    const sl_module *mod; /* the module; sl_module_path(mod) names it ("3.body.0") */
+    int module;         /* its position among the top-level modules, or -1 if nested */
     int weight;         /* model parameter index of the weight */
     int bias;           /* model parameter index of the bias, or -1 */
     int unit_axis;      /* the weight's output-unit axis */

@@ -187,7 +187,7 @@ static int replica_grams(sl_model *m, const sb_work *w, double *out)
     SL_TRY(sl_model_forward(m, &w->probe_x, &y));
     for (int h = 0; h < sl_structure_nhidden(w->st); h++) {
         const sl_hidden_layer *hl = sl_structure_hidden(w->st, h);
-        SL_TRY(activation_gram(sl_model_activation(m, hl->act_module), w->B, out));
+        SL_TRY(activation_gram(sl_module_output(sl_model_find_module(m, sl_module_path(hl->act))), w->B, out));
         out += w->B * w->B;
     }
     return SL_OK;

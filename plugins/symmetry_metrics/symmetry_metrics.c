@@ -43,10 +43,10 @@ static const sl_option_spec metrics_options[] = {
      NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL}};
 
-static int set_named(sl_record *out, int module, const char *what, double value)
+static int set_named(sl_record *out, const sl_weight_layer *L, const char *what, double value)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%d.%s", module, what);
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", sl_module_path(L->mod), what);
     return sl_record_set(out, name, value);
 }
 
@@ -70,8 +70,8 @@ static int measure_ranks(sl_model *m, const sl_weight_layer *L, sl_record *out)
             entropy -= sv[i] / sum * log(sv[i] / sum);
     double stable = k > 0 && sv[0] > 0 ? sum2 / (sv[0] * sv[0]) : 0;
     sl_tensor_release(&s);
-    SL_TRY(set_named(out, L->module, "stable_rank", stable));
-    return set_named(out, L->module, "effective_rank", sum > 0 ? exp(entropy) : 0);
+    SL_TRY(set_named(out, L, "stable_rank", stable));
+    return set_named(out, L, "effective_rank", sum > 0 ? exp(entropy) : 0);
 }
 
 /* t (units, len): row j the vector [w_in,j; b_j; w_out,j] of hidden layer h,
@@ -165,9 +165,9 @@ static int count_distinct(sl_model *m, const sl_hidden_layer *h, double tol, boo
 
 /* Dead units of h in the last forward's activations; *dead = -1 if the
  * activation does not have the units in dimension 1. */
-static void count_dead(const sl_model *m, const sl_hidden_layer *h, double tol, int64_t *dead)
+static void count_dead(const sl_hidden_layer *h, double tol, int64_t *dead)
 {
-    const sl_tensor *a = sl_model_activation(m, h->act_module);
+    const sl_tensor *a = sl_module_output(h->act);
     const int64_t units = h->units;
     *dead = -1;
     if (!a || a->ndim < 2 || a->shape[1] != units)
@@ -214,15 +214,15 @@ static int measure_layers(const sl_options *opt, sl_model *model, const sl_struc
         int64_t distinct = 0, dead = -1;
         SL_TRY(count_distinct(model, h, sl_options_float(opt, "distinct_tol"),
                               sl_options_bool(opt, "up_to_sign"), &distinct));
-        SL_TRY(set_named(out, L->module, "units", (double)h->units));
-        SL_TRY(set_named(out, L->module, "distinct_neurons", (double)distinct));
+        SL_TRY(set_named(out, L, "units", (double)h->units));
+        SL_TRY(set_named(out, L, "distinct_neurons", (double)distinct));
         units += h->units;
         distinct_total += distinct;
         if (!have_data)
             continue;
-        count_dead(model, h, sl_options_float(opt, "dead_tol"), &dead);
+        count_dead(h, sl_options_float(opt, "dead_tol"), &dead);
         if (dead >= 0) {
-            SL_TRY(set_named(out, L->module, "dead_fraction", (double)dead / (double)h->units));
+            SL_TRY(set_named(out, L, "dead_fraction", (double)dead / (double)h->units));
             dead_units += dead;
             dead_seen += h->units;
         }

@@ -282,6 +282,10 @@ static int describe_net(sl_model *m, const sl_structure *st, net *n)
                             type_name(m, i));
     for (int l = 0; l < n->nlayers; l++) {
         const sl_weight_layer *L = sl_structure_layer(st, l);
+        if (L->module < 0)
+            return sl_error(SL_EINVAL, "teleport: module %s (%s) is inside a container; "
+                                       "teleport needs a plain chain of weight layers",
+                            sl_module_path(L->mod), sl_module_type_of(L->mod)->name);
         const sl_tensor *w = sl_model_param(m, L->weight);
         if (w->ndim != 2 || L->unit_axis != 0 || L->input_axis != 1)
             return sl_error(SL_EINVAL, "teleport: module %d (%s) is not a dense (out, in) "
@@ -295,7 +299,8 @@ static int describe_net(sl_model *m, const sl_structure *st, net *n)
         const sl_hidden_layer *h = sl_structure_hidden(st, L->hidden_out);
         const int next = sl_structure_layer(st, l + 1)->module;
         const sl_tensor *wn = sl_model_param(m, sl_structure_layer(st, l + 1)->weight);
-        if (!h || h->consumer != l + 1 || (h->symmetry & SL_SYM_RESCALE) == 0 ||
+        if (!h || h->consumer != l + 1 || h->nproducers != 1 || h->nconsumers != 1 ||
+            (h->symmetry & SL_SYM_RESCALE) == 0 ||
             wn->ndim != 2 || wn->shape[1] != n->out[l])
             return sl_error(SL_EINVAL, "teleport: modules %d to %d do not fit; teleport needs "
                                        "weight layers separated by leaky_relu",
