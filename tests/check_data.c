@@ -248,7 +248,7 @@ START_TEST(fashion_mnist_if_present)
     }
     check_mnist_like(FASHION_DIR, "fashion-test-images-idx3-ubyte.gz", "test", 10000);
     /* The train images must load if the file holds what its header says, and
-     * be refused as truncated if it holds less (the copy in /work/shared
+     * be refused as truncated if it holds less (the developers' copy
      * promises 60002 images and holds 60000). */
     const char *train = FASHION_DIR "/fashion-train-images-idx3-ubyte.gz";
     int64_t promised, held;

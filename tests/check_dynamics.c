@@ -293,9 +293,10 @@ static sl_hook *make_syre(double gamma, double sigma0, bool lr_scaled, const cha
     return h;
 }
 
-/* PAPERS.md 2.4(a): f = u w x on y = a x with a = 1, decay 0.1, started at
- * exactly (0, 0).  Plain decay (sigma0 = 0, and SGD's own weight_decay)
- * never moves; syre escapes to the balanced branch |u w| = a - gamma. */
+/* The rescaling toy of docs/background/syre.md: f = u w x on y = a x with
+ * a = 1, decay 0.1, started at exactly (0, 0).  Plain decay (sigma0 = 0, and
+ * SGD's own weight_decay) never moves; syre escapes to the balanced branch
+ * |u w| = a - gamma. */
 static double rescaling_toy(sl_hook *h, double sgd_wd)
 {
     static const int64_t dims[] = {1, 1, 1};
@@ -456,7 +457,8 @@ static double probe_value(sl_model *m, const char *reference, const char *name)
     return v;
 }
 
-/* PAPERS.md 5.3: one GD step changes C by η²(∇W1 ∇W1ᵀ − ∇W2ᵀ ∇W2). */
+/* One GD step changes C by η²(∇W1 ∇W1ᵀ − ∇W2ᵀ ∇W2)
+ * (docs/background/conserved-quantities.md). */
 START_TEST(conserved_linear_one_step_drift)
 {
     enum { IN = 3, K = 4, OUT = 2 };

@@ -1,7 +1,8 @@
 /* plugins/grad_scale — multiply the gradients of some parameters by a
  * constant after backward.
  *
- * The MLP control arm of input expansion (PAPERS.md section 1.1): with d_c
+ * The MLP control arm of input expansion (docs/background/input-expansion.md,
+ * "MLP control"): with d_c
  * constant inputs of value c in front of a fully connected layer, one plain
  * SGD step moves that layer's effective bias by (1 + c^2 d_c) times what it
  * would move without them.  Scaling the gradient of "0.bias" by that factor

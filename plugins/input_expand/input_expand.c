@@ -1,5 +1,5 @@
 /* plugins/input_expand — input dimension expansion (Zhang et al. 2024,
- * arXiv 2409.06402; ../shared/PAPERS.md section 1.1).
+ * arXiv 2409.06402; docs/background/input-expansion.md).
  *
  * Image form, in (N, C, H, W) -> out (N, C, H*K, W*K):
  *     out[n][c][y][x] = fill                                 everywhere, then
@@ -277,7 +277,8 @@ static const sl_plugin plugin = {
     .name = "input_expand",
     .version = "1.0.0",
     .license = "MIT",
-    .summary = "input dimension expansion for symmetry breaking (PAPERS.md section 1)",
+    .summary = "input dimension expansion for symmetry breaking "
+               "(docs/background/input-expansion.md)",
     .modules = modules,
 };
 

@@ -1,7 +1,7 @@
 /* plugins/qcircuit/ansatz.c — circuit builders.
  *
- * The hardware-efficient ansatz is the one of PAPERS.md section 7.5 (layers
- * of RY and RZ on every qubit, then a CNOT ladder): 2 n parameters per
+ * The hardware-efficient ansatz (docs/background/quantum-noise.md) has layers
+ * of RY and RZ on every qubit, then a CNOT ladder: 2 n parameters per
  * layer, each rotation its own parameter.  QAOA ties angles: one gamma and
  * one beta per layer, shared by every ZZ term and every qubit.
  */

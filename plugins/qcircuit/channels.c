@@ -1,7 +1,7 @@
 /* plugins/qcircuit/channels.c — noise channels as Kraus maps and superoperators.
  *
  * Every channel is rho -> sum_i K_i rho K_i^dagger with sum_i K_i^dagger K_i = I.
- * The named 1-qubit channels of strength p (PAPERS.md section 7.2):
+ * The named 1-qubit channels of strength p (docs/background/quantum-noise.md):
  *
  *   amplitude_damping (gamma = p in [0, 1]) — non-unital: E(I) != I
  *       K0 = [[1, 0], [0, sqrt(1 - p)]]      K1 = [[0, sqrt(p)], [0, 0]]

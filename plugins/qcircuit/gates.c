@@ -1,7 +1,8 @@
 /* plugins/qcircuit/gates.c — gate unitaries and the superoperator algebra.
  *
  * Rotations are R_P(angle) = exp(-i angle P / 2) = cos(angle/2) I - i sin(angle/2) P,
- * the convention of PAPERS.md section 7.2 (so a shift by pi inserts -iP).
+ * the convention of docs/background/quantum-noise.md (so a shift by pi
+ * inserts -iP).
  * Fixed gates: H, S = diag(1, i), the Paulis, CNOT (q[0] control, q[1]
  * target), CZ.  Matrices use local indices: local qubit j is bit j.
  */

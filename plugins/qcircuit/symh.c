@@ -1,5 +1,6 @@
 /* plugins/qcircuit/symh.c — hook "symh": symmetry-based minima hopping
- * (PAPERS.md section 7.3; the paper's exact schedule is UNCONFIRMED).
+ * (docs/background/quantum-noise.md; the schedule is ours, the paper's was
+ * not available to us).
  *
  * Training alternates local optimisation phases of `every` epochs (with a
  * one-row dataset and the "value" loss, one epoch is one optimizer step)

@@ -1,4 +1,5 @@
-/* plugins/qcircuit/symmetry.c — the circuit-symmetry group (PAPERS.md 7.2).
+/* plugins/qcircuit/symmetry.c — the circuit-symmetry group
+ * (docs/background/quantum-noise.md, "The symmetries").
  *
  * Construction [DERIVED from gate identities; the paper's formalism is
  * UNCONFIRMED].  With R_Q(a) = exp(-i a Q / 2):

@@ -1,6 +1,6 @@
 /* plugins/symmetry_breaking — the workbench's replica-distance metric.
  *
- * Zhang et al. 2024 (PAPERS.md section 1.2) define a "degree of symmetry
+ * Zhang et al. 2024 (docs/background/input-expansion.md) define a "degree of symmetry
  * breaking" (a replica distance) whose formula is not available to us.
  * This probe is a clearly labelled proxy, defined here and in
  * docs/symmetry-breaking.md:

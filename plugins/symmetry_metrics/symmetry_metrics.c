@@ -1,5 +1,5 @@
 /* plugins/symmetry_metrics — order parameters of the symmetries of a
- * trained network (PAPERS.md section 8.2): how far each layer sits from the
+ * trained network (docs/background/order-parameters.md): how far each layer sits from the
  * symmetric subspaces of rescaling (dead neurons), permutation (identical
  * neurons) and rotation (low rank).
  *
@@ -253,7 +253,8 @@ static int metrics_measure(const sl_options *opt, sl_model *model, const sl_data
 static const sl_probe_type metrics_type = {
     .name = "symmetry_metrics",
     .summary = "per layer: stable and effective rank of each weight; per hidden layer: "
-               "distinct neurons and (with data) dead-neuron fraction (PAPERS.md 8.2)",
+               "distinct neurons and (with data) dead-neuron fraction "
+               "(docs/background/order-parameters.md)",
     .options = metrics_options,
     .measure = metrics_measure,
 };

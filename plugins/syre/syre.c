@@ -1,5 +1,5 @@
 /* plugins/syre — "syre" hook: symmetry removal by decay toward a static random
- * anchor (Ziyin, Xu, Chuang, arXiv 2408.15495; ../shared/PAPERS.md section 2).
+ * anchor (Ziyin, Xu, Chuang, arXiv 2408.15495; docs/background/syre.md).
  *
  * Plain weight decay pulls θ toward 0, which lies on every mirror-symmetric
  * subspace {Pθ = 0}; those subspaces then become attractive and neurons
@@ -10,7 +10,7 @@
  *
  * γ_eff = gamma · lr (lr_scaled, the AdamW/gist convention) or gamma.  The
  * step is decoupled from the gradient, so it composes with any optimizer
- * (PAPERS.md 2.5: with Adam the penalty must not enter the moments).
+ * (with Adam the penalty must not enter the moments; docs/background/syre.md).
  *
  * θ0 ~ N(0, sigma0²) per element (sigma0 < 0 means 0.01/sqrt(fan_in)) and
  * D = diag(U[1 − diag_eps, 1 + diag_eps]) are drawn ONCE at TRAIN_BEGIN from

@@ -1,5 +1,5 @@
 /* plugins/teleport — "teleport" hook: symmetry teleportation (Zhao, Dehmamy,
- * Walters, Yu 2022; Zhao, Gower, Walters, Yu 2023; ../shared/PAPERS.md 4).
+ * Walters, Yu 2022; Zhao, Gower, Walters, Yu 2023; docs/background/teleportation.md).
  *
  * Between two consecutive linear layers V = W_m (with its bias as an extra
  * column, acting on h̃ = [h; 1]) and U = W_{m+1} separated by an invertible
@@ -10,7 +10,7 @@
  *   form 2023:  V -> g V,     U -> U σ(V h̃) σ(g V h̃)⁺
  *
  * exactly when the pseudo-inverses act as inverses on the batch (batch size
- * <= the width involved; PAPERS.md 4.1).  Both are applied pair after pair
+ * <= the width involved; docs/background/teleportation.md).  Both are applied pair after pair
  * through the depth, recomputing the activations from the moved layers.
  * g⁻¹ is the exact inverse (the reference code's I − T is only first order).
  *

@@ -1,7 +1,8 @@
 /* plugins/upsample — bilinear upsampling by an integer factor (PyTorch
  * nn.Upsample(scale_factor=K, mode="bilinear", align_corners=False)).
  *
- * The CNN control arm of input expansion (PAPERS.md section 1.5): it gives
+ * The CNN control arm of input expansion (docs/background/input-expansion.md,
+ * "CNN control"): it gives
  * the network the same (H*K, W*K) grid as input_expand but fills it by
  * interpolation instead of constants, separating "more spatial positions"
  * from "constant insertion".

@@ -1,18 +1,18 @@
 -- scripts/repro/input_expansion.lua — input dimension expansion at our scale
--- (Zhang et al. 2024, ../shared/PAPERS.md sections 1.1-1.5).
+-- (Zhang et al. 2024, arXiv 2409.06402; docs/background/input-expansion.md).
 --
 --   symlab --threads 2 scripts/repro/input_expansion.lua [quick] [RESULTS_DIR]
 --
 -- Ten configurations, SEEDS seeds each, same SGD schedule (lr 0.05,
 -- momentum 0.9, batch 64):
 --   MLP 784-256-10:  baseline; input_expand K=2 fill 0.5 (3136 inputs);
---                    the bias-LR control (PAPERS.md 1.1: under SGD an MLP
+--                    the bias-LR control (background, "MLP control": an MLP
 --                    sees the 2352 constants only through its first-layer
 --                    bias, whose step they multiply by 1 + c^2 d_c = 589 —
 --                    grad_scale on "1.bias"); dropout 0.2; batch norm.
 --   CNN conv16-pool-conv32-pool-fc: baseline 28x28; input_expand 56x56;
---                    the bilinear 2x upsampling control (56x56, PAPERS.md
---                    1.5); dropout 0.2; batch norm.
+--                    the bilinear 2x upsampling control (56x56,
+--                    background, "CNN control"); dropout 0.2; batch norm.
 -- Inputs are raw pixels in [0, 1] (no normalisation), so fill 0.5 is the
 -- paper's raw-pixel value.  For each run: the symmetry_breaking metric at
 -- initialisation (replicas from the fresh model, short SGD on a subset:
@@ -47,7 +47,7 @@ local LR, MOMENTUM, BATCH, FILL, K, SB_SUBSET = 0.05, 0.9, 64, 0.5, 2, 1000
 
 -- ---------------------------------------------------------------- data
 local function load_data()
-  -- ../shared/data next to the source tree, or $SYMLAB_FASHION_MNIST
+  -- ../shared/data/fashion-mnist next to the source tree, or $SYMLAB_FASHION_MNIST
   local fm = os.getenv("SYMLAB_FASHION_MNIST") or (sl.datadir .. "/../../shared/data/fashion-mnist")
   local ok, train = pcall(sl.data.idx, fm, "train")
   if ok then
@@ -110,7 +110,7 @@ local function cnn(extra)
 end
 
 -- d_c constants of value c in front of the first linear layer multiply its
--- effective bias step by 1 + c^2 d_c (PAPERS.md 1.1).
+-- effective bias step by 1 + c^2 d_c (docs/background/input-expansion.md).
 local BIAS_FACTOR = 1 + FILL * FILL * (784 * K * K - 784)
 
 local configs = {

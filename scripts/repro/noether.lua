@@ -1,4 +1,5 @@
--- scripts/repro/noether.lua — drift of conserved quantities (../shared/PAPERS.md 5.3, 5.5).
+-- scripts/repro/noether.lua — drift of conserved quantities
+-- (docs/background/conserved-quantities.md).
 --
 --   symlab scripts/repro/noether.lua [RESULTS_DIR]    (default results/)
 --

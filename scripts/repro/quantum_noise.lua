@@ -1,5 +1,5 @@
 -- scripts/repro/quantum_noise.lua — noise-induced symmetry breaking in a
--- parametrized circuit, and SYMH (PAPERS.md section 7; Fontana et al.,
+-- parametrized circuit, and SYMH (docs/background/quantum-noise.md; Fontana et al.,
 -- arXiv 2011.08763).
 --
 --   symlab scripts/repro/quantum_noise.lua [RESULTS_DIR] [quick]

@@ -1,4 +1,4 @@
--- scripts/repro/syre.lua — syre vs plain weight decay (../shared/PAPERS.md 2.4).
+-- scripts/repro/syre.lua — syre vs plain weight decay (docs/background/syre.md).
 --
 --   symlab scripts/repro/syre.lua [RESULTS_DIR]       (default results/)
 --

@@ -1,4 +1,4 @@
--- scripts/repro/teleport.lua — symmetry teleportation (../shared/PAPERS.md 4.3, 4.5).
+-- scripts/repro/teleport.lua — symmetry teleportation (docs/background/teleportation.md).
 --
 --   symlab scripts/repro/teleport.lua [RESULTS_DIR]   (default results/)
 --
