@@ -11,7 +11,10 @@
 /* ---- counting allocations ------------------------------------------------- */
 /* The test binary interposes the allocator (ELF symbol interposition reaches
  * libsymlab too) and counts calls while `counting` is set.  Sanitizer builds
- * bring their own allocator, so there the count is not taken. */
+ * bring their own allocator, so there the count is not taken.  The
+ * interposers must be exported: the project compiles with
+ * -fvisibility=hidden, which would otherwise keep libsymlab calling libc's
+ * allocator and the count at zero whatever happens. */
 #if defined(__SANITIZE_ADDRESS__)
 #define COUNT_ALLOCATIONS 0
 #else
@@ -22,22 +25,23 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 static volatile int counting;
 static volatile long allocations;
-void *malloc(size_t n)
+#define INTERPOSE __attribute__((visibility("default")))
+INTERPOSE void *malloc(size_t n)
 {
     allocations += counting;
     return __libc_malloc(n);
 }
-void *calloc(size_t a, size_t b)
+INTERPOSE void *calloc(size_t a, size_t b)
 {
     allocations += counting;
     return __libc_calloc(a, b);
 }
-void *realloc(void *p, size_t n)
+INTERPOSE void *realloc(void *p, size_t n)
 {
     allocations += counting;
     return __libc_realloc(p, n);
 }
-void *aligned_alloc(size_t al, size_t n)
+INTERPOSE void *aligned_alloc(size_t al, size_t n)
 {
     allocations += counting;
     return __libc_memalign(al, n);
