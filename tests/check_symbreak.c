@@ -511,7 +511,7 @@ static sl_model *train_one_step(const sl_dataset *d, const char *hook_opts, int 
         sl_options_free(ho);
     }
     sl_train_args args = {.train = d, .hooks = h ? &h : NULL, .nhooks = h ? 1 : 0};
-    sl_options *to = sl_test_options("epochs=1,batch=16,shuffle=false,progress=never");
+    sl_options *to = sl_test_options("epochs=1,batch=16,shuffle=false");
     *rc = sl_train(m, opt, &args, to);
     sl_options_free(to);
     sl_hook_free(h);

@@ -13,6 +13,7 @@
 #include <symlab/module.h>
 #include <symlab/model.h>
 #include <symlab/optim.h>
+#include <symlab/schedule.h>
 #include <symlab/data.h>
 #include <symlab/train.h>
 #include <symlab/plugin.h>
