@@ -604,6 +604,31 @@ end)
 
 -- ---- results helpers ----------------------------------------------------------------------------
 
+T.test("batch norm keeps PyTorch's num_batches_tracked", function()
+  local function bn_net()
+    return sl.nn.sequential({ sl.nn.linear(4, 3), sl.nn.batchnorm { num_features = 3 } },
+                            { dtype = "f64" })
+  end
+  local net = bn_net()
+  net:load(srcdir .. "/tests/data/torch_batchnorm.safetensors")   -- written by PyTorch
+  local b = net:buffers()
+  T.eq(#b, 3)
+  T.eq(b[3].name, "1.num_batches_tracked")
+  T.eq(b[3].tensor:dtype(), "i64")
+  T.eq(b[3].tensor:get(), 5)
+  net:forward(sl.tensor.zeros({ 2, 4 }))              -- training mode: counted
+  T.eq(b[3].tensor:get(), 6)
+  net:eval()
+  net:forward(sl.tensor.zeros({ 2, 4 }))              -- evaluation: not counted
+  T.eq(b[3].tensor:get(), 6)
+  local path = os.tmpname()
+  net:save(path)
+  local other = bn_net()
+  other:load(path)
+  os.remove(path)
+  T.eq(other:buffers()[3].tensor:get(), 6)
+end)
+
 T.test("results.outdir and results.plot", function()
   local results = require "symlab.results"
   local base = os.tmpname()
