@@ -15,9 +15,14 @@
  *                       data_offsets are [begin, end) relative to its start
  *
  * We write every parameter, then every buffer, under its model name, in the
- * model's dtype (F32 or F64).  We read F32 or F64 (converting to the
- * model's dtype) and insist on exactly the model's names and shapes, and on
- * offsets that tile the data section as the format requires.  The header is
+ * model's dtype (F32 or F64) or, for integer buffers (batch norm's
+ * num_batches_tracked), I64.  We read F32 or F64 into real tensors
+ * (converting to the model's dtype) and I64 into integer buffers, and insist
+ * on exactly the model's names and shapes, and on offsets that tile the data
+ * section as the format requires — except that an integer buffer missing
+ * from the file keeps its value, as PyTorch does for num_batches_tracked in
+ * state dicts older than the buffer (and symlab checkpoints written before
+ * it kept one).  The header is
  * parsed by a small strict parser for the subset of JSON the format uses:
  * objects, arrays, strings with escapes and non-negative integers.
  *
@@ -58,7 +63,10 @@ static sl_tensor *model_tensor(sl_model *m, int i)
     return i < np ? sl_model_param(m, i) : sl_model_buffer(m, i - np);
 }
 
-static const char *st_dtype_name(sl_dtype d) { return d == SL_F32 ? "F32" : "F64"; }
+static const char *st_dtype_name(sl_dtype d)
+{
+    return d == SL_F32 ? "F32" : d == SL_I64 ? "I64" : "F64";
+}
 
 /* ---- little-endian element encoding (independent of the host's order) -- */
 
@@ -83,17 +91,23 @@ static void encode_elem(const sl_tensor *t, int64_t i, unsigned char *out)
         uint32_t bits;
         memcpy(&bits, (const float *)t->data + i, 4);
         put_le(out, bits, 4);
-    } else {
+    } else { /* f64 or i64: 8 bytes, copied as they are */
         uint64_t bits;
-        memcpy(&bits, (const double *)t->data + i, 8);
+        memcpy(&bits, (const char *)t->data + 8 * i, 8);
         put_le(out, bits, 8);
     }
 }
 
 /* Stores element i of the file's data (`file_dtype`, little-endian) into
- * element i of the contiguous tensor t, converting the precision. */
+ * element i of the contiguous tensor t, converting the precision (I64 goes
+ * only into I64, bit for bit). */
 static void decode_elem(const unsigned char *in, sl_dtype file_dtype, sl_tensor *t, int64_t i)
 {
+    if (file_dtype == SL_I64) {
+        uint64_t bits = get_le(in, 8);
+        memcpy((char *)t->data + 8 * i, &bits, 8);
+        return;
+    }
     double v;
     if (file_dtype == SL_F32) {
         uint32_t bits = (uint32_t)get_le(in, 4);
@@ -783,13 +797,17 @@ static int check_tiling(parser *p, uint64_t data_bytes)
 static int check_entry(const parser *p, const entry *e, const sl_tensor *t, uint64_t data_bytes,
                        sl_dtype *file_dtype)
 {
-    if (strcmp(e->dtype, "F32") == 0)
+    bool integer = t->dtype == SL_I64;
+    if (integer && strcmp(e->dtype, "I64") == 0)
+        *file_dtype = SL_I64;
+    else if (!integer && strcmp(e->dtype, "F32") == 0)
         *file_dtype = SL_F32;
-    else if (strcmp(e->dtype, "F64") == 0)
+    else if (!integer && strcmp(e->dtype, "F64") == 0)
         *file_dtype = SL_F64;
     else
-        return sl_error(SL_EFORMAT, "%s: tensor '%s' has dtype %s; only F32 and F64 load",
-                        p->path, e->name, e->dtype);
+        return sl_error(SL_EFORMAT, "%s: tensor '%s' has dtype %s; %s", p->path, e->name,
+                        e->dtype, integer ? "the model's integer buffer loads only I64"
+                                          : "only F32 and F64 load into real tensors");
     if (e->ndim != t->ndim || memcmp(e->shape, t->shape, (size_t)t->ndim * sizeof *e->shape)) {
         char want[96], got[96];
         return sl_error(SL_EFORMAT, "%s: tensor '%s' has shape %s, the model expects %s",
@@ -814,6 +832,8 @@ static int stage(parser *p, sl_model *m, const unsigned char *data, uint64_t dat
         const char *name = model_tensor_name(m, i);
         const sl_tensor *t = model_tensor(m, i);
         int k = find_entry(p, name);
+        if (k < 0 && t->dtype == SL_I64)
+            continue; /* staging[i] stays empty: the buffer keeps its value */
         if (k < 0)
             return sl_error(SL_EFORMAT, "%s: missing tensor '%s'", p->path, name);
         entry *e = &p->entries[k];
@@ -865,7 +885,8 @@ int sl_model_load(sl_model *m, const char *path)
     /* Commit only after everything validated; copies between tensors of
      * one dtype and shape cannot fail. */
     for (int i = 0; rc == SL_OK && i < n; i++)
-        rc = sl_tensor_copy(model_tensor(m, i), &staging[i]);
+        if (staging[i].storage)
+            rc = sl_tensor_copy(model_tensor(m, i), &staging[i]);
     sl_tensor_release_all(staging, n);
     free(staging);
     free(buf);

@@ -3,6 +3,7 @@
 #ifndef SYMLAB_CORE_INTERNAL_H
 #define SYMLAB_CORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,9 +25,31 @@ void sl_flags_text(unsigned flags, const char *const *names, int nnames, char *b
 /* Releases every tensor of an array of n and frees nothing else. */
 void sl_tensor_release_all(sl_tensor *t, int n);
 
-/* Training internals shared by train.c, evaluate.c, hook.c, history.c. */
+/* Which entries of a record were set lately: sl_record_next_round starts a
+ * new round; sl_record_set_this_round(r, i) tells whether entry i was set
+ * since (the training loop's "set during this step"). */
+void sl_record_next_round(sl_record *r);
+bool sl_record_set_this_round(const sl_record *r, int i);
+
+/* Training internals shared by train.c, early_stop.c, evaluate.c, hook.c,
+ * history.c. */
 int sl_hook_call(sl_hook *h, sl_event ev, sl_train_ctx *ctx);
 int sl_history_append(sl_history *h, const sl_record *row);
+/* Makes room for `n` more step rows (outside the steps), and appends one
+ * (no allocation within the room, except a column for a new name). */
+int sl_history_reserve_steps(sl_history *h, int64_t n);
+int sl_history_append_step(sl_history *h, const sl_record *row);
+void sl_history_set_early_stop(sl_history *h, int64_t best_epoch, int64_t stopped_epoch);
+
+/* Early stopping (early_stop.c): set up from validated options, then
+ * judged after every epoch's row; *stop tells the loop to end.  finish
+ * restores the best state if asked and reports the outcome into history
+ * (may be NULL). */
+typedef struct sl_early_stop sl_early_stop;
+int sl_early_stop_new(const sl_options *opt, sl_model *model, sl_early_stop **out);
+int sl_early_stop_judge(sl_early_stop *es, int64_t epoch, const sl_record *row, bool *stop);
+int sl_early_stop_finish(sl_early_stop *es, sl_history *h);
+void sl_early_stop_free(sl_early_stop *es);
 /* Forward, loss and (with want_grad) backward ADDING into the gradients;
  * *pred is the model's output.  A non-finite loss skips the backward. */
 int sl_loss_backward(sl_model *model, const sl_loss_type *loss, const sl_tensor *x,

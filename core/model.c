@@ -273,7 +273,7 @@ static int carve_arena(sl_model *m)
     }
     for (int i = 0; i < m->nbuffers; i++) {
         sl_decl *d = m->buffers[i].decl;
-        SL_TRY(sl_tensor_alloc(&d->value, m->dtype, d->ndim, d->shape));
+        SL_TRY(sl_tensor_alloc(&d->value, d->dtype, d->ndim, d->shape));
     }
     return SL_OK;
 }

@@ -8,6 +8,7 @@
 /* A declared parameter or buffer of one module. */
 typedef struct sl_decl {
     char *name;                   /* local name ("weight") */
+    sl_dtype dtype;               /* the module's, or SL_I64 for an integer buffer */
     int ndim;
     int64_t shape[SL_MAX_DIMS];
     sl_tensor value;              /* view into the model's arena (params) or own storage */

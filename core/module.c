@@ -19,13 +19,16 @@ const sl_tensor *sl_module_output(const sl_module *m) { return m->output; }
 sl_rng *sl_module_rng(sl_module *m) { return &m->rng; }
 
 static int declare(sl_module *m, sl_decl **list, int *count, const char *what, const char *name,
-                   int ndim, const int64_t *shape)
+                   sl_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!m->declaring)
         return sl_error(SL_ESTATE, "%s: %s '%s' declared outside create()", m->type->name, what,
                         name);
     if (ndim < 0 || ndim > SL_MAX_DIMS)
         return sl_error(SL_EINVAL, "%s: %s '%s' has ndim %d", m->type->name, what, name, ndim);
+    if (dtype != m->dtype && dtype != SL_I64)
+        return sl_error(SL_EDTYPE, "%s: %s '%s' is %s; buffers are %s (the module's) or i64",
+                        m->type->name, what, name, sl_dtype_name(dtype), sl_dtype_name(m->dtype));
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0)
             return sl_error(SL_EINVAL, "%s: %s '%s' has a negative extent", m->type->name, what,
@@ -44,19 +47,27 @@ static int declare(sl_module *m, sl_decl **list, int *count, const char *what, c
     memset(d, 0, sizeof *d);
     if (!(d->name = sl_strdup(name)))
         return SL_ENOMEM;
+    d->dtype = dtype;
     d->ndim = ndim;
-    memcpy(d->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim > 0)
+        memcpy(d->shape, shape, (size_t)ndim * sizeof *shape);
     return (*count)++;
 }
 
 int sl_module_add_param(sl_module *m, const char *name, int ndim, const int64_t *shape)
 {
-    return declare(m, &m->params, &m->nparams, "parameter", name, ndim, shape);
+    return declare(m, &m->params, &m->nparams, "parameter", name, m->dtype, ndim, shape);
 }
 
 int sl_module_add_buffer(sl_module *m, const char *name, int ndim, const int64_t *shape)
 {
-    return declare(m, &m->buffers, &m->nbuffers, "buffer", name, ndim, shape);
+    return declare(m, &m->buffers, &m->nbuffers, "buffer", name, m->dtype, ndim, shape);
+}
+
+int sl_module_add_buffer_typed(sl_module *m, const char *name, sl_dtype dtype, int ndim,
+                               const int64_t *shape)
+{
+    return declare(m, &m->buffers, &m->nbuffers, "buffer", name, dtype, ndim, shape);
 }
 
 sl_tensor *sl_module_param(sl_module *m, int index)

@@ -9,12 +9,14 @@
 typedef struct entry {
     char *name;
     double value;
+    unsigned round; /* the record's round when last set */
 } entry;
 
 struct sl_record {
     entry *items;
     int count, capacity; /* entries [count, names) keep their names for reuse */
     int names;
+    unsigned round;      /* see sl_record_next_round */
 };
 
 sl_record *sl_record_new(void)
@@ -46,12 +48,14 @@ int sl_record_set(sl_record *r, const char *name, double value)
     for (int i = 0; i < r->count; i++) {
         if (strcmp(r->items[i].name, name) == 0) {
             r->items[i].value = value;
+            r->items[i].round = r->round;
             return SL_OK;
         }
     }
     /* After a clear, the same names come back in the same order: reuse the
      * kept string instead of allocating. */
     if (r->count < r->names && strcmp(r->items[r->count].name, name) == 0) {
+        r->items[r->count].round = r->round;
         r->items[r->count++].value = value;
         return SL_OK;
     }
@@ -61,6 +65,7 @@ int sl_record_set(sl_record *r, const char *name, double value)
             return SL_ENOMEM;
         free(r->items[r->count].name);
         r->items[r->count].name = copy;
+        r->items[r->count].round = r->round;
         r->items[r->count++].value = value;
         return SL_OK;
     }
@@ -77,6 +82,7 @@ int sl_record_set(sl_record *r, const char *name, double value)
         return SL_ENOMEM;
     r->items[r->names].name = copy;
     r->items[r->names].value = value;
+    r->items[r->names].round = r->round;
     r->names++;
     r->count++;
     return SL_OK;
@@ -103,4 +109,11 @@ const char *sl_record_name(const sl_record *r, int i)
 double sl_record_value(const sl_record *r, int i)
 {
     return i >= 0 && i < r->count ? r->items[i].value : 0.0;
+}
+
+void sl_record_next_round(sl_record *r) { r->round++; }
+
+bool sl_record_set_this_round(const sl_record *r, int i)
+{
+    return i >= 0 && i < r->count && r->items[i].round == r->round;
 }

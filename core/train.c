@@ -1,11 +1,11 @@
-/* core/train.c — the training loop. */
+/* core/train.c — the training loop.  It prints nothing: the host sees each
+ * step through args->on_step (and draws its progress bar there). */
 #include "config.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -17,7 +17,8 @@ static const sl_option_spec train_spec[] = {
     {"shuffle", SL_OPT_BOOL, "true", "visit samples in a new seeded order each epoch", NULL},
     {"drop_last", SL_OPT_BOOL, "false", "skip a final batch smaller than `batch`", NULL},
     {"eval_batch", SL_OPT_INT, "1000", "batch size for validation", NULL},
-    {"progress", SL_OPT_STRING, "auto", "progress bar on stderr", "auto|always|never"},
+    {"record_steps", SL_OPT_INT, "0",
+     "keep a step row in the history for every N-th step (0: none)", NULL},
     {NULL, 0, NULL, NULL, NULL}};
 
 const sl_option_spec *sl_train_options(void) { return train_spec; }
@@ -37,9 +38,13 @@ typedef struct run {
     const sl_loss_type *loss;
     sl_batcher *batcher;
     sl_train_ctx ctx;
-    sl_record *row;
-    int64_t epochs, eval_batch;
-    bool progress;
+    sl_record *row;      /* the epoch's history row */
+    sl_record *step_row; /* the step's row, when someone wants it */
+    sl_early_stop *early_stop;
+    int64_t epochs, eval_batch, record_every, nbatches;
+    bool stop;           /* early stopping ended the run */
+    double loss_sum;     /* this epoch so far: sum of batch loss * batch size, */
+    int64_t seen;        /* samples */
 } run;
 
 static int call_hooks(run *r, sl_event ev)
@@ -49,29 +54,60 @@ static int call_hooks(run *r, sl_event ev)
     return SL_OK;
 }
 
-static void draw_progress(const run *r, int64_t done, int64_t total, double loss)
+/* The learning rate of a schedule for the coming interval. */
+static void apply_schedule(run *r)
 {
-    enum { WIDTH = 30 };
-    int filled = total > 0 ? (int)(WIDTH * done / total) : WIDTH;
-    char bar[WIDTH + 1];
-    for (int i = 0; i < WIDTH; i++)
-        bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-    bar[WIDTH] = '\0';
-    fprintf(stderr, "\repoch %lld/%lld [%s] %lld/%lld loss %.4f ", (long long)r->ctx.epoch + 1,
-            (long long)r->epochs, bar, (long long)done, (long long)total, loss);
-    if (done == total)
-        fputs("\r\033[K", stderr);
-    fflush(stderr);
+    sl_schedule *sch = r->args->schedule;
+    sl_optim_set_lr(r->optim, sl_schedule_lr(sch, sl_optim_lr(r->optim)));
 }
 
-/* One optimisation step on (x, y); adds the batch's loss and hits. */
-static int step(run *r, const sl_tensor *x, const sl_tensor *y, double *loss_sum,
-                int64_t *correct)
+/* After a step: its row (for on_step and the history), then on_step. */
+static int report_step(run *r, int64_t batch, int64_t samples, double lr)
+{
+    const sl_train_ctx *c = &r->ctx;
+    int64_t number = c->step + 1;
+    bool record = r->record_every > 0 && r->args->history && number % r->record_every == 0;
+    if (!record && !r->args->on_step)
+        return SL_OK;
+    sl_record *row = r->step_row;
+    sl_record_clear(row);
+    SL_TRY(sl_record_set(row, "step", (double)number));
+    SL_TRY(sl_record_set(row, "epoch", (double)(c->epoch + 1)));
+    SL_TRY(sl_record_set(row, "loss", c->loss_value));
+    SL_TRY(sl_record_set(row, "lr", lr));
+    for (int i = 0; i < sl_record_count(c->metrics); i++)
+        SL_TRY(sl_record_set(row, sl_record_name(c->metrics, i),
+                             sl_record_set_this_round(c->metrics, i)
+                                 ? sl_record_value(c->metrics, i)
+                                 : NAN));
+    if (record)
+        SL_TRY(sl_history_append_step(r->args->history, row));
+    if (!r->args->on_step)
+        return SL_OK;
+    sl_step_info info = {.step = number,
+                         .epoch = c->epoch + 1,
+                         .epochs = r->epochs,
+                         .batch = batch + 1,
+                         .batches = r->nbatches,
+                         .samples = samples,
+                         .loss = c->loss_value,
+                         .epoch_loss = r->loss_sum / (double)r->seen,
+                         .lr = lr,
+                         .row = row};
+    return r->args->on_step(r->args->userdata, &info);
+}
+
+/* Optimisation step number `batch` of the epoch on (x, y); adds the
+ * batch's loss and hits. */
+static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y, int64_t *correct)
 {
     sl_train_ctx *c = &r->ctx;
     c->x = x;
     c->y = y;
     sl_model_zero_grad(r->model);
+    sl_record_next_round(c->metrics);
+    if (r->args->schedule && sl_schedule_per_step(r->args->schedule))
+        apply_schedule(r);
     SL_TRY(call_hooks(r, SL_EV_STEP_BEGIN));
     const sl_tensor *pred;
     SL_TRY(sl_loss_backward(r->model, r->loss, x, y, true, &c->loss_value, &pred));
@@ -83,19 +119,25 @@ static int step(run *r, const sl_tensor *x, const sl_tensor *y, double *loss_sum
     /* Count hits now: hooks may run other forwards through the model. */
     *correct += sl_count_correct(pred, y);
     SL_TRY(call_hooks(r, SL_EV_AFTER_BACKWARD));
+    double lr = sl_optim_lr(r->optim);
     SL_TRY(sl_optim_step(r->optim));
     SL_TRY(call_hooks(r, SL_EV_AFTER_STEP));
-    *loss_sum += c->loss_value * (double)x->shape[0];
+    if (r->args->schedule && sl_schedule_per_step(r->args->schedule))
+        sl_schedule_advance(r->args->schedule);
+    r->loss_sum += c->loss_value * (double)x->shape[0];
+    r->seen += x->shape[0];
+    SL_TRY(report_step(r, batch, x->shape[0], lr));
     c->step++;
     return SL_OK;
 }
 
-static int finish_epoch(run *r, double loss_sum, int64_t seen, int64_t correct, double t0)
+static int finish_epoch(run *r, int64_t correct, double t0)
 {
     sl_record *row = r->row;
+    int64_t seen = r->seen;
     sl_record_clear(row);
     SL_TRY(sl_record_set(row, "epoch", (double)(r->ctx.epoch + 1)));
-    SL_TRY(sl_record_set(row, "loss", seen ? loss_sum / (double)seen : NAN));
+    SL_TRY(sl_record_set(row, "loss", seen ? r->loss_sum / (double)seen : NAN));
     if (r->args->train->y.dtype == SL_I64)
         SL_TRY(sl_record_set(row, "accuracy", seen ? (double)correct / (double)seen : NAN));
     if (r->args->val) {
@@ -120,27 +162,32 @@ static int finish_epoch(run *r, double loss_sum, int64_t seen, int64_t correct, 
         SL_TRY(sl_history_append(r->args->history, row));
     if (r->args->on_epoch)
         SL_TRY(r->args->on_epoch(r->args->userdata, row));
+    if (r->early_stop)
+        SL_TRY(sl_early_stop_judge(r->early_stop, r->ctx.epoch, row, &r->stop));
     return SL_OK;
 }
 
 static int epoch(run *r)
 {
-    double t0 = now_seconds(), loss_sum = 0.0;
-    int64_t seen = 0, correct = 0, done = 0, total = sl_batcher_nbatches(r->batcher);
+    double t0 = now_seconds();
+    int64_t correct = 0, batch = 0;
+    r->loss_sum = 0.0;
+    r->seen = 0;
     sl_record_clear(r->ctx.metrics);
     sl_model_set_training(r->model, true);
+    sl_schedule *sch = r->args->schedule;
+    if (sch && !sl_schedule_per_step(sch))
+        apply_schedule(r);
     sl_batcher_begin_epoch(r->batcher, r->ctx.epoch);
     const sl_tensor *x, *y;
     int more;
-    while ((more = sl_batcher_next(r->batcher, &x, &y)) > 0) {
-        SL_TRY(step(r, x, y, &loss_sum, &correct));
-        seen += x->shape[0];
-        done++;
-        if (r->progress)
-            draw_progress(r, done, total, loss_sum / (double)seen);
-    }
+    while ((more = sl_batcher_next(r->batcher, &x, &y)) > 0)
+        SL_TRY(step(r, batch++, x, y, &correct));
     SL_TRY(more);
-    return finish_epoch(r, loss_sum, seen, correct, t0);
+    SL_TRY(finish_epoch(r, correct, t0));
+    if (sch && !sl_schedule_per_step(sch))
+        sl_schedule_advance(sch);
+    return SL_OK;
 }
 
 static int setup(run *r, sl_options *opt)
@@ -155,15 +202,22 @@ static int setup(run *r, sl_options *opt)
         return sl_error(SL_EINVAL, "train: no training set");
     if (!(r->loss = sl_registry_find(SL_KIND_LOSS, sl_options_string(opt, "loss"))))
         return sl_error_context(SL_ENOTFOUND, "train: option 'loss'");
-    const char *progress = sl_options_string(opt, "progress");
-    r->progress = strcmp(progress, "always") == 0 ||
-                  (strcmp(progress, "auto") == 0 && isatty(STDERR_FILENO));
+    if ((r->record_every = sl_options_int(opt, "record_steps")) < 0)
+        return sl_error(SL_EINVAL, "train: record_steps must be >= 0, got %lld",
+                        (long long)r->record_every);
     uint64_t seed = (uint64_t)sl_options_int(opt, "seed");
     SL_TRY(sl_batcher_new(r->args->train, batch, sl_model_dtype(r->model),
                           sl_options_bool(opt, "shuffle"), seed, sl_options_bool(opt, "drop_last"),
                           &r->batcher));
-    if (!(r->ctx.metrics = sl_record_new()) || !(r->row = sl_record_new()))
+    r->nbatches = sl_batcher_nbatches(r->batcher);
+    if (!(r->ctx.metrics = sl_record_new()) || !(r->row = sl_record_new()) ||
+        !(r->step_row = sl_record_new()))
         return SL_ENOMEM;
+    if (r->record_every > 0 && r->args->history)
+        SL_TRY(sl_history_reserve_steps(r->args->history,
+                                        r->epochs * r->nbatches / r->record_every));
+    if (r->args->early_stop)
+        SL_TRY(sl_early_stop_new(r->args->early_stop, r->model, &r->early_stop));
     r->ctx.model = r->model;
     r->ctx.optim = r->optim;
     r->ctx.loss = r->loss;
@@ -184,17 +238,18 @@ int sl_train(sl_model *model, sl_optim *optim, const sl_train_args *args,
     int rc = opt ? setup(&r, opt) : SL_ENOMEM;
     if (rc >= 0)
         rc = call_hooks(&r, SL_EV_TRAIN_BEGIN);
-    for (r.ctx.epoch = 0; rc >= 0 && r.ctx.epoch < r.epochs; r.ctx.epoch++)
+    for (r.ctx.epoch = 0; rc >= 0 && !r.stop && r.ctx.epoch < r.epochs; r.ctx.epoch++)
         rc = epoch(&r);
-    if (rc >= 0) {
-        r.ctx.x = r.ctx.y = NULL;
+    r.ctx.x = r.ctx.y = NULL;
+    if (rc >= 0 && r.early_stop)
+        rc = sl_early_stop_finish(r.early_stop, args->history);
+    if (rc >= 0)
         rc = call_hooks(&r, SL_EV_TRAIN_END);
-    }
-    if (r.progress && rc < 0)
-        fputs("\n", stderr);
+    sl_early_stop_free(r.early_stop);
     sl_batcher_free(r.batcher);
     sl_record_free(r.ctx.metrics);
     sl_record_free(r.row);
+    sl_record_free(r.step_row);
     sl_options_free(opt);
     return rc;
 }

@@ -23,16 +23,16 @@ local net = sl.nn.sequential {
   sl.nn.linear(256, 10),
 }
 local opt = sl.optim.sgd(net, { lr = 0.05, momentum = 0.9, weight_decay = 5e-4 })
+local decay = sl.optim.schedule.step { step_size = 1, gamma = 0.8 }   -- per epoch
 
 print(string.format("demo: %d train, %d test images, %d parameters, %d thread(s), seed %d",
                     #data.train, #data.test, net:numel(), sl.threads, sl.seed))
 sl.train(net, opt, data.train, {
   epochs = epochs, batch = 32, loss = "cross_entropy", progress = "never",
-  val = data.test,
+  val = data.test, schedule = decay,
   on_epoch = function(row)
     print(string.format("epoch %2d  loss %.4f  accuracy %.4f  val_accuracy %.4f  %.2fs",
                         row.epoch, row.loss, row.accuracy, row.val_accuracy, row.seconds))
-    opt:lr(opt:lr() * 0.8)
   end,
 })
 

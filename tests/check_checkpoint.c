@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -270,7 +271,41 @@ static const sl_module_type stat_type = {
     .backward = stat_backward,
 };
 
-static const sl_module_type *const stat_modules[] = {&stat_type, NULL};
+/* "test_counter": identity on any input with one 0-d int64 buffer "count"
+ * and no parameter. */
+static int counter_create(sl_module *m, const sl_options *opt)
+{
+    int rc = sl_module_add_buffer_typed(m, "count", SL_I64, 0, NULL);
+    return rc < 0 ? rc : SL_OK;
+}
+
+static const sl_module_type counter_type = {
+    .name = "test_counter",
+    .summary = "test: a layer with an integer buffer",
+    .create = counter_create,
+    .output_shape = stat_shape,
+    .forward = stat_forward,
+    .backward = stat_backward,
+};
+
+/* "test_bad_buffer": declares a complex buffer, which no model can hold. */
+static int bad_buffer_create(sl_module *m, const sl_options *opt)
+{
+    int rc = sl_module_add_buffer_typed(m, "x", SL_C128, 0, NULL);
+    return rc < 0 ? rc : SL_OK;
+}
+
+static const sl_module_type bad_buffer_type = {
+    .name = "test_bad_buffer",
+    .summary = "test: a layer with a complex buffer",
+    .create = bad_buffer_create,
+    .output_shape = stat_shape,
+    .forward = stat_forward,
+    .backward = stat_backward,
+};
+
+static const sl_module_type *const stat_modules[] = {&stat_type, &counter_type,
+                                                     &bad_buffer_type, NULL};
 
 static const sl_plugin stat_plugin = {
     SL_PLUGIN_HEADER,
@@ -651,6 +686,278 @@ START_TEST(test_load_missing_file)
 }
 END_TEST
 
+
+/* ---- integer buffers ------------------------------------------------------ */
+
+/* linear 4 -> 3, then test_counter: "0.weight", "0.bias"; buffer "1.count". */
+static sl_model *counter_model(sl_dtype dtype, uint64_t seed)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    if (!sl_registry_find(SL_KIND_MODULE, stat_type.name))
+        ck_assert_sl_ok(sl_plugin_register(&stat_plugin, "check_checkpoint"));
+    sl_model *m = NULL;
+    ck_assert_sl_ok(sl_model_new(dtype, &m));
+    sl_test_add_linear(m, 4, 3, true);
+    ck_assert_sl_ok(sl_model_add(m, counter_type.name, NULL));
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    ck_assert_int_eq(sl_model_nbuffers(m), 1);
+    return m;
+}
+
+static int64_t *count_of(sl_model *m) { return sl_model_buffer(m, 0)->data; }
+
+/* Replaces the first occurrence of `from` in the file by `to` (same length). */
+static void patch_file(const char *path, const char *from, const char *to)
+{
+    size_t size, n = strlen(from);
+    ck_assert_uint_eq(strlen(to), n);
+    unsigned char *buf = slurp(path, &size);
+    buf[size] = '\0';
+    unsigned char *at = (unsigned char *)strstr((char *)buf + 8, from);
+    ck_assert_msg(at != NULL, "no '%s' in %s", from, path);
+    memcpy(at, to, n);
+    spit(path, buf, size);
+    free(buf);
+}
+
+START_TEST(test_integer_buffer_round_trip)
+{
+    make_tmpdir();
+    const char *path = tmp_path("counter.safetensors");
+    sl_model *a = counter_model(SL_F32, 1), *b = counter_model(SL_F32, 2), *c;
+    ck_assert_int_eq(sl_model_buffer(a, 0)->dtype, SL_I64);
+    *count_of(a) = INT64_C(1) << 40; /* beyond what a float keeps exactly */
+    *count_of(a) += 3;
+    ck_assert_sl_ok(sl_model_save(a, path));
+    size_t size;
+    unsigned char *buf = slurp(path, &size);
+    char *header = strndup((const char *)buf + 8, le64(buf));
+    ck_assert_msg(strstr(header, "\"1.count\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":"
+                                 "[60,68]}"),
+                  "header %s", header);
+    ck_assert_uint_eq(le64(buf + size - 8), (INT64_C(1) << 40) + 3);
+    free(header);
+    free(buf);
+    ck_assert_sl_ok(sl_model_load(b, path));
+    ck_assert_int_eq(*count_of(b), (INT64_C(1) << 40) + 3);
+    /* A clone in f64 keeps the counter an integer. */
+    ck_assert_sl_ok(sl_model_clone(a, SL_F64, &c));
+    ck_assert_int_eq(sl_model_buffer(c, 0)->dtype, SL_I64);
+    ck_assert_int_eq(*count_of(c), (INT64_C(1) << 40) + 3);
+    sl_model_free(c);
+
+    /* A file without the counter (older checkpoints, other writers) loads
+     * and leaves it as it was. */
+    forge_file(path, a, &honest);
+    *count_of(b) = 11;
+    ck_assert_sl_ok(sl_model_load(b, path));
+    ck_assert_int_eq(*count_of(b), 11);
+    ck_assert(same_as(b, sl_model_flat_params(a)->data));
+
+    /* Integers load only from I64, reals only from F32/F64. */
+    ck_assert_sl_ok(sl_model_save(a, path));
+    patch_file(path, "\"I64\"", "\"F64\"");
+    void *snap = snapshot(b);
+    ck_assert_sl_fails(sl_model_load(b, path), SL_EFORMAT,
+                       "tensor '1.count' has dtype F64; the model's integer buffer loads only I64");
+    ck_assert_sl_ok(sl_model_save(a, path));
+    patch_file(path, "\"F32\"", "\"I64\"");
+    ck_assert_sl_fails(sl_model_load(b, path), SL_EFORMAT,
+                       "has dtype I64; only F32 and F64 load into real tensors");
+    ck_assert(same_as(b, snap));
+    ck_assert_int_eq(*count_of(b), 11);
+    free(snap);
+    sl_model_free(a);
+    sl_model_free(b);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_buffers_are_the_models_dtype_or_i64)
+{
+    sl_model_free(counter_model(SL_F64, 1)); /* registers the test types */
+    sl_model *m = NULL;
+    ck_assert_sl_ok(sl_model_new(SL_F32, &m));
+    ck_assert_sl_fails(sl_model_add(m, bad_buffer_type.name, NULL), SL_EDTYPE,
+                       "module 1 (test_bad_buffer): buffer 'x' is c128; buffers are f32 (the "
+                       "module's) or i64");
+    sl_model_free(m);
+}
+END_TEST
+
+
+/* ---- PyTorch batch norm ---------------------------------------------------- */
+
+#define TORCH_FILE SL_TEST_SRCDIR "/tests/data/torch_batchnorm.safetensors"
+#define TORCH_REF SL_TEST_SRCDIR "/tests/data/torch_batchnorm.txt"
+#define TORCH_SCRIPT SL_TEST_SRCDIR "/tests/torch_batchnorm.py"
+
+/* Sequential(Linear(4, 3), BatchNorm1d(3)), as tests/torch_batchnorm.py
+ * builds it. */
+static sl_model *torch_like_model(sl_dtype dtype, uint64_t seed)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    sl_model *m = NULL;
+    ck_assert_sl_ok(sl_model_new(dtype, &m));
+    sl_test_add_linear(m, 4, 3, true);
+    sl_options *o = sl_test_options("num_features=3");
+    ck_assert_sl_ok(sl_model_add(m, "batchnorm", o));
+    sl_options_free(o);
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    return m;
+}
+
+/* The numbers after `name` on its line of `text` ("name v1 v2 ..."); their
+ * count. */
+static int reference(const char *text, const char *name, double *v, int max)
+{
+    size_t n = strlen(name);
+    for (const char *line = text; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp(line, name, n) != 0 || line[n] != ' ')
+            continue;
+        char buf[4096];
+        size_t len = strcspn(line, "\n");
+        ck_assert_uint_lt(len, sizeof buf);
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        const char *p = buf + n;
+        int count = 0;
+        char *end;
+        for (double x = strtod(p, &end); end != p && count < max; x = strtod(p, &end)) {
+            v[count++] = x;
+            p = end;
+        }
+        return count;
+    }
+    ck_abort_msg("no reference line '%s'", name);
+    return 0;
+}
+
+static sl_tensor *named_tensor(sl_model *m, const char *name)
+{
+    for (int i = 0; i < sl_model_nparams(m); i++)
+        if (strcmp(sl_model_param_name(m, i), name) == 0)
+            return sl_model_param(m, i);
+    for (int i = 0; i < sl_model_nbuffers(m); i++)
+        if (strcmp(sl_model_buffer_name(m, i), name) == 0)
+            return sl_model_buffer(m, i);
+    ck_abort_msg("no tensor '%s'", name);
+    return NULL;
+}
+
+/* m's output in evaluation mode, computed in f64, on the reference input. */
+static void eval_output(sl_model *m, const char *ref, double out[6])
+{
+    double in[8];
+    ck_assert_int_eq(reference(ref, "input", in, 8), 8);
+    sl_model *c;
+    ck_assert_sl_ok(sl_model_clone(m, SL_F64, &c));
+    sl_model_set_training(c, false);
+    sl_tensor x;
+    ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, 2, (int64_t[]){2, 4}));
+    memcpy(x.data, in, sizeof in);
+    const sl_tensor *y;
+    ck_assert_sl_ok(sl_model_forward(c, &x, &y));
+    memcpy(out, y->data, 6 * sizeof *out);
+    sl_tensor_release(&x);
+    sl_model_free(c);
+}
+
+static void assert_outputs(const double *got, const double *want, const char *what)
+{
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-12, "%s %d: %.17g, PyTorch %.17g", what, i,
+                      got[i], want[i]);
+}
+
+/* A state_dict PyTorch wrote (with num_batches_tracked, an int64 0-d
+ * tensor) loads, every value exactly, and the model computes what
+ * PyTorch's did. */
+START_TEST(test_loads_a_pytorch_batchnorm)
+{
+    size_t size;
+    char *ref = (char *)slurp(TORCH_REF, &size);
+    ref[size] = '\0';
+    sl_model *m = torch_like_model(SL_F64, 1);
+    ck_assert_sl_ok(sl_model_load(m, TORCH_FILE));
+    const char *names[] = {"0.weight",     "0.bias",      "1.weight",           "1.bias",
+                           "1.running_mean", "1.running_var", "1.num_batches_tracked"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        double want[16];
+        sl_tensor *t = named_tensor(m, names[k]);
+        ck_assert_int_eq(reference(ref, names[k], want, 16), sl_tensor_numel(t));
+        for (int64_t i = 0; i < sl_tensor_numel(t); i++)
+            ck_assert_msg(sl_tensor_flat_get(t, i) == want[i], "%s[%lld]: %.17g, file %.17g",
+                          names[k], (long long)i, sl_tensor_flat_get(t, i), want[i]);
+    }
+    ck_assert_int_eq(*(int64_t *)named_tensor(m, "1.num_batches_tracked")->data, 5);
+    double got[6], want[6];
+    ck_assert_int_eq(reference(ref, "output", want, 6), 6);
+    eval_output(m, ref, got);
+    assert_outputs(got, want, "output");
+    sl_model_free(m);
+    free(ref);
+}
+END_TEST
+
+/* Both ways through PyTorch itself, where it is installed: symlab's
+ * checkpoint loads with strict=True and computes the same; PyTorch's,
+ * after two more training batches, loads back with the count at 3 + 2. */
+START_TEST(test_pytorch_round_trip)
+{
+    if (access("/usr/bin/python3", X_OK) != 0 ||
+        system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+        printf("test_pytorch_round_trip: skipped (no /usr/bin/python3 with torch)\n");
+        return;
+    }
+    size_t size;
+    char *ref = (char *)slurp(TORCH_REF, &size);
+    ref[size] = '\0';
+    make_tmpdir();
+    char a_path[512], b_path[512], cmd[2048];
+    snprintf(a_path, sizeof a_path, "%s", tmp_path("symlab.safetensors"));
+    snprintf(b_path, sizeof b_path, "%s", tmp_path("torch.safetensors"));
+    sl_model *a = torch_like_model(SL_F32, 5);
+    sl_rng r;
+    sl_rng_seed(&r, 3);
+    sl_tensor x;
+    ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F32, 2, (int64_t[]){8, 4}));
+    const sl_tensor *y;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_sl_ok(sl_tensor_normal(&x, &r, 0.5, 2.0));
+        ck_assert_sl_ok(sl_model_forward(a, &x, &y)); /* training mode: counted */
+    }
+    sl_tensor_release(&x);
+    ck_assert_sl_ok(sl_model_save(a, a_path));
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s roundtrip %s %s", TORCH_SCRIPT, a_path,
+             b_path);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_msg(pclose(p) == 0, "%s failed:\n%s", cmd, out);
+
+    double got[6], want[6], count;
+    ck_assert_int_eq(reference(out, "loaded_count", &count, 1), 1);
+    ck_assert_double_eq(count, 3);
+    ck_assert_int_eq(reference(out, "loaded_output", want, 6), 6);
+    eval_output(a, ref, got);
+    assert_outputs(got, want, "symlab's model in PyTorch");
+
+    sl_model *b = torch_like_model(SL_F32, 6);
+    ck_assert_sl_ok(sl_model_load(b, b_path));
+    ck_assert_int_eq(*(int64_t *)named_tensor(b, "1.num_batches_tracked")->data, 5);
+    ck_assert_int_eq(reference(out, "trained_output", want, 6), 6);
+    eval_output(b, ref, got);
+    assert_outputs(got, want, "PyTorch's model in symlab");
+    sl_model_free(a);
+    sl_model_free(b);
+    remove_tmpdir();
+    free(ref);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -663,6 +970,13 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_foreign_file);
     tcase_add_test(tc, test_python_reads_f32);
     tcase_add_test(tc, test_python_reads_f64);
+    tcase_add_test(tc, test_integer_buffer_round_trip);
+    tcase_add_test(tc, test_buffers_are_the_models_dtype_or_i64);
+    tcase_add_test(tc, test_loads_a_pytorch_batchnorm);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pytorch");
+    tcase_set_timeout(tc, 300); /* importing torch takes seconds */
+    tcase_add_test(tc, test_pytorch_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("rejects");
     tcase_add_test(tc, test_rejects_model_mismatch);

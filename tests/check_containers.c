@@ -107,8 +107,9 @@ START_TEST(pytorch_names)
     ck_assert_int_eq(sl_model_nparams(m), (int)(sizeof want / sizeof *want));
     for (int i = 0; i < sl_model_nparams(m); i++)
         ck_assert_str_eq(sl_model_param_name(m, i), want[i]);
-    ck_assert_int_eq(sl_model_nbuffers(m), 2);
+    ck_assert_int_eq(sl_model_nbuffers(m), 3);
     ck_assert_str_eq(sl_model_buffer_name(m, 0), "0.1.shortcut.1.running_mean");
+    ck_assert_str_eq(sl_model_buffer_name(m, 2), "0.1.shortcut.1.num_batches_tracked");
     ck_assert_int_eq(sl_model_nmodules(m), 1);
     ck_assert_str_eq(sl_module_path(sl_model_module(m, 0)), "0");
     sl_model_free(m);

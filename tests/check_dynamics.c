@@ -88,7 +88,6 @@ static sl_options *train_opts(int64_t epochs, int64_t batch, const char *loss)
     sl_options_set_int(o, "seed", 3);
     sl_options_set_bool(o, "shuffle", false);
     sl_options_set_string(o, "loss", loss);
-    sl_options_set_string(o, "progress", "never");
     return o;
 }
 

@@ -740,7 +740,6 @@ static double train_cost(const char *noise, double strength, bool with_symh, dou
     sl_options_set_int(to, "epochs", 120);
     sl_options_set_int(to, "batch", 1);
     sl_options_set_string(to, "loss", "value");
-    sl_options_set_string(to, "progress", "never");
     sl_hook *h = NULL;
     sl_options *ho = sl_options_new();
     sl_options_set_int(ho, "every", 40);

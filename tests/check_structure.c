@@ -313,7 +313,7 @@ START_TEST(third_party_layer_in_syre)
         sl_options *oo = sl_test_options("lr=0");
         sl_optim *opt;
         ck_assert_sl_ok(sl_optim_new("sgd", m[k], oo, &opt));
-        sl_options *to = sl_test_options("epochs=1,batch=8,progress=never");
+        sl_options *to = sl_test_options("epochs=1,batch=8");
         sl_train_args args = {.train = &d, .hooks = &h, .nhooks = 1};
         ck_assert_sl_ok(sl_train(m[k], opt, &args, to));
         sl_options_free(to);

@@ -349,9 +349,12 @@ START_TEST(test_batchnorm_checkpoint)
 {
     sl_model *a = MODEL(SL_F32, 4, "linear", "in_features=4,out_features=3", "batchnorm",
                         "num_features=3", "relu", "");
-    ck_assert_int_eq(sl_model_nbuffers(a), 2);
+    ck_assert_int_eq(sl_model_nbuffers(a), 3);
     ck_assert_str_eq(sl_model_buffer_name(a, 0), "1.running_mean");
     ck_assert_str_eq(sl_model_buffer_name(a, 1), "1.running_var");
+    ck_assert_str_eq(sl_model_buffer_name(a, 2), "1.num_batches_tracked");
+    ck_assert_int_eq(sl_model_buffer(a, 2)->dtype, SL_I64);
+    ck_assert_int_eq(sl_model_buffer(a, 2)->ndim, 0);
     ck_assert_int_ge(sl_model_find_param(a, "1.weight"), 0);
     ck_assert_int_ge(sl_model_find_param(a, "1.bias"), 0);
     const sl_tensor *y;
@@ -374,8 +377,11 @@ START_TEST(test_batchnorm_checkpoint)
         for (int64_t c = 0; c < 3; c++)
             ck_assert_float_eq(((float *)ba->data)[c], ((float *)bb->data)[c]);
     }
-    /* running_var really moved away from its initial ones */
+    /* running_var really moved away from its initial ones; the three
+     * training forwards were counted, and the count came back */
     ck_assert_float_ne(((float *)sl_model_buffer(a, 1)->data)[0], 1.0f);
+    ck_assert_int_eq(*(int64_t *)sl_model_buffer(a, 2)->data, 3);
+    ck_assert_int_eq(*(int64_t *)sl_model_buffer(b, 2)->data, 3);
     sl_model_set_training(a, false);
     sl_model_set_training(b, false);
     sl_tensor x = random_tensor(SL_F32, 2, (int64_t[]){5, 4}, 40);
@@ -511,7 +517,7 @@ static sl_model *train_one_step(const sl_dataset *d, const char *hook_opts, int 
         sl_options_free(ho);
     }
     sl_train_args args = {.train = d, .hooks = h ? &h : NULL, .nhooks = h ? 1 : 0};
-    sl_options *to = sl_test_options("epochs=1,batch=16,shuffle=false,progress=never");
+    sl_options *to = sl_test_options("epochs=1,batch=16,shuffle=false");
     *rc = sl_train(m, opt, &args, to);
     sl_options_free(to);
     sl_hook_free(h);

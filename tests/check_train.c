@@ -1,5 +1,6 @@
-/* The training loop: learning, determinism, hook events, NaN handling and
- * the no-allocation-in-a-step rule. */
+/* The training loop: learning, determinism, hook events, NaN handling, the
+ * no-allocation-in-a-step rule, the per-step callback and step rows,
+ * schedules in training and early stopping. */
 #include "config.h"
 
 #include <math.h>
@@ -11,7 +12,10 @@
 /* ---- counting allocations ------------------------------------------------- */
 /* The test binary interposes the allocator (ELF symbol interposition reaches
  * libsymlab too) and counts calls while `counting` is set.  Sanitizer builds
- * bring their own allocator, so there the count is not taken. */
+ * bring their own allocator, so there the count is not taken.  The
+ * interposers must be exported: the project compiles with
+ * -fvisibility=hidden, which would otherwise keep libsymlab calling libc's
+ * allocator and the count at zero whatever happens. */
 #if defined(__SANITIZE_ADDRESS__)
 #define COUNT_ALLOCATIONS 0
 #else
@@ -22,22 +26,23 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 static volatile int counting;
 static volatile long allocations;
-void *malloc(size_t n)
+#define INTERPOSE __attribute__((visibility("default")))
+INTERPOSE void *malloc(size_t n)
 {
     allocations += counting;
     return __libc_malloc(n);
 }
-void *calloc(size_t a, size_t b)
+INTERPOSE void *calloc(size_t a, size_t b)
 {
     allocations += counting;
     return __libc_calloc(a, b);
 }
-void *realloc(void *p, size_t n)
+INTERPOSE void *realloc(void *p, size_t n)
 {
     allocations += counting;
     return __libc_realloc(p, n);
 }
-void *aligned_alloc(size_t al, size_t n)
+INTERPOSE void *aligned_alloc(size_t al, size_t n)
 {
     allocations += counting;
     return __libc_memalign(al, n);
@@ -111,7 +116,6 @@ static sl_options *train_opts(int64_t epochs, int64_t batch, int64_t seed)
     sl_options_set_int(o, "epochs", epochs);
     sl_options_set_int(o, "batch", batch);
     sl_options_set_int(o, "seed", seed);
-    sl_options_set_string(o, "progress", "never");
     return o;
 }
 
@@ -483,6 +487,353 @@ START_TEST(clone_copies_architecture_and_state)
 }
 END_TEST
 
+
+/* ---- the per-step callback and step rows ----------------------------------- */
+
+/* "scripted": reports "score" = scores[epoch] at EPOCH_END (for early
+ * stopping) and "odd_step" = step number on odd-numbered steps only. */
+static double scores[8];
+
+static int scripted_create(sl_hook *h, const sl_options *opt)
+{
+    (void)h;
+    (void)opt;
+    return SL_OK;
+}
+
+static int scripted_event(sl_hook *h, sl_event ev, sl_train_ctx *ctx)
+{
+    (void)h;
+    if (ev == SL_EV_EPOCH_END)
+        return sl_record_set(ctx->metrics, "score", scores[ctx->epoch]);
+    if (ev == SL_EV_AFTER_STEP && (ctx->step + 1) % 2 == 1)
+        return sl_record_set(ctx->metrics, "odd_step", (double)(ctx->step + 1));
+    return SL_OK;
+}
+
+static const sl_hook_type scripted = {.name = "scripted",
+                                      .summary = "test: scripted metrics",
+                                      .create = scripted_create,
+                                      .on_event = scripted_event};
+static const sl_hook_type *const scripted_hooks[] = {&scripted, NULL};
+static const sl_plugin scripted_plugin = {SL_PLUGIN_HEADER, .name = "scripted", .version = "0",
+                                          .summary = "test hooks", .hooks = scripted_hooks};
+
+static sl_hook *scripted_hook(void)
+{
+    if (!sl_registry_find(SL_KIND_HOOK, "scripted"))
+        ck_assert_sl_ok(sl_plugin_register(&scripted_plugin, "check_train"));
+    sl_hook *h;
+    ck_assert_sl_ok(sl_hook_new("scripted", NULL, &h));
+    return h;
+}
+
+/* What on_step saw: one entry per step. */
+typedef struct seen_steps {
+    int n;
+    int64_t step[64], epoch[64], batch[64], batches[64];
+    double loss[64], lr[64], epoch_loss[64], odd[64];
+    sl_model *model;
+    double params[8][256]; /* flat parameters after each epoch (on_epoch) */
+    int epochs_seen;
+} seen_steps;
+
+static int see_step(void *userdata, const sl_step_info *info)
+{
+    seen_steps *s = userdata;
+    if (s->n == 64)
+        return sl_error(SL_EINVAL, "too many steps");
+    int i = s->n++;
+    s->step[i] = info->step;
+    s->epoch[i] = info->epoch;
+    s->batch[i] = info->batch;
+    s->batches[i] = info->batches;
+    s->loss[i] = info->loss;
+    s->lr[i] = info->lr;
+    s->epoch_loss[i] = info->epoch_loss;
+    s->odd[i] = NAN;
+    (void)sl_record_get(info->row, "odd_step", &s->odd[i]);
+    return SL_OK;
+}
+
+static int see_epoch(void *userdata, const sl_record *row)
+{
+    (void)row;
+    seen_steps *s = userdata;
+    const sl_tensor *p = sl_model_flat_params(s->model);
+    if (s->epochs_seen == 8 || sl_tensor_numel(p) > 256)
+        return sl_error(SL_EINVAL, "test buffer too small");
+    memcpy(s->params[s->epochs_seen++], p->data, sl_tensor_nbytes(p));
+    return SL_OK;
+}
+
+/* Trains make_mlp(f64, 3) on 100 blobs in batches of 30 (4 steps per
+ * epoch) with the scripted hook. */
+static sl_model *train_scripted(sl_train_args *args, int64_t epochs, int64_t record_steps)
+{
+    sl_dataset *d = calloc(1, sizeof *d);
+    make_blobs(d, 100, 1);
+    sl_model *m = make_mlp(SL_F64, 3);
+    sl_optim *opt = make_sgd(m, 0.05);
+    sl_hook *hook = scripted_hook();
+    sl_options *o = train_opts(epochs, 30, 1);
+    sl_options_set_int(o, "record_steps", record_steps);
+    if (args->userdata)
+        ((seen_steps *)args->userdata)->model = m;
+    args->train = d;
+    args->hooks = &hook;
+    args->nhooks = 1;
+    ck_assert_sl_ok(sl_train(m, opt, args, o));
+    sl_options_free(o);
+    sl_hook_free(hook);
+    sl_optim_free(opt);
+    sl_dataset_release(d);
+    free(d);
+    return m;
+}
+
+START_TEST(on_step_sees_every_step_and_changes_nothing)
+{
+    sl_train_args plain = {0};
+    sl_model *a = train_scripted(&plain, 2, 0);
+    seen_steps seen = {0};
+    sl_history *h = sl_history_new();
+    sl_train_args args = {.on_step = see_step, .userdata = &seen, .history = h};
+    sl_model *b = train_scripted(&args, 2, 1);
+    assert_same_params(a, b, true); /* watching and recording change no bit */
+    ck_assert_int_eq(seen.n, 8);
+    ck_assert_int_eq(sl_history_step_count(h), 8);
+    sl_record *row = sl_record_new();
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(seen.step[i], i + 1);
+        ck_assert_int_eq(seen.epoch[i], i / 4 + 1);
+        ck_assert_int_eq(seen.batch[i], i % 4 + 1);
+        ck_assert_int_eq(seen.batches[i], 4);
+        ck_assert_double_eq(seen.lr[i], 0.05);
+        /* A metric set on odd steps only is NaN in the even steps' rows. */
+        if ((i + 1) % 2)
+            ck_assert_double_eq(seen.odd[i], i + 1);
+        else
+            ck_assert(isnan(seen.odd[i]));
+        double v;
+        ck_assert_sl_ok(sl_history_step_row(h, i, row));
+        ck_assert_sl_ok(sl_record_get(row, "step", &v));
+        ck_assert_double_eq(v, i + 1);
+        ck_assert_sl_ok(sl_record_get(row, "epoch", &v));
+        ck_assert_double_eq(v, i / 4 + 1);
+        ck_assert_sl_ok(sl_record_get(row, "loss", &v));
+        ck_assert_double_eq(v, seen.loss[i]);
+        ck_assert_sl_ok(sl_record_get(row, "lr", &v));
+        ck_assert_double_eq(v, 0.05);
+        ck_assert_int_eq(sl_record_get(row, "odd_step", &v) == SL_OK, (i + 1) % 2);
+    }
+    /* The running epoch loss at an epoch's last step is the epoch row's loss. */
+    for (int e = 0; e < 2; e++) {
+        double loss;
+        ck_assert_sl_ok(sl_record_get(sl_history_row(h, e), "loss", &loss));
+        ck_assert_double_eq(seen.epoch_loss[4 * e + 3], loss);
+    }
+    ck_assert_sl_fails(sl_history_step_row(h, 8, row), SL_EINVAL, "no step row 8");
+    sl_record_free(row);
+    sl_history_free(h);
+    sl_model_free(a);
+    sl_model_free(b);
+}
+END_TEST
+
+START_TEST(record_steps_keeps_every_nth_step)
+{
+    sl_history *h = sl_history_new();
+    sl_train_args args = {.history = h};
+    sl_model_free(train_scripted(&args, 2, 3)); /* 8 steps: rows for steps 3 and 6 */
+    ck_assert_int_eq(sl_history_step_count(h), 2);
+    sl_record *row = sl_record_new();
+    double v;
+    ck_assert_sl_ok(sl_history_step_row(h, 1, row));
+    ck_assert_sl_ok(sl_record_get(row, "step", &v));
+    ck_assert_double_eq(v, 6);
+    /* A second run appends to the same history. */
+    sl_model_free(train_scripted(&args, 1, 1));
+    ck_assert_int_eq(sl_history_step_count(h), 6);
+    ck_assert_sl_ok(sl_history_step_row(h, 5, row));
+    ck_assert_sl_ok(sl_record_get(row, "step", &v));
+    ck_assert_double_eq(v, 4);
+    sl_record_free(row);
+    sl_history_free(h);
+
+    sl_dataset d = {0};
+    make_blobs(&d, 10, 1);
+    sl_model *m = make_mlp(SL_F32, 1);
+    sl_optim *opt = make_sgd(m, 0.01);
+    sl_train_args bad = {.train = &d};
+    sl_options *o = train_opts(1, 4, 1);
+    sl_options_set_int(o, "record_steps", -1);
+    ck_assert_sl_fails(sl_train(m, opt, &bad, o), SL_EINVAL, "record_steps must be >= 0");
+    sl_options_free(o);
+    sl_optim_free(opt);
+    sl_model_free(m);
+    sl_dataset_release(&d);
+}
+END_TEST
+
+#if COUNT_ALLOCATIONS
+/* on_step that counts allocations during the second epoch's steps. */
+static int count_second_epoch(void *userdata, const sl_step_info *info)
+{
+    (void)userdata;
+    counting = info->epoch == 2 && info->batch < info->batches;
+    return SL_OK;
+}
+#endif
+
+START_TEST(observed_training_step_does_not_allocate)
+{
+#if COUNT_ALLOCATIONS
+    sl_history *h = sl_history_new();
+    sl_train_args args = {.on_step = count_second_epoch, .history = h};
+    allocations = 0;
+    sl_model_free(train_scripted(&args, 3, 1)); /* a hook metric, step rows, on_step */
+    counting = 0;
+    ck_assert_int_eq(allocations, 0);
+    ck_assert_int_eq(sl_history_step_count(h), 12);
+    sl_history_free(h);
+#else
+    printf("observed_training_step_does_not_allocate: skipped under sanitizers\n");
+#endif
+}
+END_TEST
+
+/* ---- schedules in training ------------------------------------------------- */
+
+START_TEST(schedules_set_the_rate_per_step_or_per_epoch)
+{
+    sl_schedule *per_step, *per_epoch;
+    sl_options *o = sl_test_options("step_size=3,gamma=0.5,interval=step");
+    ck_assert_sl_ok(sl_schedule_new("step", o, NULL, &per_step));
+    sl_options_free(o);
+    o = sl_test_options("t_max=2,eta_min=0.01");
+    ck_assert_sl_ok(sl_schedule_new("cosine", o, NULL, &per_epoch));
+    sl_options_free(o);
+
+    seen_steps seen = {0};
+    sl_train_args args = {.on_step = see_step, .userdata = &seen, .schedule = per_step};
+    sl_model_free(train_scripted(&args, 2, 0));
+    double lr = 0.05;
+    for (int i = 0; i < 8; i++) {
+        ck_assert_double_eq(seen.lr[i], lr);
+        if ((i + 1) % 3 == 0)
+            lr *= 0.5;
+    }
+    ck_assert_int_eq(sl_schedule_count(per_step), 8);
+
+    memset(&seen, 0, sizeof seen);
+    args.schedule = per_epoch;
+    sl_model_free(train_scripted(&args, 3, 0));
+    for (int i = 0; i < 12; i++) {
+        double t = (double)(i / 4), want = t >= 2 ? 0.01
+                                                  : 0.01 + 0.04 * (1 + cos(M_PI * t / 2)) / 2;
+        ck_assert_double_eq_tol(seen.lr[i], want, 1e-16);
+    }
+    ck_assert_int_eq(sl_schedule_count(per_epoch), 3);
+    sl_schedule_free(per_step);
+    sl_schedule_free(per_epoch);
+}
+END_TEST
+
+/* ---- early stopping -------------------------------------------------------- */
+
+/* Trains with the scripted hook reporting `s` as "score" (n epochs at most)
+ * and early stopping `es`; fills seen and returns the model. */
+static sl_model *stop_early(const double *s, int n, const char *es, sl_history *h,
+                            seen_steps *seen)
+{
+    memset(scores, 0, sizeof scores);
+    memcpy(scores, s, (size_t)n * sizeof *s);
+    memset(seen, 0, sizeof *seen);
+    sl_options *o = sl_test_options(es);
+    sl_train_args args = {.on_epoch = see_epoch, .userdata = seen, .history = h,
+                          .early_stop = o};
+    sl_model *m = train_scripted(&args, n, 0);
+    sl_options_free(o);
+    return m;
+}
+
+static void assert_params_are(sl_model *m, const double *want)
+{
+    const sl_tensor *p = sl_model_flat_params(m);
+    ck_assert(memcmp(p->data, want, sl_tensor_nbytes(p)) == 0);
+}
+
+START_TEST(early_stopping_stops_and_restores_the_best)
+{
+    const double s[] = {5, 3, 4, 3.5, 2, 1};
+    sl_history *h = sl_history_new();
+    seen_steps seen = {0};
+    sl_model *m = stop_early(s, 6, "metric=score,mode=min,patience=2,restore_best=true", h,
+                             &seen);
+    ck_assert_int_eq(sl_history_count(h), 4); /* epochs 3 and 4 did not improve on 3 */
+    ck_assert_int_eq(sl_history_best_epoch(h), 2);
+    ck_assert_int_eq(sl_history_stopped_epoch(h), 4);
+    ck_assert_int_eq(seen.epochs_seen, 4);
+    assert_params_are(m, seen.params[1]); /* epoch 2's parameters are back */
+    ck_assert(memcmp(seen.params[1], seen.params[3], sizeof seen.params[1]) != 0);
+    sl_model_free(m);
+    sl_history_free(h);
+
+    /* Without restore_best the last epoch's parameters stay. */
+    h = sl_history_new();
+    m = stop_early(s, 6, "metric=score,patience=2", h, &seen);
+    ck_assert_int_eq(sl_history_stopped_epoch(h), 4);
+    assert_params_are(m, seen.params[3]);
+    sl_model_free(m);
+    sl_history_free(h);
+}
+END_TEST
+
+START_TEST(early_stopping_modes_and_min_delta)
+{
+    sl_history *h = sl_history_new();
+    seen_steps seen = {0};
+    /* min_delta: 4.95 and 4.9 are not better than 5 by more than 0.1. */
+    const double small[] = {5, 4.95, 4.9, 1};
+    sl_model_free(stop_early(small, 4, "metric=score,patience=2,min_delta=0.1", h, &seen));
+    ck_assert_int_eq(sl_history_best_epoch(h), 1);
+    ck_assert_int_eq(sl_history_stopped_epoch(h), 3);
+    /* mode=max: higher is better. */
+    const double up[] = {1, 2, 1.5, 1.5, 3};
+    sl_model_free(stop_early(up, 5, "metric=score,mode=max,patience=2", h, &seen));
+    ck_assert_int_eq(sl_history_best_epoch(h), 2);
+    ck_assert_int_eq(sl_history_stopped_epoch(h), 4);
+    /* Never stopping: all epochs run, stopped_epoch stays 0. */
+    const double down[] = {3, 2, 1};
+    sl_model_free(stop_early(down, 3, "metric=score,patience=1", h, &seen));
+    ck_assert_int_eq(sl_history_best_epoch(h), 3);
+    ck_assert_int_eq(sl_history_stopped_epoch(h), 0);
+    sl_history_free(h);
+
+    /* A metric the rows do not have, and bad options, are refused. */
+    sl_dataset d = {0};
+    make_blobs(&d, 10, 1);
+    sl_model *m = make_mlp(SL_F32, 1);
+    sl_optim *opt = make_sgd(m, 0.01);
+    sl_options *o = train_opts(1, 4, 1), *es = sl_test_options("patience=1");
+    sl_train_args args = {.train = &d, .early_stop = es};
+    ck_assert_sl_fails(sl_train(m, opt, &args, o), SL_EINVAL,
+                       "metric 'val_loss' is not in the epoch's history row");
+    sl_options_free(es);
+    args.early_stop = es = sl_test_options("patience=0");
+    ck_assert_sl_fails(sl_train(m, opt, &args, o), SL_EINVAL, "patience must be >= 1");
+    sl_options_free(es);
+    args.early_stop = es = sl_test_options("wait=3");
+    ck_assert_sl_fails(sl_train(m, opt, &args, o), SL_EINVAL, "early_stop: unknown option 'wait'");
+    sl_options_free(es);
+    sl_options_free(o);
+    sl_optim_free(opt);
+    sl_model_free(m);
+    sl_dataset_release(&d);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -496,6 +847,12 @@ static Suite *train_suite(void)
     tcase_add_test(tc, bad_train_options_name_the_key);
     tcase_add_loop_test(tc, steady_state_step_does_not_allocate, 0, 2);
     tcase_add_test(tc, clone_copies_architecture_and_state);
+    tcase_add_test(tc, on_step_sees_every_step_and_changes_nothing);
+    tcase_add_test(tc, record_steps_keeps_every_nth_step);
+    tcase_add_test(tc, observed_training_step_does_not_allocate);
+    tcase_add_test(tc, schedules_set_the_rate_per_step_or_per_epoch);
+    tcase_add_test(tc, early_stopping_stops_and_restores_the_best);
+    tcase_add_test(tc, early_stopping_modes_and_min_delta);
     suite_add_tcase(s, tc);
     return s;
 }

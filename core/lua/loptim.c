@@ -1,5 +1,5 @@
 /* core/lua/loptim.c — sl.optim.<type>(net, {lr=, ...}) and the optimizer
- * userdata class.
+ * userdata class (sl.optim.schedule is lschedule.c's).
  *
  * An optimizer belongs to one model, which must outlive it: its user value
  * holds the model userdata, and every method first checks that the model
@@ -123,4 +123,6 @@ void slua_open_optim(lua_State *L)
 {
     slua_new_class(L, SLUA_OPTIM, methods, metamethods);
     slua_push_kind_table(L, SL_KIND_OPTIM, l_optim, NULL);
+    slua_open_schedule(L);
+    lua_setfield(L, -2, "schedule");
 }

@@ -98,6 +98,7 @@ uint64_t slua_opt_seed(lua_State *L, int idx);
 #define SLUA_DATASET "symlab.dataset"
 #define SLUA_HOOK "symlab.hook"
 #define SLUA_LAYER "symlab.layer"
+#define SLUA_SCHEDULE "symlab.schedule"
 
 /* Creates the metatable `name` with __index = methods (unless the metamethods
  * define __index themselves) and __name, and pops it. */
@@ -147,9 +148,17 @@ sl_dataset *slua_check_dataset(lua_State *L, int idx);
 /* Pushes a new, empty dataset userdata and returns its sl_dataset to fill. */
 sl_dataset *slua_new_dataset(lua_State *L);
 
-/* Optimizers and hooks (for sl.train). */
+/* Optimizers, hooks and schedules (for sl.train). */
 sl_optim *slua_check_optim(lua_State *L, int idx);
 sl_hook *slua_check_hook(lua_State *L, int idx);
+sl_schedule *slua_check_schedule(lua_State *L, int idx);
+
+/* The training progress bar (lprogress.c): whether the `progress` option
+ * `mode` ("auto", "always", "never") wants one, drawing one step of it on
+ * stderr, and ending a line left unfinished by a failed run. */
+bool slua_progress_wanted(const char *mode);
+void slua_progress_step(const sl_step_info *s);
+void slua_progress_abort(void);
 
 /* A table whose missing fields are resolved by name in the registry: reading
  * t.<name> finds the type of `kind` called <name> (an error naming it if
@@ -163,6 +172,7 @@ void slua_open_tensor(lua_State *L); /* pushes sl.tensor */
 void slua_open_nn(lua_State *L);     /* pushes sl.nn; also sets up model class */
 void slua_open_loss(lua_State *L);   /* pushes sl.loss */
 void slua_open_optim(lua_State *L);  /* pushes sl.optim */
+void slua_open_schedule(lua_State *L); /* pushes sl.optim.schedule */
 void slua_open_data(lua_State *L);   /* pushes sl.data */
 void slua_open_hook(lua_State *L);   /* pushes sl.hook */
 void slua_open_probe(lua_State *L);  /* pushes sl.probe */

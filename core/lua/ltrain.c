@@ -1,12 +1,14 @@
 /* core/lua/ltrain.c — sl.train, sl.evaluate, sl.hook.<type> (with the hook
  * userdata class) and sl.probe.<type>.
  *
- * sl.train handles the keys only Lua can give (hooks, val, on_epoch) and
- * passes every other key to the library as sl_options, so validation (an
- * unknown key, a wrong type) is the library's.  The per-epoch callback from
- * the C loop back into Lua goes through slua_pcall; a Lua error raised in
- * on_epoch stops training and is re-raised unchanged once sl_train has
- * cleaned up.
+ * sl.train handles the keys only Lua can give (hooks, val, on_epoch,
+ * on_step, schedule, early_stop, progress, record_steps = true) and passes
+ * every other key to the library as sl_options, so validation (an unknown
+ * key, a wrong type) is the library's.  The callbacks from the C loop back
+ * into Lua go through slua_pcall; a Lua error raised in on_epoch or on_step
+ * stops training and is re-raised unchanged once sl_train has cleaned up.
+ * The progress bar is drawn here, from the per-step callback: libsymlab
+ * prints nothing.
  */
 #include "config.h"
 
@@ -105,14 +107,73 @@ void slua_open_probe(lua_State *L) { slua_push_kind_table(L, SL_KIND_PROBE, l_pr
 
 /* ---- training ------------------------------------------------------------------------ */
 
-static const char *const train_lua_keys[] = {"hooks", "val", "on_epoch", NULL};
+static const char *const train_lua_keys[] = {"hooks",      "val",         "on_epoch",
+                                              "on_step",    "schedule",    "early_stop",
+                                              "progress",   "record_steps", NULL};
 
 typedef struct epoch_state {
     lua_State *L;
     int history;   /* stack index of the history array */
     int on_epoch;  /* stack index of the callback, 0 if none */
-    int error_ref; /* the Lua error raised by on_epoch, or LUA_NOREF */
+    int on_step;   /* stack index of the per-step callback, 0 if none */
+    bool progress; /* draw the bar */
+    bool drawn;    /* a bar line is on the screen */
+    int error_ref; /* the Lua error raised by a callback, or LUA_NOREF */
 } epoch_state;
+
+/* Keeps the error value at the top of the stack (popping it) for l_train
+ * to re-raise; the library sees a failing callback. */
+static int callback_failed(epoch_state *st, const char *which)
+{
+    st->error_ref = luaL_ref(st->L, LUA_REGISTRYINDEX);
+    return sl_error(SL_EINVAL, "train: %s failed", which);
+}
+
+/* Pushes a step row as a table, leaving out NaN entries (hook metrics not
+ * set during this step). */
+static void push_step_row(lua_State *L, const sl_record *row)
+{
+    lua_createtable(L, 0, sl_record_count(row));
+    for (int i = 0; i < sl_record_count(row); i++) {
+        double v = sl_record_value(row, i);
+        if (v != v)
+            continue;
+        if (v == (lua_Integer)v && (strcmp(sl_record_name(row, i), "step") == 0 ||
+                                    strcmp(sl_record_name(row, i), "epoch") == 0))
+            lua_pushinteger(L, (lua_Integer)v);
+        else
+            lua_pushnumber(L, v);
+        lua_setfield(L, -2, sl_record_name(row, i));
+    }
+}
+
+/* Protected part of on_step: call_on_step(fn, row) -> fn(row as a table). */
+static int call_on_step(lua_State *L)
+{
+    push_step_row(L, lua_touserdata(L, 2));
+    lua_remove(L, 2);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+/* sl_train's on_step: the bar, then the script's callback. */
+static int on_step(void *userdata, const sl_step_info *info)
+{
+    epoch_state *st = userdata;
+    if (st->progress) {
+        slua_progress_step(info);
+        st->drawn = info->batch != info->batches;
+    }
+    if (!st->on_step)
+        return SL_OK;
+    lua_State *L = st->L;
+    if (!lua_checkstack(L, 4))
+        return sl_error(SL_ENOMEM, "train: Lua stack overflow");
+    lua_pushcfunction(L, call_on_step);
+    lua_pushvalue(L, st->on_step);
+    lua_pushlightuserdata(L, (void *)info->row);
+    return slua_pcall(L, 2, 0) == LUA_OK ? SL_OK : callback_failed(st, "on_step");
+}
 
 /* Protected part of the callback: append_row(history, row) makes the row
  * table, appends it to the history and returns it. */
@@ -144,10 +205,7 @@ static int on_epoch(void *userdata, const sl_record *row)
         lua_remove(L, -2); /* the callback, below the error */
     else if (rc == LUA_OK)
         lua_pop(L, 1);
-    if (rc == LUA_OK)
-        return SL_OK;
-    st->error_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the error value */
-    return sl_error(SL_EINVAL, "train: on_epoch failed");
+    return rc == LUA_OK ? SL_OK : callback_failed(st, "on_epoch");
 }
 
 static void free_hooks(void *p) { free(p); }
@@ -182,7 +240,78 @@ static sl_hook **check_hooks(lua_State *L, int opts, int *n)
     return hooks;
 }
 
-/* sl.train(net, opt, ds, {epochs=, batch=, ..., hooks=, val=, on_epoch=}) -> history */
+/* opts.record_steps: true means every step, false none, N every N-th. */
+static void set_record_steps(lua_State *L, int opts, sl_options *opt)
+{
+    int t = lua_getfield(L, opts, "record_steps"), isint = 0;
+    lua_Integer n = lua_tointegerx(L, -1, &isint);
+    if (t == LUA_TBOOLEAN)
+        n = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL && (t != LUA_TNUMBER || !isint))
+        luaL_error(L, "train: option 'record_steps' must be true, false or an integer N, "
+                   "got %s", luaL_typename(L, -1));
+    if (t != LUA_TNIL)
+        slua_check(L, sl_options_set_int(opt, "record_steps", (int64_t)n));
+    lua_pop(L, 1);
+}
+
+/* opts.early_stop: a table of early-stopping options, or true for the
+ * defaults; the options box is pushed (nil when off). */
+static const sl_options *check_early_stop(lua_State *L, int opts)
+{
+    int t = lua_getfield(L, opts, "early_stop");
+    int idx = lua_gettop(L);
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx)))
+        return NULL;
+    luaL_argexpected(L, t == LUA_TTABLE || t == LUA_TBOOLEAN, 4,
+                     "a table (or true) in 'early_stop'");
+    sl_options *o = slua_new_options(L);
+    slua_table_to_options(L, t == LUA_TTABLE ? idx : 0, o, "early_stop", NULL);
+    return o;
+}
+
+/* A function at opts[key], left on the stack (its index), or 0. */
+static int opt_function(lua_State *L, int opts, const char *key)
+{
+    if (lua_getfield(L, opts, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_isfunction(L, -1))
+        luaL_error(L, "bad argument #4 to 'train' (a function in '%s')", key);
+    return lua_gettop(L);
+}
+
+/* Sets history.steps (with record_steps), history.best_epoch and
+ * history.stopped_epoch (with early_stop) on the table at the top. */
+static void finish_history(lua_State *L, const sl_history *h, bool early_stop)
+{
+    int64_t n = sl_history_step_count(h);
+    if (n > 0) {
+        sl_record *row = slua_new_record(L);
+        lua_createtable(L, n < INT32_MAX ? (int)n : 0, 0);
+        for (int64_t i = 0; i < n; i++) {
+            slua_check(L, sl_history_step_row(h, i, row));
+            push_step_row(L, row);
+            lua_seti(L, -2, i + 1);
+        }
+        lua_setfield(L, -3, "steps");
+        lua_pop(L, 1);
+    }
+    if (early_stop) {
+        lua_pushinteger(L, sl_history_best_epoch(h));
+        lua_setfield(L, -2, "best_epoch");
+        if (sl_history_stopped_epoch(h) > 0) {
+            lua_pushinteger(L, sl_history_stopped_epoch(h));
+            lua_setfield(L, -2, "stopped_epoch");
+        }
+    }
+}
+
+static void free_history(void *p) { sl_history_free(p); }
+
+/* sl.train(net, opt, ds, {epochs=, batch=, ..., hooks=, val=, on_epoch=, on_step=,
+ *          schedule=, early_stop=, progress=, record_steps=}) -> history */
 static int l_train(lua_State *L)
 {
     sl_model *m = slua_check_model(L, 1);
@@ -192,31 +321,52 @@ static int l_train(lua_State *L)
     if (opts)
         luaL_checktype(L, opts, LUA_TTABLE);
     lua_settop(L, 4);
+    if (!opts) {
+        lua_newtable(L);
+        lua_replace(L, 4);
+        opts = 4;
+    }
 
     sl_options *opt = slua_new_options(L);
     slua_table_to_options(L, opts, opt, "train", train_lua_keys);
+    set_record_steps(L, opts, opt);
     if (!sl_options_has(opt, "seed"))
         slua_check(L, sl_options_set_int(opt, "seed", (int64_t)slua_default_seed(L)));
     slua_check(L, sl_options_validate(opt, sl_train_options(), "train"));
 
+    epoch_state st = {.L = L, .error_ref = LUA_NOREF};
+    int t = lua_getfield(L, opts, "progress");
+    const char *progress = t == LUA_TNIL ? "auto" : t == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (strcmp(progress, "auto") && strcmp(progress, "always") && strcmp(progress, "never"))
+        return luaL_error(L, "train: option 'progress' must be one of auto|always|never, got %s",
+                          luaL_tolstring(L, -1, NULL));
+    st.progress = slua_progress_wanted(progress);
+    lua_pop(L, 1);
+
     sl_train_args args = {.train = train};
     args.hooks = check_hooks(L, opts, &args.nhooks);
-    epoch_state st = {.L = L, .error_ref = LUA_NOREF};
-    if (opts && lua_getfield(L, opts, "val") != LUA_TNIL)
+    if (lua_getfield(L, opts, "val") != LUA_TNIL)
         args.val = slua_check_dataset(L, -1); /* anchored by the options table */
-    lua_pop(L, opts ? 1 : 0);
-    if (opts && lua_getfield(L, opts, "on_epoch") != LUA_TNIL) {
-        luaL_argexpected(L, lua_isfunction(L, -1), 4, "a function in 'on_epoch'");
-        st.on_epoch = lua_gettop(L);
-    } else if (opts) {
-        lua_pop(L, 1);
-    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, opts, "schedule") != LUA_TNIL)
+        args.schedule = slua_check_schedule(L, -1);
+    lua_pop(L, 1);
+    args.early_stop = check_early_stop(L, opts);
+    st.on_epoch = opt_function(L, opts, "on_epoch");
+    st.on_step = opt_function(L, opts, "on_step");
+    void **hist = slua_box(L, sl_history_new(), free_history);
+    if (*hist == NULL)
+        return slua_fail(L);
     lua_newtable(L);
     st.history = lua_gettop(L);
+    args.history = *hist;
     args.on_epoch = on_epoch;
+    args.on_step = st.progress || st.on_step ? on_step : NULL;
     args.userdata = &st;
 
     int rc = sl_train(m, o, &args, opt);
+    if (rc < 0 && st.drawn)
+        slua_progress_abort();
     if (st.error_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, st.error_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, st.error_ref);
@@ -224,6 +374,7 @@ static int l_train(lua_State *L)
     }
     slua_check(L, rc);
     lua_pushvalue(L, st.history);
+    finish_history(L, *hist, args.early_stop != NULL);
     return 1;
 }
 

@@ -122,7 +122,8 @@ SL_API sl_tensor *sl_model_grad(sl_model *m, int i);
 /* Index of the parameter called `name`, or -1. */
 SL_API int sl_model_find_param(const sl_model *m, const char *name);
 
-/* Named buffers (non-trainable state, e.g. running statistics). */
+/* Named buffers (non-trainable state, e.g. running statistics), in the
+ * model's dtype or SL_I64 (counters such as "1.num_batches_tracked"). */
 SL_API int sl_model_nbuffers(const sl_model *m);
 SL_API const char *sl_model_buffer_name(const sl_model *m, int i);
 SL_API sl_tensor *sl_model_buffer(sl_model *m, int i);
@@ -137,7 +138,10 @@ SL_API int64_t sl_model_numel(const sl_model *m);
  * its name, loadable by PyTorch's safetensors.  Saving writes a temporary
  * file beside `path` and renames it, so a crash never leaves half a file.
  * Loading requires the same names, shapes and a real dtype (converted to the
- * model's); extra or missing tensors are SL_EFORMAT errors naming them. */
+ * model's; integer buffers are I64 in the file, bit for bit); extra or
+ * missing tensors are SL_EFORMAT errors naming them, except that an integer
+ * buffer missing from the file keeps its value (files from before the
+ * buffer existed, as PyTorch allows for num_batches_tracked). */
 SL_API int sl_model_save(sl_model *m, const char *path);
 SL_API int sl_model_load(sl_model *m, const char *path);
 

@@ -152,6 +152,12 @@ SL_API void sl_module_set_state(sl_module *m, void *state);
  * Returns the index (0, 1, ... in declaration order) or a negative status. */
 SL_API int sl_module_add_param(sl_module *m, const char *name, int ndim, const int64_t *shape);
 SL_API int sl_module_add_buffer(sl_module *m, const char *name, int ndim, const int64_t *shape);
+/* A buffer of an explicit dtype: the module's own, or SL_I64 for counters
+ * (PyTorch's batch-norm "num_batches_tracked", a 0-d int64).  Integer
+ * buffers are not touched by dtype conversion: a model cloned to f64 keeps
+ * them int64, and checkpoints store them as "I64".  Since ABI 1.1. */
+SL_API int sl_module_add_buffer_typed(sl_module *m, const char *name, sl_dtype dtype, int ndim,
+                                      const int64_t *shape);
 
 /* The declared tensors, by index; valid from reset_parameters() on.  The
  * pointers stay valid for the module's lifetime. */

@@ -10,11 +10,12 @@
  *               (PyTorch's rule: the running variance is the unbiased one);
  *   evaluation: mean, var = running_mean, running_var.
  *   y = (x - mean) / sqrt(var + eps) * weight + bias   (weight, bias if affine)
- * Parameters "weight" (ones), "bias" (zeros); buffers "running_mean" (zeros)
- * and "running_var" (ones) — PyTorch's names, so they appear in the model's
- * named state and in safetensors checkpoints as "<i>.running_mean".
- * PyTorch's integer "num_batches_tracked" is not kept (momentum is never
- * None here); torch's load_state_dict fills it in when it is missing.
+ * Parameters "weight" (ones), "bias" (zeros); buffers "running_mean" (zeros),
+ * "running_var" (ones) and the 0-d int64 "num_batches_tracked" (0, plus one
+ * per training forward) — PyTorch's names and types, so they appear in the
+ * model's named state and in safetensors checkpoints as "<i>.running_mean",
+ * and a PyTorch state_dict loads with strict=True both ways.  The count
+ * only travels (momentum is never None here, so nothing averages by it).
  * Forward keeps each channel's (mean, 1/sqrt(var + eps)) in scratch slot 0
  * for backward; sums run in double for f32 too.
  */
@@ -35,7 +36,7 @@ typedef struct bn_state {
 } bn_state;
 
 enum { BN_WEIGHT = 0, BN_BIAS = 1 };
-enum { BN_MEAN = 0, BN_VAR = 1 };
+enum { BN_MEAN = 0, BN_VAR = 1, BN_COUNT = 2 };
 
 static const sl_option_spec bn_options[] = {
     {"num_features", SL_OPT_INT, NULL, "number of channels C (dimension 1 of the input)", NULL},
@@ -70,6 +71,7 @@ static int bn_create(sl_module *m, const sl_options *opt)
     }
     SL_TRY(sl_module_add_buffer(m, "running_mean", 1, &st.features));
     SL_TRY(sl_module_add_buffer(m, "running_var", 1, &st.features));
+    SL_TRY(sl_module_add_buffer_typed(m, "num_batches_tracked", SL_I64, 0, NULL));
     bn_state *s = malloc(sizeof *s);
     if (!s)
         return sl_error(SL_ENOMEM, "batchnorm: out of memory");
@@ -87,6 +89,7 @@ static int bn_reset(sl_module *m, sl_rng *rng)
         SL_TRY(sl_tensor_fill(sl_module_param(m, BN_BIAS), 0.0));
     }
     SL_TRY(sl_tensor_fill(sl_module_buffer(m, BN_MEAN), 0.0));
+    SL_TRY(sl_tensor_fill(sl_module_buffer(m, BN_COUNT), 0.0));
     return sl_tensor_fill(sl_module_buffer(m, BN_VAR), 1.0);
 }
 
@@ -228,6 +231,8 @@ static int bn_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
     const void *w = s->affine ? sl_module_param(m, BN_WEIGHT)->data : NULL;
     const void *b = s->affine ? sl_module_param(m, BN_BIAS)->data : NULL;
     const int64_t C = s->features;
+    if (train)
+        ++*(int64_t *)sl_module_buffer(m, BN_COUNT)->data;
     if (in->dtype == SL_F32) {
         if (train)
             bn_batch_stats_f32(in->data, rm, rv, stats, N, C, S, s->momentum, s->eps);

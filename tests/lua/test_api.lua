@@ -458,6 +458,135 @@ T.test("one seed, bit-identical training", function()
   T.ok(differ > 0, "another shuffling seed gives other parameters")
 end)
 
+local function mlp64(seed)
+  return sl.nn.sequential({ sl.nn.flatten(), sl.nn.linear(784, 16), sl.nn.relu(),
+                            sl.nn.linear(16, 10) }, { seed = seed, dtype = "f64" })
+end
+
+local function same_values(a, b, what)
+  T.eq(#a, #b, what)
+  for i = 1, #a do
+    if a[i] ~= b[i] then error(string.format("%s: element %d: %.17g ~= %.17g", what, i, a[i], b[i])) end
+  end
+end
+
+T.test("on_step and record_steps: step rows, and no change to training", function()
+  local d = mnist_data().train:subset(1, 200)
+  local function run(extra)
+    local net = mlp64(5)
+    local opt = sl.optim.sgd(net, { lr = 0.05, momentum = 0.9 })
+    local o = { epochs = 2, batch = 64, seed = 2, progress = "never" }
+    for k, v in pairs(extra) do o[k] = v end
+    return flat_values(net:flat_params()), sl.train(net, opt, d, o)
+  end
+  local plain, hist0 = run {}
+  T.eq(hist0.steps, nil)
+  local rows = {}
+  local watched, hist = run { record_steps = true, on_step = function(r) rows[#rows + 1] = r end }
+  same_values(plain, watched, "parameters with and without on_step/record_steps")
+  T.eq(#rows, 8)                          -- 200 samples in batches of 64: 4 per epoch
+  T.eq(#hist.steps, 8)
+  local sum, n = 0, 0
+  for i, r in ipairs(rows) do
+    T.eq(r.step, i)
+    T.eq(r.epoch, (i - 1) // 4 + 1)
+    T.eq(r.lr, 0.05)
+    T.eq(hist.steps[i].loss, r.loss)
+    T.eq(hist.steps[i].step, i)
+    if r.epoch == 2 then
+      local size = i == 8 and 8 or 64
+      sum, n = sum + r.loss * size, n + size
+    end
+  end
+  T.near(hist[2].loss, sum / n, 1e-12, "epoch loss is the mean of its step losses")
+  local _, every3 = run { record_steps = 3 }
+  T.eq(#every3.steps, 2)
+  T.eq(every3.steps[2].step, 6)
+  T.raises(function() run { record_steps = "often" } end, "record_steps")
+  T.raises(function() run { progress = "sometimes" } end, "auto|always|never")
+  local err, line = error_at(function(mark)
+    run { on_step = function(r) if r.step == 3 then mark(); error("stop at step 3") end end }
+  end)
+  T.ok(err:find(script .. ":" .. line .. ": stop at step 3", 1, true), err)
+end)
+
+T.test("learning-rate schedules as objects", function()
+  local S = sl.optim.schedule
+  local s = S.step { step_size = 1, gamma = 0.8 }
+  T.eq(s:kind(), "step")
+  T.eq(s:interval(), "epoch")
+  local lr = 0.05
+  for _ = 1, 5 do
+    T.eq(s:lr(0.05), lr)
+    s:advance()
+    lr = lr * 0.8
+  end
+  local st = s:state()
+  T.eq(st.count, 5)
+  T.eq(st.base_lr, 0.05)
+  local again = S.step { step_size = 1, gamma = 0.8 }
+  T.eq(again:state().base_lr, nil)
+  T.raises(function() again:lr() end, "number expected")
+  again:restore(st)
+  T.eq(again:lr(), s:lr())
+
+  -- warmup then cosine, per step, during training: the rates on_step sees
+  local d = mnist_data().train:subset(1, 128)
+  local net = mlp(4)
+  local opt = sl.optim.sgd(net, { lr = 0.1 })
+  local cos = S.cosine { t_max = 4, eta_min = 0.01, interval = "step" }
+  local warm = S.warmup { length = 2, start_factor = 0.5, interval = "step", after = cos }
+  local seen = {}
+  sl.train(net, opt, d, { epochs = 3, batch = 64, schedule = warm, progress = "never",
+                          on_step = function(r) seen[#seen + 1] = r.lr end })
+  local want = { 0.05, 0.075 }
+  for t = 0, 3 do want[#want + 1] = 0.01 + 0.09 * (1 + math.cos(math.pi * t / 4)) / 2 end
+  T.eq(#seen, 6)
+  for i = 1, 6 do T.near(seen[i], want[i], 1e-15, "step " .. i) end
+  T.eq(warm:state().count, 6)
+  T.eq(cos:state().count, 4)
+  T.ok(tostring(warm):find("schedule warmup", 1, true), tostring(warm))
+
+  T.raises(function() S.step { step_size = 0 } end, "step_size must be >= 1")
+  T.raises(function() S.step { gamma = 0.5 } end, "step_size")
+  T.raises(function() S.cosine { t_max = 3, bogus = 1 } end, "unknown option 'bogus'")
+  T.raises(function() S.warmup { length = 2, after = 3 } end, "not a schedule")
+  T.raises(function() S.warmup { length = 2, interval = "step", after = S.cosine { t_max = 2 } } end,
+           "counts steps but its 'after' schedule counts epochs")
+  T.raises(function() sl.train(net, opt, d, { schedule = 1, progress = "never" }) end, "symlab.schedule")
+end)
+
+T.test("early stopping stops, and restores the best epoch", function()
+  local all = mnist_data().train:subset(1, 600)
+  local tr, val = all:split(400, 1)
+  local function run(epochs, es)
+    local net = mlp64(6)
+    local opt = sl.optim.sgd(net, { lr = 0.02 })
+    local h = sl.train(net, opt, tr, { epochs = epochs, batch = 50, seed = 3, val = val,
+                                       progress = "never", early_stop = es })
+    return h, flat_values(net:flat_params())
+  end
+  -- Watching val_loss the wrong way round (higher is better) while training
+  -- lowers it: epoch 1 stays the best, so training stops after 1 + patience
+  -- epochs and restore_best puts epoch 1's parameters back.
+  local h, restored = run(6, { metric = "val_loss", mode = "max", patience = 2, restore_best = true })
+  T.eq(#h, 3)
+  for i = 2, #h do T.ok(h[i].val_loss < h[i - 1].val_loss, "val_loss falls in this setup") end
+  T.eq(h.best_epoch, 1)
+  T.eq(h.stopped_epoch, 3)
+  local _, one_epoch = run(1, nil)
+  same_values(restored, one_epoch, "restored parameters are epoch 1's")
+  -- The right way round it never stops; without restore_best the last epoch's parameters stay.
+  local h2, last = run(3, { metric = "val_loss", patience = 1 })
+  T.eq(#h2, 3)
+  T.eq(h2.best_epoch, 3)
+  T.eq(h2.stopped_epoch, nil)
+  local _, three = run(3, nil)
+  same_values(last, three, "no restore")
+  T.raises(function() run(1, { metric = "val_acc", wait = 2 }) end, "early_stop: unknown option 'wait'")
+  T.raises(function() run(1, { metric = "nope" }) end, "metric 'nope' is not in")
+end)
+
 T.test("save and load round trip", function()
   local path = os.tmpname()
   local a, b = small_net(11), small_net(12)
@@ -474,6 +603,31 @@ T.test("save and load round trip", function()
 end)
 
 -- ---- results helpers ----------------------------------------------------------------------------
+
+T.test("batch norm keeps PyTorch's num_batches_tracked", function()
+  local function bn_net()
+    return sl.nn.sequential({ sl.nn.linear(4, 3), sl.nn.batchnorm { num_features = 3 } },
+                            { dtype = "f64" })
+  end
+  local net = bn_net()
+  net:load(srcdir .. "/tests/data/torch_batchnorm.safetensors")   -- written by PyTorch
+  local b = net:buffers()
+  T.eq(#b, 3)
+  T.eq(b[3].name, "1.num_batches_tracked")
+  T.eq(b[3].tensor:dtype(), "i64")
+  T.eq(b[3].tensor:get(), 5)
+  net:forward(sl.tensor.zeros({ 2, 4 }))              -- training mode: counted
+  T.eq(b[3].tensor:get(), 6)
+  net:eval()
+  net:forward(sl.tensor.zeros({ 2, 4 }))              -- evaluation: not counted
+  T.eq(b[3].tensor:get(), 6)
+  local path = os.tmpname()
+  net:save(path)
+  local other = bn_net()
+  other:load(path)
+  os.remove(path)
+  T.eq(other:buffers()[3].tensor:get(), 6)
+end)
 
 T.test("results.outdir and results.plot", function()
   local results = require "symlab.results"
@@ -611,6 +765,23 @@ T.test("command line", function()
   out = shell(prog .. " " .. quote(path))
   T.ok(out:find("symlab: " .. path .. ":2: ", 1, true) and out:find("out_features") and
        out:find("\nrc=1\n$"), out)
+  -- The progress bar is the executable's: drawn on request, and by default
+  -- only on a terminal (here stderr is a pipe).
+  for _, mode in ipairs { "always", "auto" } do
+    f = assert(io.open(path, "w"))
+    f:write("local sl = require 'symlab'\n",
+            "local d = sl.data.idx(sl.data.path('mnist10k')).train:subset(1, 64)\n",
+            "local net = sl.nn.sequential { sl.nn.flatten(), sl.nn.linear(784, 10) }\n",
+            "sl.train(net, sl.optim.sgd(net, { lr = 0.1 }), d, { batch = 32, progress = '", mode, "' })\n")
+    f:close()
+    out = shell(prog .. " " .. quote(path))
+    if mode == "always" then
+      T.ok(out:find("\repoch 1/1 [===============>              ] 1/2 loss ", 1, true) and
+           out:find("\r\27%[Krc=0\n$"), out)     -- erased at the epoch's end
+    else
+      T.eq(out, "rc=0\n")
+    end
+  end
   os.remove(path)
 end)
 
