@@ -27,6 +27,8 @@ static void human(char *buf, size_t n, int64_t bytes)
 {
     if (bytes < 0)
         snprintf(buf, n, "?");
+    else if (bytes < 1000000)
+        snprintf(buf, n, "%.1f kB", (double)bytes / 1e3);
     else
         snprintf(buf, n, "%.1f MB", (double)bytes / 1e6);
 }
@@ -35,12 +37,18 @@ int slua_bar_progress(void *ud, const char *file, int64_t done, int64_t total)
 {
     slua_bar *b = ud;
     enum { WIDTH = 30 };
-    /* Redraw only when the bar's tenth of a percent (or the byte count, if
-     * the total is unknown, by the megabyte) changes: libcurl calls often. */
-    int64_t mark = total > 0 ? 1000 * done / total : done >> 20;
-    if (mark == b->last && done != total)
+    if (strncmp(b->file, file, sizeof b->file - 1) != 0) { /* a new file */
+        snprintf(b->file, sizeof b->file, "%s", file);
+        b->last = -1;
+        b->finished = false;
+    }
+    /* Redraw only when the percentage (or, with the total unknown, the
+     * megabyte) changes: libcurl reports often, and repeats the end. */
+    int64_t mark = total > 0 ? 100 * done / total : done >> 20;
+    if (b->finished || (mark == b->last && done != total))
         return 0;
-    b->last = done == total ? -1 : mark;
+    b->last = mark;
+    b->finished = done == total;
     int filled = total > 0 ? (int)(WIDTH * done / total) : 0;
     char bar[WIDTH + 1], have[32], all[32];
     for (int i = 0; i < WIDTH; i++)
@@ -48,9 +56,7 @@ int slua_bar_progress(void *ud, const char *file, int64_t done, int64_t total)
     bar[WIDTH] = '\0';
     human(have, sizeof have, done);
     human(all, sizeof all, total);
-    fprintf(b->out, "\r%s [%s] %s / %s", file, bar, have, all);
-    if (done == total)
-        fputs("\n", b->out);
+    fprintf(b->out, "\r%s [%s] %s / %s\033[K%s", file, bar, have, all, b->finished ? "\n" : "");
     fflush(b->out);
     return 0;
 }

@@ -175,7 +175,9 @@ void slua_open_registry(lua_State *L); /* sets sl.plugins, sl.describe, ... */
  * sl_progress_fn whose ud is an slua_bar (slua_bar_init first). */
 typedef struct slua_bar {
     FILE *out;
-    int64_t last; /* the last mark drawn, -1 for none */
+    char file[256]; /* the file being shown */
+    int64_t last;   /* the last mark drawn for it, -1 for none */
+    bool finished;  /* its final line is drawn */
 } slua_bar;
 void slua_bar_init(slua_bar *b, FILE *out);
 int slua_bar_progress(void *ud, const char *file, int64_t done, int64_t total);
