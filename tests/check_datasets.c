@@ -626,6 +626,38 @@ START_TEST(cifar10_reads_the_archive)
 }
 END_TEST
 
+/* sl_data_load("cifar10") end to end: a stand-in archive on a file://
+ * mirror, its hash in a manifest. */
+START_TEST(cifar10_loads_by_name_through_a_mirror)
+{
+    if (!sl_download_supported())
+        return;
+    make_tmpdir();
+    write_cifar_dir(tmp("cifar-10-batches-bin"));
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p mirror/cifar10 && tar czf "
+             "mirror/cifar10/cifar-10-binary.tar.gz cifar-10-batches-bin", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    char hex[65], line[200], root[600], manifest[600], mirror[600];
+    sha256_of(tmp("mirror/cifar10/cifar-10-binary.tar.gz"), hex);
+    snprintf(line, sizeof line, "%s  cifar10/cifar-10-binary.tar.gz\n", hex);
+    sl_test_write_bytes(tmp("manifest"), line, strlen(line));
+    snprintf(root, sizeof root, "%s", tmp("cache"));
+    snprintf(manifest, sizeof manifest, "%s", tmp("manifest"));
+    snprintf(mirror, sizeof mirror, "file://%s/mirror", tmpdir);
+    sl_data_source src = {.root = root, .mirror = mirror, .manifest = manifest};
+    sl_dataset d;
+    ck_assert_sl_ok(sl_data_load("cifar10", "test", &src, &d));
+    check_cifar(&d, 2, 100);
+    sl_dataset_release(&d);
+    ck_assert(exists(tmp("cache/cifar10/cifar-10-binary.tar.gz")));
+    ck_assert_sl_ok(sl_data_load("cifar10", "train", &src, &d));
+    check_cifar(&d, 8, 0);
+    sl_dataset_release(&d);
+    remove_tmpdir();
+}
+END_TEST
+
 static Suite *datasets_suite(void)
 {
     Suite *s = suite_create("datasets");
@@ -648,6 +680,7 @@ static Suite *datasets_suite(void)
     TCase *cf = tcase_create("cifar10");
     tcase_add_test(cf, cifar10_reads_a_directory_of_batches);
     tcase_add_test(cf, cifar10_reads_the_archive);
+    tcase_add_test(cf, cifar10_loads_by_name_through_a_mirror);
     suite_add_tcase(s, cf);
     return s;
 }

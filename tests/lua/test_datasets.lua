@@ -186,6 +186,35 @@ T.test("symlab data: usage errors", function()
   T.ok(out:find("cache: " .. scratch .. "/listed", 1, true), out)
 end)
 
+T.test("cifar10 reads a folder of binary batches", function()
+  -- Record r: label (r * 3) % 10, pixel j = (r * 37 + j * 11) % 256.
+  local dir = scratch .. "/cifar-10-batches-bin"
+  sh("mkdir -p " .. q(dir))
+  local function batch(name, first, n)
+    local parts = {}
+    for r = first, first + n - 1 do
+      parts[#parts + 1] = string.char((r * 3) % 10)
+      local px = {}
+      for j = 0, 3071 do px[j + 1] = string.char((r * 37 + j * 11) % 256) end
+      parts[#parts + 1] = table.concat(px)
+    end
+    local f = io.open(dir .. "/" .. name, "wb"); f:write(table.concat(parts)); f:close()
+  end
+  for b = 1, 5 do batch("data_batch_" .. b .. ".bin", b - 1, 1) end
+  batch("test_batch.bin", 10, 2)
+  local d = sl.data.cifar10(dir)
+  T.eq(d.train:size(), 5)
+  T.eq(d.test:size(), 2)
+  local shape = d.test.x:shape()
+  T.eq(#shape, 4); T.eq(shape[2], 3); T.eq(shape[3], 32); T.eq(shape[4], 32)
+  for r = 0, 4 do T.eq(d.train.y:get(r + 1), (r * 3) % 10, "train label " .. r) end
+  T.eq(d.test.y:get(2), (11 * 3) % 10)
+  -- channel c, row i, column j is pixel index c*1024 + i*32 + j of the record
+  T.near(d.test.x:get(2, 2, 3, 4), ((11 * 37 + (1024 + 2 * 32 + 3) * 11) % 256) / 255, 1e-7)
+  T.eq(sl.data.cifar10(dir, "test"):size(), 2)
+  T.raises(function() sl.data.cifar10(scratch .. "/none", "test") end, "cannot open")
+end)
+
 -- ---- through a file:// mirror of the local copy ---------------------------------
 
 T.test("fashion-mnist through a mirror: downloaded, verified, read", function()
