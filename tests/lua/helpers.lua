@@ -86,7 +86,7 @@ function T.run()
       return type(e) == "table" and e[SKIP] and e or debug.traceback(e)
     end)
     collectgarbage() -- exercise __gc between tests
-    if not ok and type(err) == "table" then
+    if not ok and type(err) == "table" and err[SKIP] then
       skipped = skipped + 1
       print("skip   " .. t.name .. ": " .. tostring(err[SKIP]))
     elseif ok then
