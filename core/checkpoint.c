@@ -34,13 +34,11 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -262,76 +260,21 @@ static int write_all(FILE *f, sl_model *m, const text *h)
     for (int i = 0; i < model_ntensors(m); i++)
         if (write_model_tensor(f, model_tensor(m, i)) < 0)
             return -1;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        return -1;
     return 0;
 }
 
-/* New checkpoints get the mode an existing file had, else rw-r--r--
- * (mkstemp's 0600 would hide results from the rest of a group). */
-static void set_mode(int fd, const char *path)
-{
-    struct stat st;
-    mode_t mode = 0644;
-    if (stat(path, &st) == 0)
-        mode = st.st_mode & 07777;
-    (void)fchmod(fd, mode);
-}
-
-/* Makes the rename itself durable (best effort: some file systems refuse
- * to open or sync a directory, and the data is already safe). */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 /* Writes header h and m's tensors to a temporary file beside path and
- * renames it over path. */
+ * renames it over path (core/atomic.c). */
 static int save_atomically(sl_model *m, const text *h, const char *path)
 {
-    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
-    char *tmp = malloc(n);
-    if (!tmp)
-        return sl_error(SL_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = sl_error(SL_EIO, "%s: cannot create a temporary file: %s", path,
-                          strerror(errno));
-        free(tmp);
-        return rc;
+    sl_atomic_file a;
+    SL_TRY(sl_atomic_begin(path, &a));
+    if (write_all(a.f, m, h) < 0) {
+        int err = errno;
+        sl_atomic_abort(&a);
+        return sl_error(SL_EIO, "%s: cannot write checkpoint: %s", path, strerror(err));
     }
-    set_mode(fd, path);
-    FILE *f = fdopen(fd, "wb");
-    int failed = !f || write_all(f, m, h) < 0;
-    int err = errno;
-    if (f ? fclose(f) != 0 : close(fd) != 0) {
-        if (!failed)
-            err = errno;
-        failed = 1;
-    }
-    if (!failed && rename(tmp, path) != 0) {
-        err = errno;
-        failed = 1;
-    }
-    int rc = SL_OK;
-    if (!failed)
-        sync_parent_dir(path);
-    if (failed) {
-        remove(tmp);
-        rc = sl_error(SL_EIO, "%s: cannot write checkpoint: %s", path, strerror(err));
-    }
-    free(tmp);
-    return rc;
+    return sl_atomic_commit(&a, "checkpoint");
 }
 
 int sl_model_save(sl_model *m, const char *path)

@@ -4,6 +4,7 @@
  *   symlab [--threads N] [--seed N] SCRIPT.lua [args...]
  *   symlab [options] plugins
  *   symlab [options] describe NAME
+ *   symlab [options] data list|get NAME...|root
  *   symlab --help | --version
  *
  * Exit status: 0 on success, 1 when a script or command fails, 2 for a bad
@@ -20,6 +21,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "datacmd.h"
 #include "lua/lsymlab.h"
 
 #define EXIT_USAGE 2
@@ -35,6 +37,7 @@ static void usage(FILE *f)
     fputs("usage: symlab [options] SCRIPT.lua [args...]\n"
           "       symlab [options] plugins\n"
           "       symlab [options] describe NAME\n"
+          "       symlab [options] data list|get NAME...|root   (datasets by name)\n"
           "\n"
           "Runs a Lua experiment script (`local sl = require \"symlab\"`), lists the\n"
           "techniques found (built-in and plugins), or describes one's options.\n"
@@ -276,6 +279,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "plugins") == 0)
         return cmd_plugins();
+    if (strcmp(cmd, "data") == 0)
+        return symlab_cmd_data(argc - c.first, argv + c.first);
 
     lua_State *L = luaL_newstate();
     if (L == NULL) {

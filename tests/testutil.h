@@ -3,6 +3,7 @@
 #define SYMLAB_TESTUTIL_H
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,26 @@ static inline void sl_test_gradcheck(const char *label, const char *type, const 
     ck_assert_msg(r.max_rel_err <= GRADCHECK_TOL, "gradcheck %s: max rel err %g > %g", label,
                   r.max_rel_err, GRADCHECK_TOL);
     sl_options_free(o);
+}
+
+/* Writes n bytes to path (created or replaced), failing the test on error. */
+static inline void sl_test_write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* "<dir>/<name>" in one of 8 static buffers used in turn: a few such paths
+ * can be alive at once, so copy one that must outlive later calls. */
+static inline const char *sl_test_path(const char *dir, const char *name)
+{
+    static char bufs[8][512];
+    static int next;
+    char *p = bufs[next++ % 8];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
 }
 
 /* Runs a suite in fork mode (a crash fails one test, not the runner) and

@@ -360,6 +360,7 @@ int luaopen_symlab(lua_State *L)
     slua_open_optim(L);
     lua_setfield(L, sl, "optim");
     slua_open_data(L);
+    slua_open_datasets(L);
     lua_setfield(L, sl, "data");
     slua_open_hook(L);
     lua_setfield(L, sl, "hook");

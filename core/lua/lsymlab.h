@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -174,10 +175,22 @@ void slua_open_loss(lua_State *L);   /* pushes sl.loss */
 void slua_open_optim(lua_State *L);  /* pushes sl.optim */
 void slua_open_schedule(lua_State *L); /* pushes sl.optim.schedule */
 void slua_open_data(lua_State *L);   /* pushes sl.data */
+void slua_open_datasets(lua_State *L); /* adds load, get, list, ... to the table on top */
 void slua_open_hook(lua_State *L);   /* pushes sl.hook */
 void slua_open_probe(lua_State *L);  /* pushes sl.probe */
 void slua_open_train(lua_State *L);  /* sets sl.train, sl.evaluate */
 void slua_open_registry(lua_State *L); /* sets sl.plugins, sl.describe, ... */
+
+/* The download progress bar of sl.data.load and `symlab data get`: an
+ * sl_progress_fn whose ud is an slua_bar (slua_bar_init first). */
+typedef struct slua_bar {
+    FILE *out;
+    char file[256]; /* the file being shown */
+    int64_t last;   /* the last mark drawn for it, -1 for none */
+    bool finished;  /* its final line is drawn */
+} slua_bar;
+void slua_bar_init(slua_bar *b, FILE *out);
+int slua_bar_progress(void *ud, const char *file, int64_t done, int64_t total);
 
 /* The text of `symlab describe NAME` and sl.describe: every type called
  * `name` in any kind, with its options.  Pushes the string, or returns false

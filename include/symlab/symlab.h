@@ -16,6 +16,7 @@
 #include <symlab/optim.h>
 #include <symlab/schedule.h>
 #include <symlab/data.h>
+#include <symlab/datasets.h>
 #include <symlab/train.h>
 #include <symlab/plugin.h>
 

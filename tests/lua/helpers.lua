@@ -2,7 +2,9 @@
 --
 --   local T = require "helpers"
 --   T.test("name", function() T.eq(1 + 1, 2) end)
---   T.run()   -- prints one line per test, then "N passed, M failed"; exits 1 on failure
+--   T.skip("why")   -- inside a test: stop it and count it as skipped
+--   T.run()   -- prints one line per test, then "N passed, M failed[, K skipped]";
+--             -- exits 1 on failure
 local T = {}
 local tests = {}
 
@@ -69,14 +71,25 @@ function T.tensor_eq(a, b, tol, msg)
   end
 end
 
+-- Ends the running test as skipped, saying why.
+local SKIP = {}
+function T.skip(why)
+  error({ [SKIP] = why }, 0)
+end
+
 -- Runs every registered test, prints the summary as the last line and exits
 -- non-zero if any failed.
 function T.run()
-  local passed, failed = 0, 0
+  local passed, failed, skipped = 0, 0, 0
   for _, t in ipairs(tests) do
-    local ok, err = xpcall(t.fn, debug.traceback)
+    local ok, err = xpcall(t.fn, function(e)
+      return type(e) == "table" and e[SKIP] and e or debug.traceback(e)
+    end)
     collectgarbage() -- exercise __gc between tests
-    if ok then
+    if not ok and type(err) == "table" and err[SKIP] then
+      skipped = skipped + 1
+      print("skip   " .. t.name .. ": " .. tostring(err[SKIP]))
+    elseif ok then
       passed = passed + 1
       print("ok     " .. t.name)
     else
@@ -84,7 +97,8 @@ function T.run()
       print("FAIL   " .. t.name .. ": " .. tostring(err))
     end
   end
-  print(string.format("%d passed, %d failed", passed, failed))
+  print(string.format("%d passed, %d failed", passed, failed) ..
+        (skipped > 0 and string.format(", %d skipped", skipped) or ""))
   io.stdout:flush()
   os.exit(failed == 0 and 0 or 1, true) -- close the state: finalizers run
 end
