@@ -5,6 +5,10 @@
 # and same_tables DIR1 DIR2, which compares two gathered sweeps bit for bit
 # in every column except wall time.
 set -u
+# The tests say which task runs; a launcher's variables from outside (make
+# check inside a Slurm job or under mpirun) must not.
+unset SLURM_ARRAY_TASK_ID OMPI_COMM_WORLD_RANK OMPI_COMM_WORLD_SIZE PMI_RANK PMI_SIZE PMIX_RANK \
+      PARALLEL_SEQ SLURM_CPUS_PER_TASK SLURM_NTASKS SLURM_STEP_NUM_TASKS
 SRCDIR=${SYMLAB_TEST_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SYMLAB=${SYMLAB:-$PWD/symlab}
 SWEEP=$SRCDIR/tests/sweep/tiny_mlp.lua

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/sweep/test_cluster.sh — the test sweep four ways, with the real
 # engines (run by `make check-cluster`): in one process, `sweep run --jobs
-# 2`, under OpenMPI's mpirun (3 ranks striding over 8 tasks), and as a Slurm
+# 2`, under OpenMPI's mpirun (3 ranks striding over 8 tasks), under GNU
+# parallel when it is installed, and as a Slurm
 # job array plus dependent gather job on a single-node cluster this test
 # starts and stops itself.  The gathered tables must be identical in every
 # column but wall time.  A part whose engine is not installed is skipped with
@@ -29,6 +30,19 @@ if command -v mpirun >/dev/null 2>&1; then
     fi
 else
     echo "skip   mpirun: not installed (Debian: openmpi-bin)"; skipped=$((skipped + 1))
+fi
+
+# ---- GNU parallel: task PARALLEL_SEQ - 1 per job.
+if command -v parallel >/dev/null 2>&1 && parallel --version 2>/dev/null | grep -q "GNU parallel"; then
+    if seq 8 | parallel -N0 -j2 "$SYMLAB" --threads 1 sweep task "$SWEEP" --dir "$tmp/parallel" \
+           >"$tmp/parallel.log" 2>&1 &&
+       "$SYMLAB" sweep gather "$tmp/parallel" >>"$tmp/parallel.log" 2>&1; then
+        same_tables "one process = GNU parallel -j2" "$ref" "$tmp/parallel"
+    else
+        cat "$tmp/parallel.log"; fail "GNU parallel symlab sweep task"
+    fi
+else
+    echo "skip   GNU parallel: not installed (Debian: parallel)"
 fi
 
 # ---- Slurm: a job array and a dependent gather job.

@@ -71,6 +71,37 @@ case $out in *"ran 2 of 8 tasks, 0 failed"*) ok "a re-run retries only the faile
 SWEEP_TEST_FAIL=8:1 "$SYMLAB" --threads 1 "$SWEEP" "$tmp/err1" >"$tmp/err1.log" 2>&1 &&
     fail "symlab FILE exited 0 with failing tasks" || ok "symlab FILE exits non-zero when a task fails"
 
+# ---- where a task index comes from (the launchers' variables, set by hand)
+rows_of() { ls "$1/rows" 2>/dev/null | sed -n 's/^task-0*\([0-9][0-9]*\)\.lua$/\1/p' | sort -n | tr '\n' ' '; }
+index_case() {   # index_case WANT NAME VAR=VALUE... -- symlab sweep task options
+    local want=$1 name=$2 dir=$tmp/index$((++index_n)); shift 2
+    local envs=()
+    while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+    env "${envs[@]}" "$SYMLAB" --threads 1 sweep task "$SWEEP" --dir "$dir" "$@" >"$tmp/index.log" 2>&1 ||
+        { fail "$name: exit $?: $(cat "$tmp/index.log")"; return; }
+    [ "$(rows_of "$dir")" = "$want" ] && ok "$name runs tasks $want" ||
+        fail "$name: ran tasks '$(rows_of "$dir")', wanted '$want'"
+}
+index_n=0
+index_case "3 " "--task 3" -- --task 3
+index_case "5 " "SLURM_ARRAY_TASK_ID=5" SLURM_ARRAY_TASK_ID=5 -- 
+index_case "2 " "--task before SLURM_ARRAY_TASK_ID" SLURM_ARRAY_TASK_ID=5 -- --task 2
+index_case "1 4 7 " "OMPI rank 1 of 3" OMPI_COMM_WORLD_RANK=1 OMPI_COMM_WORLD_SIZE=3 --
+index_case "0 5 " "PMI rank 0 of 5" PMI_RANK=0 PMI_SIZE=5 --
+index_case "2 6 " "PMIX rank 2 with SLURM_NTASKS 4" PMIX_RANK=2 SLURM_NTASKS=4 --
+index_case "6 " "SLURM_ARRAY_TASK_ID before the MPI rank" SLURM_ARRAY_TASK_ID=6 OMPI_COMM_WORLD_RANK=1 OMPI_COMM_WORLD_SIZE=3 --
+index_case "0 " "PARALLEL_SEQ=1 (GNU parallel counts from 1)" PARALLEL_SEQ=1 --
+SLURM_CPUS_PER_TASK=3 "$SYMLAB" sweep task "$SWEEP" --task 0 --dir "$tmp/cpus" >/dev/null 2>&1 &&
+    grep -q '\["threads"\] = 3,' "$tmp/cpus/rows/task-000000.lua" &&
+    ok "SLURM_CPUS_PER_TASK is the default thread count" ||
+    fail "SLURM_CPUS_PER_TASK=3: $(cat "$tmp/cpus/rows/task-000000.lua" 2>&1)"
+"$SYMLAB" sweep task "$SWEEP" --dir "$tmp/none" 2>"$tmp/bad.log"; rc=$?
+[ "$rc" -eq 2 ] && grep -q "no task index" "$tmp/bad.log" && ok "no task index is a usage error" ||
+    fail "no task index: exit $rc, $(cat "$tmp/bad.log")"
+OMPI_COMM_WORLD_RANK=3 OMPI_COMM_WORLD_SIZE=3 "$SYMLAB" sweep task "$SWEEP" --dir "$tmp/none" 2>"$tmp/bad.log"; rc=$?
+[ "$rc" -eq 2 ] && grep -q "OMPI_COMM_WORLD_SIZE: expected the world size (> the rank), got '3'" "$tmp/bad.log" &&
+    ok "a rank outside its world is refused" || fail "rank 3 of 3: exit $rc, $(cat "$tmp/bad.log")"
+
 # ---- bad command lines
 "$SYMLAB" sweep run "$SWEEP" --jobs 0 2>"$tmp/bad.log"; rc=$?
 [ "$rc" -eq 2 ] && grep -q -- "--jobs: expected a positive integer, got '0'" "$tmp/bad.log" &&

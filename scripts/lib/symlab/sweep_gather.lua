@@ -8,7 +8,7 @@
 --     summary.csv, summary.jsonl  one line per config: its axes, n (seeds
 --                                 done) and NAME_mean, NAME_std of every
 --                                 numeric value
---   prints the summary (mean ± std) and the failed and missing tasks, then
+--   prints the summary (mean +- std) and the failed and missing tasks, then
 --   runs the sweep's own report and plot.  Returns true if every task is done.
 --
 -- Means and standard deviations are summed in task order, so they are the
@@ -128,7 +128,7 @@ local function print_summary(S, summary, numeric)
     for _, a in ipairs(S.axes) do s[a] = line[a] end
     for _, k in ipairs(numeric) do
       local m, sd = line[k .. "_mean"], line[k .. "_std"]
-      s[k] = m and (num("%.4g", m) .. " ± " .. num("%.2g", sd)) or nil
+      s[k] = m and (num("%.4g", m) .. " +- " .. num("%.2g", sd)) or nil
     end
     shown[i] = s
   end
@@ -155,7 +155,7 @@ function M.gather(S, dir)
   end
   results.write_csv(dir .. "/summary.csv", summary, scols)
   results.write_jsonl(dir .. "/summary.jsonl", summary)
-  print(("sweep %s: %d of %d tasks done, mean ± std over seeds:")
+  print(("sweep %s: %d of %d tasks done, mean +- std over seeds:")
         :format(S.name, #done, #S.tasks))
   print_summary(S, summary, numeric)
   local complete = M.report_problems(S, dir, scan)
