@@ -48,6 +48,22 @@ T.test("explicit configs keep their order; axes are every key", function()
   T.eq(S.name, "c")
 end)
 
+T.test("seeds per config: numbered config by config", function()
+  local S = sweep.define { name = "p", configs = { { a = 1 }, { a = 2 }, { a = 3 } },
+                           seeds = function(c) return c.a == 2 and { 4, 5, 6 } or 1 end, task = noop }
+  local want = { { 1, 1 }, { 2, 4 }, { 2, 5 }, { 2, 6 }, { 3, 1 } }
+  T.eq(#S.tasks, #want)
+  for i, w in ipairs(want) do
+    T.eq(S.tasks[i].index, i - 1); T.eq(S.tasks[i].config.a, w[1]); T.eq(S.tasks[i].seed, w[2])
+  end
+  local done = { { task = 2, seed = 5, config = S.configs[2], values = { v = 1.0 } },
+                 { task = 4, seed = 1, config = S.configs[3], values = { v = 2.0 } },
+                 { task = 3, seed = 6, config = S.configs[2], values = { v = 3.0 } } }
+  local summary = gather.summarize(S, { done[1], done[3], done[2] })
+  T.eq(summary[1].a, 2); T.eq(summary[1].n, 2); T.eq(summary[1].v_mean, 2.0)
+  T.eq(summary[2].a, 3); T.eq(summary[2].v_mean, 2.0)
+end)
+
 T.test("define refuses malformed sweeps", function()
   T.raises(function() sweep.define { grid = { a = { 1 } } } end, "task must be a function")
   T.raises(function() sweep.define { task = noop } end, "either grid or configs")

@@ -7,16 +7,19 @@
 --     name  = "tiny_mlp",                      -- default: the file's name
 --     grid  = { hidden = { 8, 16 }, lr = { 0.1, 0.3 } },  -- or configs = { {...}, ... }
 --     axes  = { "hidden", "lr" },              -- grid order (default: sorted names)
---     seeds = { 1, 2 },                        -- or a count: 2 means { 1, 2 }
+--     seeds = { 1, 2 },                        -- or a count: 2 means { 1, 2 },
+--                                              -- or function(config) -> list or count
 --     task  = function(config, seed) ... return { loss = l, accuracy = a } end,
 --     report = function(groups, dir, summary) ... end,  -- optional: own tables, files
 --     plot  = function(dir, summary) return gnuplot_script end, -- optional
 --   }
 --   return sweep.main(S, ...)   -- `symlab FILE [DIR]` runs it all in this process
 --
--- Task i (0-based) is config floor(i / #seeds) + 1 with seed (i % #seeds) + 1;
--- grid configs come in product order, the first axis varying slowest.  So a
--- task index names the same (config, seed) on every machine.
+-- Tasks are numbered from 0, config by config and, within a config, seed by
+-- seed (with one seed list: task i is config floor(i / #seeds) + 1 with seed
+-- (i % #seeds) + 1); grid configs come in product order, the first axis
+-- varying slowest.  So a task index names the same (config, seed) on every
+-- machine.
 local sl = require "symlab"
 local rows = require "symlab.sweep_rows"
 
@@ -77,7 +80,7 @@ local function config_axes(configs)
 end
 
 --- Checks a sweep description and completes it: S.configs, S.axes,
---- S.seeds (a list), S.tasks (0-based index, config, seed).
+--- S.tasks (index from 0, config, seed, ci: the config's position).
 function M.define(S)
   assert(type(S) == "table", "sweep.define: expected a table")
   assert(type(S.task) == "function", "sweep: task must be a function(config, seed)")
@@ -93,12 +96,16 @@ function M.define(S)
     assert(type(S.configs) == "table" and #S.configs > 0, "sweep: configs must be a non-empty list")
     S.axes = S.axes or config_axes(S.configs)
   end
-  S.seeds = seed_list(S.seeds or 1)
+  local seeds = S.seeds or 1
+  if type(seeds) ~= "function" then
+    local list = seed_list(seeds)
+    seeds = function() return list end
+  end
   S.tasks = {}
   for ci, config in ipairs(S.configs) do
-    for si, seed in ipairs(S.seeds) do
-      local index = (ci - 1) * #S.seeds + (si - 1)
-      S.tasks[index + 1] = { index = index, config = config, seed = seed }
+    for _, seed in ipairs(seed_list(seeds(config))) do
+      local index = #S.tasks
+      S.tasks[index + 1] = { index = index, config = config, seed = seed, ci = ci }
     end
   end
   return S
@@ -156,7 +163,7 @@ end
 function M.groups(S, done)
   local groups, by_index = {}, {}
   for _, row in ipairs(done) do
-    local ci = row.task // #S.seeds + 1
+    local ci = S.tasks[row.task + 1].ci
     if not by_index[ci] then
       by_index[ci] = { config = S.configs[ci], rows = {} }
       groups[#groups + 1] = by_index[ci]
