@@ -20,6 +20,12 @@ out=$("$SYMLAB" --threads 1 sweep run "$SWEEP" --jobs 2 --dir "$tmp/jobs" 2>&1)
 case $out in *"ran 0 of 8 tasks"*) ok "a finished sweep runs no task again" ;;
              *) fail "re-running a finished sweep: $out" ;; esac
 
+# A grid changed under a directory: status warns, and rows of other configs are stale.
+out=$(SWEEP_TEST_SEEDS=3 "$SYMLAB" sweep status "$tmp/jobs" 2>&1); rc=$?
+[ "$rc" -eq 1 ] && grep -q "was run with 8 tasks, .*tiny_mlp.lua now defines 12" <<<"$out" &&
+    grep -q "12 tasks: 2 done, 0 failed, 4 missing, 6 stale" <<<"$out" &&
+    ok "a changed grid: status warns and counts stale rows" || fail "changed grid (exit $rc): $out"
+
 # ---- SIGKILL mid-run, then resume
 export SWEEP_TEST_EPOCHS=4000
 run_one_process "$tmp/long"

@@ -5,6 +5,7 @@
 --   symlab sweep run tests/sweep/tiny_mlp.lua --jobs 2 --dir DIR
 --
 -- SWEEP_TEST_EPOCHS (default 5) makes each task longer, for the kill test;
+-- SWEEP_TEST_SEEDS (default 2) changes the grid, for the stale-row test;
 -- SWEEP_TEST_FAIL=HIDDEN:SEED makes the tasks of that width and seed raise
 -- a Lua error, for the error test.
 local sl = require "symlab"
@@ -32,7 +33,7 @@ end
 local S = sweep.define {
   name = "tiny_mlp",
   grid = { hidden = { 8, 16 }, lr = { 0.05, 0.2 } },
-  seeds = { 1, 2 },
+  seeds = math.tointeger(tonumber(os.getenv("SWEEP_TEST_SEEDS") or "2")),
   task = function(config, seed)
     if ("%d:%d"):format(config.hidden, seed) == FAIL then
       error("task asked to fail by SWEEP_TEST_FAIL")

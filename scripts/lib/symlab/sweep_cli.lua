@@ -143,7 +143,13 @@ local function sweep_of(args, name)
   if #args ~= 1 then return nil, name .. " takes one directory" end
   local dir = sweep.absolute(args[1])
   local info = require("symlab.sweep_rows").read_info(dir)
-  return sweep.load(info.file), dir
+  local S = sweep.load(info.file)
+  if info.tasks ~= #S.tasks then
+    io.stderr:write(("symlab: sweep %s: %s was run with %d tasks, %s now defines %d "
+                     .. "(a parameter changed? an environment variable such as SYMLAB_REPRO_QUICK?)\n")
+                    :format(S.name, dir, info.tasks, info.file, #S.tasks))
+  end
+  return S, dir
 end
 
 function commands.gather(args)
