@@ -241,6 +241,7 @@ local function run_children(S, dir, list, opts, state)
     state.running = state.running + 1
   end
   while next_i <= #list and state.running < opts.jobs do start() end
+  progress(S, state, opts.total)
   while state.running > 0 do
     local pid, how, code = sl.proc.wait()
     if not pid then error("sweep: waiting for a task failed: " .. tostring(how), 0) end
@@ -260,8 +261,8 @@ local function run_children(S, dir, list, opts, state)
                               code, rows.log_path(dir, t.index)) })
         end
       end
-      progress(S, state, opts.total)
       if next_i <= #list then start() end
+      progress(S, state, opts.total)
     end
   end
 end
