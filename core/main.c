@@ -5,6 +5,7 @@
  *   symlab [options] plugins
  *   symlab [options] describe NAME
  *   symlab [options] data list|get NAME...|root
+ *   symlab [options] sweep run|task|slurm|gather|status ...   (docs/sweeps.md)
  *   symlab --help | --version
  *
  * Exit status: 0 on success, 1 when a script or command fails, 2 for a bad
@@ -38,6 +39,8 @@ static void usage(FILE *f)
           "       symlab [options] plugins\n"
           "       symlab [options] describe NAME\n"
           "       symlab [options] data list|get NAME...|root   (datasets by name)\n"
+          "       symlab [options] sweep COMMAND ...  (run, task, slurm, gather, status;\n"
+          "                                        `symlab sweep help`)\n"
           "\n"
           "Runs a Lua experiment script (`local sl = require \"symlab\"`), lists the\n"
           "techniques found (built-in and plugins), or describes one's options.\n"
@@ -50,7 +53,8 @@ static void usage(FILE *f)
           "\n"
           "environment:\n"
           "  SYMLAB_PLUGIN_PATH  colon-separated directories searched for plugins first\n"
-          "  SYMLAB_TRACEBACK=1  print a Lua traceback after a script error\n",
+          "  SYMLAB_TRACEBACK=1  print a Lua traceback after a script error\n"
+          "  SLURM_CPUS_PER_TASK the default of --threads when set\n",
           f);
 }
 
@@ -129,6 +133,14 @@ static int parse_cli(int argc, char **argv, cli *c)
     if (i >= argc) {
         usage(stderr);
         return EXIT_USAGE;
+    }
+    /* A Slurm task's CPUs are its threads unless --threads says otherwise. */
+    const char *cpus = getenv("SLURM_CPUS_PER_TASK");
+    if (c->threads == 0 && cpus) {
+        long long v;
+        if (!parse_int(cpus, 1, 4096, &v))
+            return bad_value("SLURM_CPUS_PER_TASK", "a positive integer", cpus);
+        c->threads = (int)v;
     }
     c->first = i;
     return -1;
@@ -244,20 +256,41 @@ static int report(lua_State *L)
     return 1;
 }
 
+/* Pushes argv[first + 1 ..] as the arguments of the function below them,
+ * sets `arg` and calls the function; non-zero (reported) if it fails. */
+static int call_with_args(lua_State *L, int argc, char **argv, int first, int nresults)
+{
+    set_arg(L, argc, argv, first);
+    int nargs = argc - first - 1;
+    luaL_checkstack(L, nargs + 2, "too many arguments");
+    for (int i = first + 1; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    return slua_pcall(L, nargs, nresults) != LUA_OK ? report(L) : 0;
+}
+
+/* `symlab sweep ...`: the commands live in Lua (scripts/lib/symlab/sweep_cli.lua);
+ * its main(args...) returns the exit status. */
+static int cmd_sweep(lua_State *L, int argc, char **argv, int first)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "symlab.sweep_cli");
+    if (slua_pcall(L, 1, 1) != LUA_OK)
+        return report(L);
+    lua_getfield(L, -1, "main");
+    if (call_with_args(L, argc, argv, first, 1) != 0)
+        return 1;
+    int isnum;
+    lua_Integer status = lua_tointegerx(L, -1, &isnum);
+    return isnum && status >= 0 && status < 256 ? (int)status : 1;
+}
+
 static int run_script(lua_State *L, int argc, char **argv, int script)
 {
-    set_arg(L, argc, argv, script);
     const char *path = argv[script];
     int rc = luaL_loadfile(L, strcmp(path, "-") == 0 ? NULL : path);
     if (rc != LUA_OK)
         return report(L);
-    int nargs = argc - script - 1;
-    luaL_checkstack(L, nargs + 2, "too many arguments");
-    for (int i = script + 1; i < argc; i++)
-        lua_pushstring(L, argv[i]);
-    if (slua_pcall(L, nargs, 0) != LUA_OK)
-        return report(L);
-    return 0;
+    return call_with_args(L, argc, argv, script, 0);
 }
 
 int main(int argc, char **argv)
@@ -271,7 +304,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[c.first];
     slua_config cfg = {.datadir = sl_path(SL_PATH_DATA),
                        .luadir = sl_path(SL_PATH_LUA),
-                       .seed = c.seed};
+                       .seed = c.seed,
+                       .argv0 = argv[0]};
 
     if (sl_registry_init() < 0) {
         fprintf(stderr, "symlab: %s\n", sl_last_error());
@@ -292,6 +326,8 @@ int main(int argc, char **argv)
     slua_preload(L, &cfg);
     if (strcmp(cmd, "describe") == 0)
         rc = cmd_describe(L, argc, argv, c.first);
+    else if (strcmp(cmd, "sweep") == 0)
+        rc = cmd_sweep(L, argc, argv, c.first);
     else
         rc = run_script(L, argc, argv, c.first);
     lua_close(L);

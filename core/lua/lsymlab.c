@@ -234,13 +234,15 @@ uint64_t slua_opt_seed(lua_State *L, int idx)
 
 void slua_preload(lua_State *L, const slua_config *cfg)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, cfg->datadir ? cfg->datadir : "");
     lua_setfield(L, -2, "datadir");
     lua_pushstring(L, cfg->luadir ? cfg->luadir : "");
     lua_setfield(L, -2, "luadir");
     lua_pushinteger(L, (lua_Integer)cfg->seed);
     lua_setfield(L, -2, "seed");
+    lua_pushstring(L, cfg->argv0 ? cfg->argv0 : "symlab");
+    lua_setfield(L, -2, "argv0");
     lua_setfield(L, LUA_REGISTRYINDEX, CONFIG_KEY);
 
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -366,6 +368,8 @@ int luaopen_symlab(lua_State *L)
     lua_setfield(L, sl, "hook");
     slua_open_probe(L);
     lua_setfield(L, sl, "probe");
+    slua_open_proc(L);
+    lua_setfield(L, sl, "proc");
     slua_open_train(L);
     slua_open_registry(L);
     lua_settop(L, sl);

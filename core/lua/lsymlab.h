@@ -33,6 +33,7 @@ typedef struct slua_config {
     const char *datadir; /* where sl.data.path() looks (build tree or installed) */
     const char *luadir;  /* the pure-Lua helpers' directory (already on package.path) */
     uint64_t seed;       /* --seed: the default seed of models and training */
+    const char *argv0;   /* how the host was started: sl.proc.spawn's fallback path */
 } slua_config;
 
 /* Copies `cfg` into L's registry and puts luaopen_symlab into
@@ -180,6 +181,7 @@ void slua_open_hook(lua_State *L);   /* pushes sl.hook */
 void slua_open_probe(lua_State *L);  /* pushes sl.probe */
 void slua_open_train(lua_State *L);  /* sets sl.train, sl.evaluate */
 void slua_open_registry(lua_State *L); /* sets sl.plugins, sl.describe, ... */
+void slua_open_proc(lua_State *L);   /* pushes sl.proc (lproc.c: task index, spawn, wait) */
 
 /* The download progress bar of sl.data.load and `symlab data get`: an
  * sl_progress_fn whose ud is an slua_bar (slua_bar_init first). */

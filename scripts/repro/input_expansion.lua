@@ -2,7 +2,10 @@
 -- (Zhang et al. 2024, arXiv 2409.06402; docs/background/input-expansion.md).
 --
 --   symlab --threads 2 scripts/repro/input_expansion.lua [quick] [RESULTS_DIR]
+--   symlab sweep run scripts/repro/input_expansion.lua --jobs 2   (SYMLAB_REPRO_QUICK=1: quick)
 --
+-- A sweep: one task per (configuration, seed); the tables below come from
+-- the gathered rows.
 -- Ten configurations, SEEDS seeds each, same SGD schedule (lr 0.05,
 -- momentum 0.9, batch 64):
 --   MLP 784-256-10:  baseline; input_expand K=2 fill 0.5 (3136 inputs);
@@ -27,15 +30,17 @@
 -- EPOCHS epochs (see the constants below; `quick` shrinks everything to a
 -- smoke test of a few seconds).
 --
--- Writes RESULTS_DIR/input_expansion_runs.csv (one row per run),
+-- Writes RESULTS_DIR/input_expansion/input_expansion_runs.csv (one row per run),
 -- input_expansion_summary.csv (one row per configuration) and
 -- input_expansion.png (gnuplot, when installed).
 local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
+local sweep = require "symlab.sweep"
 
-local quick, outdir = false, "results"
-for _, a in ipairs(arg or {}) do
+-- quick (or SYMLAB_REPRO_QUICK=1, which every task process inherits)
+local quick, outdir = os.getenv("SYMLAB_REPRO_QUICK") == "1", "results"
+for _, a in ipairs({ ... }) do
   if a == "quick" then quick = true else outdir = a end
 end
 
@@ -187,82 +192,92 @@ local function spearman(a, b)
   return 1 - 6 * d / (n * (n * n - 1))
 end
 
--- ---------------------------------------------------------------- main
-local train, test, source = load_data()
-print(("input_expansion: data = %s"):format(source))
-print(("  %d train / %d test images, %d epochs, %d seeds, target accuracy %.2f, %d thread(s)%s")
-      :format(#train, #test, P.epochs, P.seeds, P.target, sl.threads, quick and " [quick]" or ""))
-print(("  metric: symmetry_breaking at initialisation, %d replicas x %d SGD steps (batch 32, lr %.2g) on %d rows")
-      :format(P.sb_replicas, P.sb_steps, LR, math.min(SB_SUBSET, #train)))
+-- ---------------------------------------------------------------- the sweep
+local train, test, source -- loaded once per process
 
-local runs, summary = {}, {}
-local started = os.time()
-for _, cfg in ipairs(configs) do
-  local acc, ett, dist, spec, gram, dead, reached, diverged = {}, {}, {}, {}, {}, {}, 0, 0
-  for seed = 1, P.seeds do
-    local r = run(cfg, seed, train, test)
-    runs[#runs + 1] = r
-    io.stderr:write(("  %-13s seed %d: accuracy %.4f  distance %.4g  spectral %.4g  gram %.4g  (%ds)\n")
-                    :format(cfg.name, seed, r.accuracy, r.distance, r.spectral_distance,
-                            r.gram_distance or 0 / 0, r.seconds))
-    acc[#acc + 1] = r.accuracy
-    if r.epochs_to_target then ett[#ett + 1] = r.epochs_to_target; reached = reached + 1 end
-    dist[#dist + 1], spec[#spec + 1] = r.distance, r.spectral_distance
-    if r.gram_distance then gram[#gram + 1] = r.gram_distance end
-    if r.dead_fraction then dead[#dead + 1] = r.dead_fraction end
-    diverged = diverged + r.diverged
-  end
-  local s = { config = cfg.name, family = cfg.family }
-  s.acc_mean, s.acc_std = mean_std(acc)
-  s.epochs_to_target = mean_std(ett)
-  s.reached = ("%d/%d"):format(reached, P.seeds)
-  s.distance, s.distance_std = mean_std(dist)
-  s.spectral, s.spectral_std = mean_std(spec)
-  s.gram, s.gram_std = mean_std(gram)
-  s.dead = mean_std(dead)
-  s.diverged = diverged
-  s.accuracy = ("%.4f ± %.4f"):format(s.acc_mean, s.acc_std)
-  summary[#summary + 1] = s
+local function task(c, seed)
+  if not train then train, test, source = load_data() end
+  local r = run(configs[c.index], seed, train, test)
+  r.data_source = source
+  return r
 end
 
-print()
-tbl.print(summary, { "config", "accuracy", "epochs_to_target", "reached", "distance",
-                     "spectral", "gram", "dead", "diverged" },
-          { formats = { epochs_to_target = "%.2f", distance = "%.4f", spectral = "%.5f",
-                        gram = "%.4f", dead = "%.3f" },
-            headers = { epochs_to_target = ("epochs>=%.2f"):format(P.target) } })
+local function report(groups, outdir)
+  local first = groups[1].rows[1]
+  local source, threads = first.values.data_source, first.threads
+  print(("input_expansion: data = %s"):format(source))
+  print(("  %d train / %d test images, %d epochs, %d seeds, target accuracy %.2f, %d thread(s)%s")
+        :format(P.train, P.test, P.epochs, P.seeds, P.target, threads, quick and " [quick]" or ""))
+  print(("  metric: symmetry_breaking at initialisation, %d replicas x %d SGD steps (batch 32, lr %.2g) on %d rows")
+        :format(P.sb_replicas, P.sb_steps, LR, math.min(SB_SUBSET, P.train)))
 
--- Does the metric rank configurations as accuracy does?  Spearman within a family.
-print()
-for _, fam in ipairs { "MLP", "CNN" } do
-  local a, cols = {}, { distance = {}, spectral = {}, gram = {} }
-  for _, s in ipairs(summary) do
-    if s.family == fam then
-      a[#a + 1] = s.acc_mean
-      for k, v in pairs(cols) do v[#v + 1] = s[k] or 0 / 0 end
+  local runs, summary = {}, {}
+  local by = {}
+  for _, g in ipairs(groups) do by[g.config.index] = g.rows end
+  for ci, cfg in ipairs(configs) do
+    local acc, ett, dist, spec, gram, dead, reached, diverged = {}, {}, {}, {}, {}, {}, 0, 0
+    if not by[ci] or #by[ci] < P.seeds then return end -- a partial sweep: no tables yet
+    for _, row in ipairs(by[ci]) do
+      local r = {}
+      for k, v in pairs(row.values) do r[k] = v end
+      r.data_source = nil
+      runs[#runs + 1] = r
+      acc[#acc + 1] = r.accuracy
+      if r.epochs_to_target then ett[#ett + 1] = r.epochs_to_target; reached = reached + 1 end
+      dist[#dist + 1], spec[#spec + 1] = r.distance, r.spectral_distance
+      if r.gram_distance then gram[#gram + 1] = r.gram_distance end
+      if r.dead_fraction then dead[#dead + 1] = r.dead_fraction end
+      diverged = diverged + r.diverged
     end
+    local s = { config = cfg.name, family = cfg.family }
+    s.acc_mean, s.acc_std = mean_std(acc)
+    s.epochs_to_target = mean_std(ett)
+    s.reached = ("%d/%d"):format(reached, P.seeds)
+    s.distance, s.distance_std = mean_std(dist)
+    s.spectral, s.spectral_std = mean_std(spec)
+    s.gram, s.gram_std = mean_std(gram)
+    s.dead = mean_std(dead)
+    s.diverged = diverged
+    s.accuracy = ("%.4f ± %.4f"):format(s.acc_mean, s.acc_std)
+    summary[#summary + 1] = s
   end
-  print(("%s: Spearman(accuracy, metric)  distance %+.2f  spectral %+.2f  gram %+.2f")
-        :format(fam, spearman(a, cols.distance), spearman(a, cols.spectral), spearman(a, cols.gram)))
-end
-print(("total %d s"):format(os.time() - started))
 
--- ---------------------------------------------------------------- files
-results.outdir(outdir)
-results.write_csv(outdir .. "/input_expansion_runs.csv", runs)
-local plotrows = {}
-for i, s in ipairs(summary) do
-  plotrows[i] = { index = i, config = s.config, acc_mean = s.acc_mean, acc_std = s.acc_std,
-                  distance = s.distance, spectral = s.spectral, gram = s.gram,
-                  epochs_to_target = s.epochs_to_target, reached = s.reached, dead = s.dead,
-                  diverged = s.diverged, family = s.family }
-end
-local sumcols = { "index", "config", "family", "acc_mean", "acc_std", "epochs_to_target",
-                  "reached", "distance", "spectral", "gram", "dead", "diverged" }
-results.write_csv(outdir .. "/input_expansion_summary.csv", plotrows, sumcols)
-print(("wrote %s/input_expansion_runs.csv and input_expansion_summary.csv"):format(outdir))
+  print()
+  tbl.print(summary, { "config", "accuracy", "epochs_to_target", "reached", "distance",
+                       "spectral", "gram", "dead", "diverged" },
+            { formats = { epochs_to_target = "%.2f", distance = "%.4f", spectral = "%.5f",
+                          gram = "%.4f", dead = "%.3f" },
+              headers = { epochs_to_target = ("epochs>=%.2f"):format(P.target) } })
 
-results.plot(outdir .. "/input_expansion.png", ([[
+  -- Does the metric rank configurations as accuracy does?  Spearman within a family.
+  print()
+  for _, fam in ipairs { "MLP", "CNN" } do
+    local a, cols = {}, { distance = {}, spectral = {}, gram = {} }
+    for _, s in ipairs(summary) do
+      if s.family == fam then
+        a[#a + 1] = s.acc_mean
+        for k, v in pairs(cols) do v[#v + 1] = s[k] or 0 / 0 end
+      end
+    end
+    print(("%s: Spearman(accuracy, metric)  distance %+.2f  spectral %+.2f  gram %+.2f")
+          :format(fam, spearman(a, cols.distance), spearman(a, cols.spectral), spearman(a, cols.gram)))
+  end
+
+  -- ---------------------------------------------------------------- files
+  results.write_csv(outdir .. "/input_expansion_runs.csv", runs)
+  local plotrows = {}
+  for i, s in ipairs(summary) do
+    plotrows[i] = { index = i, config = s.config, acc_mean = s.acc_mean, acc_std = s.acc_std,
+                    distance = s.distance, spectral = s.spectral, gram = s.gram,
+                    epochs_to_target = s.epochs_to_target, reached = s.reached, dead = s.dead,
+                    diverged = s.diverged, family = s.family }
+  end
+  local sumcols = { "index", "config", "family", "acc_mean", "acc_std", "epochs_to_target",
+                    "reached", "distance", "spectral", "gram", "dead", "diverged" }
+  results.write_csv(outdir .. "/input_expansion_summary.csv", plotrows, sumcols)
+  print(("wrote %s/input_expansion_runs.csv and input_expansion_summary.csv"):format(outdir))
+
+  results.plot(outdir .. "/input_expansion.png", ([[
 set terminal pngcairo size 1200,500
 set output '%s/input_expansion.png'
 set datafile separator ','
@@ -278,4 +293,18 @@ set key top left
 plot '%s/input_expansion_summary.csv' every ::1 using 1:10:xtic(2) with linespoints title 'gram', \
      '' every ::1 using 1:($9*10) with linespoints title 'spectral x10'
 unset multiplot
-]]):format(outdir, quick and "quick" or source:match("^[^(]*"), #summary, P.seeds, outdir, outdir))
+  ]]):format(outdir, quick and "quick" or source:match("^[^(]*"), #summary, P.seeds, outdir, outdir))
+end
+
+local tasks = {}
+for i, cfg in ipairs(configs) do tasks[i] = { index = i, name = cfg.name, family = cfg.family } end
+
+local S = sweep.define {
+  name = "input_expansion",
+  configs = tasks,
+  axes = { "index", "name", "family" },
+  seeds = P.seeds,
+  task = task,
+  report = report,
+}
+return sweep.main(S, outdir)

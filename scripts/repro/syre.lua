@@ -1,7 +1,10 @@
 -- scripts/repro/syre.lua — syre vs plain weight decay (docs/background/syre.md).
 --
 --   symlab scripts/repro/syre.lua [RESULTS_DIR]       (default results/)
+--   symlab sweep run scripts/repro/syre.lua --jobs 2   (or mpirun, Slurm: docs/sweeps.md)
 --
+-- A sweep: one task per (config, seed), 18 configs x 5 seeds; the tables
+-- below come from the gathered rows, the same however the tasks ran.
 -- (a) Rescaling toy: f(x) = u w x on y = a x (a = 1, E[x^2] = 1), loss
 --     (uw - a)^2 + gamma |theta - theta0|^2, GD lr 0.05, from exactly 0 and
 --     from 1e-6 noise; steps until |uw| > 0.5 (a - gamma).  "vanilla" is the
@@ -11,14 +14,13 @@
 --     10-8-1, SGD lr 0.05, batch 32, decay in {1e-4, 1e-3, 3e-3, 1e-2, 3e-2},
 --     5 seeds; distinct neurons (|cos| > 0.99 of [w_in, b, w_out], sign-merged
 --     for tanh), dead neurons (|w_in| |w_out| < 1e-3), train loss.
--- Writes syre_toy.csv, syre_collapse.csv and syre.png (gnuplot) into the
--- results directory.
+-- Writes syre_toy.csv, syre_collapse.csv, syre_collapse_mean.csv and
+-- syre.png (gnuplot) into RESULTS_DIR/syre, beside the sweep's own tables.
 local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
+local sweep = require "symlab.sweep"
 
-local outdir = results.outdir((arg and arg[1]) or "results")
-local t_start = sl.clock()
 local SEEDS = { 1, 2, 3, 4, 5 }
 
 -- Gaussian N(0,1) from Lua's own (seeded, deterministic) generator.
@@ -61,34 +63,32 @@ local function toy_run(gamma, init, sigma0, seed, max_steps)
   return escaped, uw
 end
 
-local toy = {}
-for _, gamma in ipairs({ 0.1, 0.5 }) do
-  for _, init in ipairs({ 0, 1e-6 }) do
-    for _, arm in ipairs({ { "vanilla", 0 }, { "syre", 0.01 } }) do
-      local steps, finals = {}, {}
-      for _, seed in ipairs(SEEDS) do
-        local s, uw = toy_run(gamma, init, arm[2], seed, 3000)
-        steps[#steps + 1] = s or math.huge
-        finals[#finals + 1] = uw
-      end
+-- The toy's table: per config, how many seeds escaped and how fast.
+local function toy_report(groups, outdir)
+  local toy = {}
+  for _, g in ipairs(groups) do
+    local c = g.config
+    if c.part == "toy" then
+      local steps = {}
+      for i, row in ipairs(g.rows) do steps[i] = row.values.steps end
       table.sort(steps)
       local med = steps[math.ceil(#steps / 2)]
       local escaped = 0
-      for _, s in ipairs(steps) do if s < math.huge then escaped = escaped + 1 end end
-      toy[#toy + 1] = { gamma = gamma, init = init, method = arm[1],
-                        escaped = escaped .. "/" .. #SEEDS,
+      for _, st in ipairs(steps) do if st < math.huge then escaped = escaped + 1 end end
+      toy[#toy + 1] = { gamma = c.gamma, init = c.init, method = c.method,
+                        escaped = escaped .. "/" .. #steps,
                         median_steps = med < math.huge and med or "never (3000)",
                         min_steps = steps[1] < math.huge and steps[1] or "-",
-                        final_uw_seed1 = finals[1] }
+                        final_uw_seed1 = g.rows[1].values.uw }
     end
   end
+  print("(a) rescaling toy: GD steps until |uw| > 0.5 (a - gamma), a = 1, lr 0.05")
+  tbl.print(toy, { "gamma", "init", "method", "escaped", "median_steps", "min_steps",
+                   "final_uw_seed1" }, { formats = { final_uw_seed1 = "%.3g" } })
+  results.write_csv(outdir .. "/syre_toy.csv", toy,
+                    { "gamma", "init", "method", "escaped", "median_steps", "min_steps",
+                      "final_uw_seed1" })
 end
-print("(a) rescaling toy: GD steps until |uw| > 0.5 (a - gamma), a = 1, lr 0.05")
-tbl.print(toy, { "gamma", "init", "method", "escaped", "median_steps", "min_steps",
-                 "final_uw_seed1" }, { formats = { final_uw_seed1 = "%.3g" } })
-results.write_csv(outdir .. "/syre_toy.csv", toy,
-                  { "gamma", "init", "method", "escaped", "median_steps", "min_steps",
-                    "final_uw_seed1" })
 
 ------------------------------------------------------- (b) neuron collapse
 local D, WIDTH, TEACHER, N = 10, 32, 8, 1000
@@ -137,42 +137,84 @@ local function neuron_stats(net)
 end
 
 local EPOCHS = 150
-local collapse, summary = {}, {}
-for _, wd in ipairs({ 1e-4, 1e-3, 3e-3, 1e-2, 3e-2 }) do
-  for _, arm in ipairs({ { "vanilla", 0 }, { "syre", -1 } }) do
-    local acc = { distinct = 0, dead = 0, loss = 0 }
-    for _, seed in ipairs(SEEDS) do
-      local ds = teacher_data(seed)
-      local net = sl.nn.sequential({ sl.nn.linear(D, WIDTH), sl.nn.tanh(), sl.nn.linear(WIDTH, 1) },
-                                   { dtype = "f32", seed = seed })
-      local opt = sl.optim.sgd(net, { lr = 0.05 })
-      local hook = sl.hook.syre { gamma = wd, sigma0 = arm[2], seed = seed }
-      local hist = sl.train(net, opt, ds, { epochs = EPOCHS, batch = 32, loss = "mse",
-                                            progress = "never", seed = seed, hooks = { hook } })
-      local distinct, dead = neuron_stats(net)
-      local loss = sl.evaluate(net, ds, { loss = "mse" }).loss
-      collapse[#collapse + 1] = { weight_decay = wd, method = arm[1], seed = seed,
-                                  distinct = distinct, dead = dead, loss = loss,
-                                  syre_dist = hist[#hist].syre_dist }
-      acc.distinct = acc.distinct + distinct / #SEEDS
-      acc.dead = acc.dead + dead / #SEEDS
-      acc.loss = acc.loss + loss / #SEEDS
+
+local function collapse_run(wd, sigma0, seed)
+  local ds = teacher_data(seed)
+  local net = sl.nn.sequential({ sl.nn.linear(D, WIDTH), sl.nn.tanh(), sl.nn.linear(WIDTH, 1) },
+                               { dtype = "f32", seed = seed })
+  local opt = sl.optim.sgd(net, { lr = 0.05 })
+  local hook = sl.hook.syre { gamma = wd, sigma0 = sigma0, seed = seed }
+  local hist = sl.train(net, opt, ds, { epochs = EPOCHS, batch = 32, loss = "mse",
+                                        progress = "never", seed = seed, hooks = { hook } })
+  local distinct, dead = neuron_stats(net)
+  return { distinct = distinct, dead = dead, loss = sl.evaluate(net, ds, { loss = "mse" }).loss,
+           syre_dist = hist[#hist].syre_dist }
+end
+
+-- The collapse tables: every run, and the mean over seeds per config.
+local function collapse_report(groups, outdir)
+  local collapse, summary = {}, {}
+  for _, g in ipairs(groups) do
+    local c = g.config
+    if c.part == "collapse" then
+      local acc = { distinct = 0, dead = 0, loss = 0 }
+      for _, row in ipairs(g.rows) do
+        local v = row.values
+        collapse[#collapse + 1] = { weight_decay = c.weight_decay, method = c.method, seed = row.seed,
+                                    distinct = v.distinct, dead = v.dead, loss = v.loss,
+                                    syre_dist = v.syre_dist }
+        acc.distinct = acc.distinct + v.distinct / #g.rows
+        acc.dead = acc.dead + v.dead / #g.rows
+        acc.loss = acc.loss + v.loss / #g.rows
+      end
+      summary[#summary + 1] = { weight_decay = c.weight_decay, method = c.method,
+                                distinct = acc.distinct, dead = acc.dead, loss = acc.loss }
     end
-    summary[#summary + 1] = { weight_decay = wd, method = arm[1], distinct = acc.distinct,
-                              dead = acc.dead, loss = acc.loss }
+  end
+  print(("\n(b) teacher-student collapse: width %d, teacher %d, %d epochs, mean of %d seeds")
+        :format(WIDTH, TEACHER, EPOCHS, #SEEDS))
+  tbl.print(summary, { "weight_decay", "method", "distinct", "dead", "loss" },
+            { formats = { distinct = "%.1f", dead = "%.1f", loss = "%.3g" } })
+  results.write_csv(outdir .. "/syre_collapse.csv", collapse,
+                    { "weight_decay", "method", "seed", "distinct", "dead", "loss", "syre_dist" })
+  results.write_csv(outdir .. "/syre_collapse_mean.csv", summary,
+                    { "weight_decay", "method", "distinct", "dead", "loss" })
+end
+
+---------------------------------------------------------------- the sweep
+local SIGMA0 = { toy = { vanilla = 0, syre = 0.01 }, collapse = { vanilla = 0, syre = -1 } }
+local configs = {}
+for _, gamma in ipairs({ 0.1, 0.5 }) do
+  for _, init in ipairs({ 0, 1e-6 }) do
+    for _, method in ipairs({ "vanilla", "syre" }) do
+      configs[#configs + 1] = { part = "toy", gamma = gamma, init = init, method = method }
+    end
   end
 end
-print(("\n(b) teacher-student collapse: width %d, teacher %d, %d epochs, mean of %d seeds")
-      :format(WIDTH, TEACHER, EPOCHS, #SEEDS))
-tbl.print(summary, { "weight_decay", "method", "distinct", "dead", "loss" },
-          { formats = { distinct = "%.1f", dead = "%.1f", loss = "%.3g" } })
-results.write_csv(outdir .. "/syre_collapse.csv", collapse,
-                  { "weight_decay", "method", "seed", "distinct", "dead", "loss", "syre_dist" })
-results.write_csv(outdir .. "/syre_collapse_mean.csv", summary,
-                  { "weight_decay", "method", "distinct", "dead", "loss" })
+for _, wd in ipairs({ 1e-4, 1e-3, 3e-3, 1e-2, 3e-2 }) do
+  for _, method in ipairs({ "vanilla", "syre" }) do
+    configs[#configs + 1] = { part = "collapse", weight_decay = wd, method = method }
+  end
+end
 
-------------------------------------------------------------------- the plot
-results.plot(outdir .. "/syre.png", ([[
+local S = sweep.define {
+  name = "syre",
+  configs = configs,
+  axes = { "part", "gamma", "init", "weight_decay", "method" },
+  seeds = SEEDS,
+  task = function(c, seed)
+    if c.part == "toy" then
+      local steps, uw = toy_run(c.gamma, c.init, SIGMA0.toy[c.method], seed, 3000)
+      return { steps = steps or math.huge, uw = uw }
+    end
+    return collapse_run(c.weight_decay, SIGMA0.collapse[c.method], seed)
+  end,
+  report = function(groups, outdir)
+    toy_report(groups, outdir)
+    collapse_report(groups, outdir)
+  end,
+  plot = function(outdir)
+    return ([[
 set terminal pngcairo size 900,500
 set output '%s/syre.png'
 set datafile separator ','
@@ -183,5 +225,7 @@ set ylabel 'distinct live neurons (mean of 5 seeds)'
 set title 'syre vs plain decay: neuron collapse (teacher width 8, student 32)'
 plot '< grep vanilla %s/syre_collapse_mean.csv' using 1:3 with linespoints title 'vanilla', \
      '< grep syre %s/syre_collapse_mean.csv' using 1:3 with linespoints title 'syre'
-]]):format(outdir, outdir, outdir))
-print(("total wall time: %.1f s"):format(sl.clock() - t_start))
+  ]]):format(outdir, outdir, outdir)
+  end,
+}
+return sweep.main(S, ...)

@@ -1,7 +1,10 @@
 -- scripts/repro/teleport.lua — symmetry teleportation (docs/background/teleportation.md).
 --
 --   symlab scripts/repro/teleport.lua [RESULTS_DIR]   (default results/)
+--   symlab sweep run scripts/repro/teleport.lua --jobs 2   (or mpirun, Slurm: docs/sweeps.md)
 --
+-- A sweep: one task per run (regression: 6 arms x 5 seeds; MNIST: 6 arms x
+-- 3 seeds); the tables below come from the gathered rows.
 -- (1) Multi-layer regression after the 2022 code (multi_layer_regression.py):
 --     dims [4,5,6,7,8], i.e. 4 samples, net 5-6-7-8 without biases,
 --     leaky_relu(0.1), X, Y and weights all U[0,1), 300 epochs of full-batch
@@ -19,13 +22,12 @@
 --     (2023 action, teleport batch 200, 10 steps, lr 1e-4, cap 100, optimizer
 --     reset), as the 2023 code; and a control arm with teleport lr 0, which
 --     leaves the weights alone and only resets the optimizer.
--- Writes teleport_regression.csv, teleport_mnist.csv and teleport.png.
+-- Writes teleport_regression.csv, teleport_mnist.csv and teleport.png into
+-- RESULTS_DIR/teleport, beside the sweep's own tables.
 local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
-
-local outdir = results.outdir((arg and arg[1]) or "results")
-local t_start = sl.clock()
+local sweep = require "symlab.sweep"
 
 ------------------------------------------------------------- (1) regression
 local DIMS, NS, EPOCHS = { 5, 6, 7, 8 }, 4, 300
@@ -75,153 +77,234 @@ local function regression(seed, arm, tele_lr)
   return rows
 end
 
+-- The regression task: the loss curve (mse units) and, with a teleport, what
+-- the epoch-5 row says about it.
+local function regression_task(c, seed)
+  local arm = c.optimizer == "gd" and ARMS[1] or ARMS[2]
+  local h = regression(seed, arm, c.teleport_lr)
+  local row = { loss = {} }
+  for e, r in ipairs(h) do row.loss[e] = r.loss end
+  if c.teleport_lr then
+    local t = assert(h[6], "diverged before the teleport") -- epoch-5 row (0-based 5)
+    for _, k in ipairs({ "teleport_gradsq_before", "teleport_gradsq_after", "teleport_loss_before",
+                         "teleport_loss_after", "teleports" }) do row[k] = t[k] end
+  end
+  return row
+end
+
 -- epochs after the teleport (rows 7..300) where the teleported run's loss is
 -- below the plain run's: the 2022 claim is "all of them"
 local function below(plain, h)
   local n = 0
-  for e = 7, EPOCHS do if h[e] and h[e].loss < plain[e].loss then n = n + 1 end end
+  for e = 7, EPOCHS do if h[e] and h[e] < plain[e] then n = n + 1 end end
   return n
 end
 
 -- loss of epoch e in the reference's units; nil once the run has diverged
-local function loss_at(h, e) return h[e] and h[e].loss * LSCALE end
+local function loss_at(h, e) return h[e] and h[e] * LSCALE end
 local function final(h)
-  return #h == EPOCHS and h[EPOCHS].loss * LSCALE or ("diverged@%d"):format(#h + 1)
+  return #h == EPOCHS and h[EPOCHS] * LSCALE or ("diverged@%d"):format(#h + 1)
 end
 
 -- first epoch (1-based) whose loss (reference units) is below `level`, or "-"
 local function reach(h, level)
-  for e = 1, #h do if h[e].loss * LSCALE < level then return e end end
+  for e = 1, #h do if h[e] * LSCALE < level then return e end end
   return "-"
 end
 
-local reg_rows, reg_table = {}, {}
-local t_reg = sl.clock()
-for seed = 1, 5 do
-  local curves = {}
-  for _, arm in ipairs(ARMS) do
-    local plain = regression(seed, arm, nil)
-    curves[arm.name] = plain
-    for _, lr in ipairs(arm.tele) do
-      local h = regression(seed, arm, lr)
-      curves[arm.name .. lr] = h
-      local t = assert(h[6], "diverged before the teleport") -- epoch-5 row (0-based 5)
-      reg_table[#reg_table + 1] = {
-        optimizer = arm.name, teleport_lr = lr, seed = seed,
-        gradsq_before = t.teleport_gradsq_before * LSCALE ^ 2,
-        gradsq_after = t.teleport_gradsq_after * LSCALE ^ 2,
-        loss_rel_change = (t.teleport_loss_after - t.teleport_loss_before) / t.teleport_loss_before,
-        accepted = t.teleports, loss50 = loss_at(plain, 50), loss50_tp = loss_at(h, 50) or "-",
-        loss300 = final(plain), loss300_tp = final(h),
-        to1 = reach(plain, 1), to1_tp = reach(h, 1), below = below(plain, h) }
+-- The regression tables, from the rows: per (arm, teleport lr, seed), and
+-- per arm over the seeds.
+local function regression_report(groups, outdir)
+  local run = {} -- "optimizer|lr|seed" -> row values (lr "none": no teleport)
+  for _, g in ipairs(groups) do
+    if g.config.part == "regression" then
+      for _, r in ipairs(g.rows) do
+        run[("%s|%s|%d"):format(g.config.optimizer, tostring(g.config.teleport_lr or "none"), r.seed)] = r.values
+      end
     end
   end
-  for e = 1, EPOCHS do
-    reg_rows[#reg_rows + 1] = { seed = seed, epoch = e, loss_gd = loss_at(curves.gd, e),
-      loss_gd_tp_1e8 = loss_at(curves["gd" .. 1e-8], e),
-      loss_gd_tp_3e8 = loss_at(curves["gd" .. 3e-8], e),
-      loss_gd_tp_1e7 = loss_at(curves["gd" .. 1e-7], e),
-      loss_adagrad = loss_at(curves.adagrad, e),
-      loss_adagrad_tp_1e5 = loss_at(curves["adagrad" .. 1e-5], e) }
+  local function get(arm, lr, seed) return run[("%s|%s|%d"):format(arm, tostring(lr or "none"), seed)] end
+  local reg_rows, reg_table = {}, {}
+  for seed = 1, 5 do
+    local curves = {}
+    for _, arm in ipairs(ARMS) do
+      local plain = get(arm.name, nil, seed)
+      if not plain then return end -- a partial sweep: no regression tables yet
+      curves[arm.name] = plain.loss
+      for _, lr in ipairs(arm.tele) do
+        local t = get(arm.name, lr, seed)
+        if not t then return end
+        local h = t.loss
+        curves[arm.name .. lr] = h
+        reg_table[#reg_table + 1] = {
+          optimizer = arm.name, teleport_lr = lr, seed = seed,
+          gradsq_before = t.teleport_gradsq_before * LSCALE ^ 2,
+          gradsq_after = t.teleport_gradsq_after * LSCALE ^ 2,
+          loss_rel_change = (t.teleport_loss_after - t.teleport_loss_before) / t.teleport_loss_before,
+          accepted = t.teleports, loss50 = loss_at(plain.loss, 50), loss50_tp = loss_at(h, 50) or "-",
+          loss300 = final(plain.loss), loss300_tp = final(h),
+          to1 = reach(plain.loss, 1), to1_tp = reach(h, 1), below = below(plain.loss, h) }
+      end
+    end
+    for e = 1, EPOCHS do
+      reg_rows[#reg_rows + 1] = { seed = seed, epoch = e, loss_gd = loss_at(curves.gd, e),
+        loss_gd_tp_1e8 = loss_at(curves["gd" .. 1e-8], e),
+        loss_gd_tp_3e8 = loss_at(curves["gd" .. 3e-8], e),
+        loss_gd_tp_1e7 = loss_at(curves["gd" .. 1e-7], e),
+        loss_adagrad = loss_at(curves.adagrad, e),
+        loss_adagrad_tp_1e5 = loss_at(curves["adagrad" .. 1e-5], e) }
+    end
   end
-end
-print("(1) regression 5-6-7-8, 4 samples, one 2022 teleport at epoch 5; loss = 0.5 sum of squares,")
-print("    teleport lr and |grad L|^2 in the reference's units; to1 = first epoch with loss < 1")
-tbl.print(reg_table, { "optimizer", "teleport_lr", "seed", "gradsq_before", "gradsq_after",
-                       "loss_rel_change", "accepted", "loss50", "loss50_tp", "loss300",
-                       "loss300_tp", "to1", "to1_tp", "below" },
-          { formats = { gradsq_before = "%.4g", gradsq_after = "%.4g", loss_rel_change = "%.1e",
-                        loss50 = "%.4g", loss50_tp = "%.4g", loss300 = "%.4g",
-                        loss300_tp = "%.4g" } })
-print("    diverged@E: stopped at epoch E with an infinite loss; below: of the 294 epochs after")
-print("    the teleport, how many have a lower loss than the run without it")
--- per arm over the seeds: runs ending lower at epoch 300, diverged runs,
--- geometric mean of loss300_tp / loss300 over the runs that finished
-local summary = {}
-for _, arm in ipairs(ARMS) do
-  for _, lr in ipairs(arm.tele) do
-    local n, lower, div, logsum, bel = 0, 0, 0, 0, 0
-    for _, r in ipairs(reg_table) do
-      if r.optimizer == arm.name and r.teleport_lr == lr then
-        n = n + 1
-        bel = bel + r.below
-        if type(r.loss300_tp) == "string" then div = div + 1
-        else
-          if r.loss300_tp < r.loss300 then lower = lower + 1 end
-          logsum = logsum + math.log(r.loss300_tp / r.loss300)
+  print("(1) regression 5-6-7-8, 4 samples, one 2022 teleport at epoch 5; loss = 0.5 sum of squares,")
+  print("    teleport lr and |grad L|^2 in the reference's units; to1 = first epoch with loss < 1")
+  tbl.print(reg_table, { "optimizer", "teleport_lr", "seed", "gradsq_before", "gradsq_after",
+                         "loss_rel_change", "accepted", "loss50", "loss50_tp", "loss300",
+                         "loss300_tp", "to1", "to1_tp", "below" },
+            { formats = { gradsq_before = "%.4g", gradsq_after = "%.4g", loss_rel_change = "%.1e",
+                          loss50 = "%.4g", loss50_tp = "%.4g", loss300 = "%.4g",
+                          loss300_tp = "%.4g" } })
+  print("    diverged@E: stopped at epoch E with an infinite loss; below: of the 294 epochs after")
+  print("    the teleport, how many have a lower loss than the run without it")
+  -- per arm over the seeds: runs ending lower at epoch 300, diverged runs,
+  -- geometric mean of loss300_tp / loss300 over the runs that finished
+  local summary = {}
+  for _, arm in ipairs(ARMS) do
+    for _, lr in ipairs(arm.tele) do
+      local n, lower, div, logsum, bel = 0, 0, 0, 0, 0
+      for _, r in ipairs(reg_table) do
+        if r.optimizer == arm.name and r.teleport_lr == lr then
+          n = n + 1
+          bel = bel + r.below
+          if type(r.loss300_tp) == "string" then div = div + 1
+          else
+            if r.loss300_tp < r.loss300 then lower = lower + 1 end
+            logsum = logsum + math.log(r.loss300_tp / r.loss300)
+          end
         end
       end
+      summary[#summary + 1] = { optimizer = arm.name, teleport_lr = lr, lower_at_300 = lower .. "/" .. n,
+        diverged = div .. "/" .. n, geomean_ratio_300 = n > div and math.exp(logsum / (n - div)) or "-",
+        mean_below = bel / n }
     end
-    summary[#summary + 1] = { optimizer = arm.name, teleport_lr = lr, lower_at_300 = lower .. "/" .. n,
-      diverged = div .. "/" .. n, geomean_ratio_300 = n > div and math.exp(logsum / (n - div)) or "-",
-      mean_below = bel / n }
   end
+  tbl.print(summary, { "optimizer", "teleport_lr", "lower_at_300", "diverged", "geomean_ratio_300",
+                       "mean_below" }, { formats = { geomean_ratio_300 = "%.3f", mean_below = "%.0f" } })
+  results.write_csv(outdir .. "/teleport_regression.csv", reg_rows,
+                    { "seed", "epoch", "loss_gd", "loss_gd_tp_1e8", "loss_gd_tp_3e8", "loss_gd_tp_1e7",
+                      "loss_adagrad", "loss_adagrad_tp_1e5" })
 end
-tbl.print(summary, { "optimizer", "teleport_lr", "lower_at_300", "diverged", "geomean_ratio_300",
-                     "mean_below" }, { formats = { geomean_ratio_300 = "%.3f", mean_below = "%.0f" } })
-print(("regression: %.2f s"):format(sl.clock() - t_reg))
-results.write_csv(outdir .. "/teleport_regression.csv", reg_rows,
-                  { "seed", "epoch", "loss_gd", "loss_gd_tp_1e8", "loss_gd_tp_3e8", "loss_gd_tp_1e7",
-                    "loss_adagrad", "loss_adagrad_tp_1e5" })
 
 ----------------------------------------------------------------- (2) MNIST
-local data = sl.data.idx(sl.data.path("mnist10k"))
 local MEPOCHS, MSEEDS = 5, { 1, 2, 3 }
-local mnist_rows, mnist_table = {}, {}
-for _, o in ipairs({ { "sgd", 1e-2 }, { "adagrad", 1e-2 } }) do
-  for _, seed in ipairs(MSEEDS) do
-    local curves = {}
-    -- arms: none; teleport; the same hook with lr 0, which (batch 200 > width
-    -- 16, so A A⁺ = I) moves nothing and only resets the optimizer: the
-    -- control for Adagrad, whose reset alone raises its step size.
-    for _, tp in ipairs({ "none", "teleport", "reset" }) do
-      local net = sl.nn.sequential({ sl.nn.flatten(),
-        sl.nn.linear(784, 16, { bias = false }), sl.nn.leaky_relu { negative_slope = 0.1 },
-        sl.nn.linear(16, 10, { bias = false }), sl.nn.leaky_relu { negative_slope = 0.1 },
-        sl.nn.linear(10, 10, { bias = false }) }, { seed = seed })
-      local opt = sl.optim[o[1]](net, { lr = o[2] })
-      local hooks = {}
-      if tp ~= "none" then
-        hooks[1] = sl.hook.teleport { form = "2023", epoch = 2, count = 8, batch = 200, steps = 10,
-                                      lr = tp == "teleport" and 1e-4 or 0, cap = 100, reset_optim = true, loss_tol = 0.05,
-                                      seed = seed }
+local data -- loaded once per process
+local MNIST_OPTS = { sgd = 1e-2, adagrad = 1e-2 }
+
+-- One MNIST run; arms: none; teleport; the same hook with lr 0, which (batch
+-- 200 > width 16, so A A⁺ = I) moves nothing and only resets the optimizer:
+-- the control for Adagrad, whose reset alone raises its step size.
+local function mnist_task(c, seed)
+  data = data or sl.data.idx(sl.data.path("mnist10k"))
+  local tp = c.teleport
+  local net = sl.nn.sequential({ sl.nn.flatten(),
+    sl.nn.linear(784, 16, { bias = false }), sl.nn.leaky_relu { negative_slope = 0.1 },
+    sl.nn.linear(16, 10, { bias = false }), sl.nn.leaky_relu { negative_slope = 0.1 },
+    sl.nn.linear(10, 10, { bias = false }) }, { seed = seed })
+  local opt = sl.optim[c.optimizer](net, { lr = MNIST_OPTS[c.optimizer] })
+  local hooks = {}
+  if tp ~= "none" then
+    hooks[1] = sl.hook.teleport { form = "2023", epoch = 2, count = 8, batch = 200, steps = 10,
+                                  lr = tp == "teleport" and 1e-4 or 0, cap = 100, reset_optim = true, loss_tol = 0.05,
+                                  seed = seed }
+  end
+  local h = sl.train(net, opt, data.train, { epochs = MEPOCHS, batch = 20, shuffle = false,
+                                             progress = "never", seed = seed, val = data.test,
+                                             hooks = hooks })
+  local row = { loss = {}, val_loss = {} }
+  for e, r in ipairs(h) do row.loss[e], row.val_loss[e] = r.loss, r.val_loss end
+  for _, k in ipairs({ "teleports", "teleports_rejected", "teleport_gradsq_before",
+                       "teleport_gradsq_after", "teleport_loss_before", "teleport_loss_after" }) do
+    row[k] = h[3][k]
+  end
+  return row
+end
+
+local function mnist_report(groups, outdir)
+  local run = {} -- "optimizer|teleport|seed" -> row values
+  for _, g in ipairs(groups) do
+    if g.config.part == "mnist" then
+      for _, r in ipairs(g.rows) do
+        run[("%s|%s|%d"):format(g.config.optimizer, g.config.teleport, r.seed)] = r.values
       end
-      curves[tp] = sl.train(net, opt, data.train, { epochs = MEPOCHS, batch = 20, shuffle = false,
-                                                   progress = "never", seed = seed, val = data.test,
-                                                   hooks = hooks })
     end
-    for e = 1, MEPOCHS do
-      mnist_rows[#mnist_rows + 1] = { optimizer = o[1], seed = seed, epoch = e,
-        loss = curves.none[e].loss, loss_teleport = curves.teleport[e].loss,
-        loss_reset = curves.reset[e].loss,
-        val_loss = curves.none[e].val_loss, val_loss_teleport = curves.teleport[e].val_loss,
-        val_loss_reset = curves.reset[e].val_loss }
+  end
+  local mnist_rows, mnist_table = {}, {}
+  for _, o in ipairs({ "sgd", "adagrad" }) do
+    for _, seed in ipairs(MSEEDS) do
+      local curves = {}
+      for _, tp in ipairs({ "none", "teleport", "reset" }) do
+        curves[tp] = run[("%s|%s|%d"):format(o, tp, seed)]
+        if not curves[tp] then return end -- a partial sweep: no MNIST tables yet
+      end
+      for e = 1, MEPOCHS do
+        mnist_rows[#mnist_rows + 1] = { optimizer = o, seed = seed, epoch = e,
+          loss = curves.none.loss[e], loss_teleport = curves.teleport.loss[e],
+          loss_reset = curves.reset.loss[e],
+          val_loss = curves.none.val_loss[e], val_loss_teleport = curves.teleport.val_loss[e],
+          val_loss_reset = curves.reset.val_loss[e] }
+      end
+      local t = curves.teleport
+      mnist_table[#mnist_table + 1] = { optimizer = o, seed = seed, accepted = t.teleports,
+        rejected = t.teleports_rejected,
+        last_gradsq = ("%.3g -> %.3g"):format(t.teleport_gradsq_before, t.teleport_gradsq_after),
+        last_loss = ("%.4f -> %.4f"):format(t.teleport_loss_before, t.teleport_loss_after),
+        loss_e3 = curves.none.loss[3], loss_e3_tp = curves.teleport.loss[3],
+        loss_e5 = curves.none.loss[MEPOCHS], loss_e5_tp = curves.teleport.loss[MEPOCHS],
+        loss_e5_reset = curves.reset.loss[MEPOCHS],
+        val_e5 = curves.none.val_loss[MEPOCHS], val_e5_tp = curves.teleport.val_loss[MEPOCHS],
+        val_e5_reset = curves.reset.val_loss[MEPOCHS] }
     end
-    local t = curves.teleport[3]
-    mnist_table[#mnist_table + 1] = { optimizer = o[1], seed = seed, accepted = t.teleports,
-      rejected = t.teleports_rejected,
-      last_gradsq = ("%.3g -> %.3g"):format(t.teleport_gradsq_before, t.teleport_gradsq_after),
-      last_loss = ("%.4f -> %.4f"):format(t.teleport_loss_before, t.teleport_loss_after),
-      loss_e3 = curves.none[3].loss, loss_e3_tp = curves.teleport[3].loss,
-      loss_e5 = curves.none[MEPOCHS].loss, loss_e5_tp = curves.teleport[MEPOCHS].loss,
-      loss_e5_reset = curves.reset[MEPOCHS].loss,
-      val_e5 = curves.none[MEPOCHS].val_loss, val_e5_tp = curves.teleport[MEPOCHS].val_loss,
-      val_e5_reset = curves.reset[MEPOCHS].val_loss }
+  end
+  print("\n(2) MNIST-10k 784-16-10-10, batch 20, teleports (2023) on the first 8 steps of epoch 3")
+  tbl.print(mnist_table, { "optimizer", "seed", "accepted", "rejected", "last_gradsq", "last_loss",
+                           "loss_e3", "loss_e3_tp", "loss_e5", "loss_e5_tp", "loss_e5_reset", "val_e5",
+                           "val_e5_tp", "val_e5_reset" },
+            { formats = { loss_e3 = "%.4f", loss_e3_tp = "%.4f", loss_e5 = "%.4f",
+                          loss_e5_tp = "%.4f", loss_e5_reset = "%.4f", val_e5 = "%.4f",
+                          val_e5_tp = "%.4f", val_e5_reset = "%.4f" } })
+  results.write_csv(outdir .. "/teleport_mnist.csv", mnist_rows,
+                    { "optimizer", "seed", "epoch", "loss", "loss_teleport", "loss_reset", "val_loss",
+                      "val_loss_teleport", "val_loss_reset" })
+end
+
+---------------------------------------------------------------- the sweep
+local configs = {}
+for _, arm in ipairs(ARMS) do
+  configs[#configs + 1] = { part = "regression", optimizer = arm.name }
+  for _, lr in ipairs(arm.tele) do
+    configs[#configs + 1] = { part = "regression", optimizer = arm.name, teleport_lr = lr }
   end
 end
-print("\n(2) MNIST-10k 784-16-10-10, batch 20, teleports (2023) on the first 8 steps of epoch 3")
-tbl.print(mnist_table, { "optimizer", "seed", "accepted", "rejected", "last_gradsq", "last_loss",
-                         "loss_e3", "loss_e3_tp", "loss_e5", "loss_e5_tp", "loss_e5_reset", "val_e5",
-                         "val_e5_tp", "val_e5_reset" },
-          { formats = { loss_e3 = "%.4f", loss_e3_tp = "%.4f", loss_e5 = "%.4f",
-                        loss_e5_tp = "%.4f", loss_e5_reset = "%.4f", val_e5 = "%.4f",
-                        val_e5_tp = "%.4f", val_e5_reset = "%.4f" } })
-results.write_csv(outdir .. "/teleport_mnist.csv", mnist_rows,
-                  { "optimizer", "seed", "epoch", "loss", "loss_teleport", "loss_reset", "val_loss",
-                    "val_loss_teleport", "val_loss_reset" })
+for _, o in ipairs({ "sgd", "adagrad" }) do
+  for _, tp in ipairs({ "none", "teleport", "reset" }) do
+    configs[#configs + 1] = { part = "mnist", optimizer = o, teleport = tp }
+  end
+end
 
-------------------------------------------------------------------- the plot
-results.plot(outdir .. "/teleport.png", ([[
+local S = sweep.define {
+  name = "teleport",
+  configs = configs,
+  axes = { "part", "optimizer", "teleport_lr", "teleport" },
+  seeds = function(c) return c.part == "regression" and 5 or MSEEDS end,
+  task = function(c, seed)
+    if c.part == "regression" then return regression_task(c, seed) end
+    return mnist_task(c, seed)
+  end,
+  report = function(groups, outdir)
+    regression_report(groups, outdir)
+    mnist_report(groups, outdir)
+  end,
+  plot = function(outdir)
+    return ([[
 set terminal pngcairo size 1000,450
 set output '%s/teleport.png'
 set datafile separator ','
@@ -246,5 +329,7 @@ plot '< awk -F, "NR>1 && \$2==1 && \$1==\"sgd\"" %s/teleport_mnist.csv' using 3:
      '' using 3:5 with linespoints title 'Adagrad + teleport', \
      '' using 3:6 with linespoints title 'Adagrad + reset only'
 unset multiplot
-]]):format(outdir, outdir, outdir, outdir))
-print(("total wall time: %.1f s"):format(sl.clock() - t_start))
+  ]]):format(outdir, outdir, outdir, outdir)
+  end,
+}
+return sweep.main(S, ...)
