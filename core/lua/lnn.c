@@ -411,6 +411,83 @@ static int m_modules(lua_State *L)
     return 1;
 }
 
+/* Pushes one weight layer of the structure as a table. */
+static void push_layer(lua_State *L, const sl_weight_layer *w)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, sl_module_path(w->mod));
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, sl_module_type_of(w->mod)->name);
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, w->units);
+    lua_setfield(L, -2, "units");
+    lua_pushinteger(L, w->fan_in);
+    lua_setfield(L, -2, "fan_in");
+    if (w->hidden_in >= 0) {
+        lua_pushinteger(L, w->hidden_in + 1);
+        lua_setfield(L, -2, "hidden_in");
+    }
+    if (w->hidden_out >= 0) {
+        lua_pushinteger(L, w->hidden_out + 1);
+        lua_setfield(L, -2, "hidden_out");
+    }
+}
+
+/* Pushes one hidden layer: units, symmetry text, producers, consumers, and
+ * the names of the tensors its units index. */
+static void push_hidden(lua_State *L, sl_model *m, const sl_hidden_layer *h)
+{
+    char sym[128];
+    sl_symmetry_text(h->symmetry, sym, sizeof sym);
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, h->units);
+    lua_setfield(L, -2, "units");
+    lua_pushstring(L, sym);
+    lua_setfield(L, -2, "symmetry");
+    lua_pushinteger(L, h->nproducers);
+    lua_setfield(L, -2, "producers");
+    lua_pushinteger(L, h->nconsumers);
+    lua_setfield(L, -2, "consumers");
+    lua_pushstring(L, sl_module_path(h->act));
+    lua_setfield(L, -2, "activation");
+    lua_createtable(L, h->nrefs, 0);
+    for (int i = 0; i < h->nrefs; i++) {
+        const sl_unit_ref *r = sl_hidden_ref(h, i);
+        lua_pushstring(L, r->param >= 0 ? sl_model_param_name(m, r->param)
+                                        : sl_model_buffer_name(m, r->buffer));
+        lua_seti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "tensors");
+}
+
+static void free_structure(void *s) { sl_structure_free(s); }
+
+/* net:structure() -> {layers = {{path=, type=, units=, fan_in=, hidden_in=,
+ * hidden_out=}, ...}, hidden = {{units=, symmetry=, producers=, consumers=,
+ * activation=, tensors={...}}, ...}}: what every symmetry technique sees
+ * (structure.h); hidden_in/out index `hidden`. */
+static int m_structure(lua_State *L)
+{
+    sl_model *m = slua_check_model(L, 1);
+    sl_structure *s;
+    slua_check(L, sl_model_structure(m, &s));
+    slua_box(L, s, free_structure); /* freed with the box, even if a push below raises */
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, sl_structure_nlayers(s), 0);
+    for (int i = 0; i < sl_structure_nlayers(s); i++) {
+        push_layer(L, sl_structure_layer(s, i));
+        lua_seti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "layers");
+    lua_createtable(L, sl_structure_nhidden(s), 0);
+    for (int i = 0; i < sl_structure_nhidden(s); i++) {
+        push_hidden(L, m, sl_structure_hidden(s, i));
+        lua_seti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "hidden");
+    return 1;
+}
+
 /* net:output_shape({N, ...}) -> {N, ...} */
 static int m_output_shape(lua_State *L)
 {
@@ -511,6 +588,7 @@ static const luaL_Reg model_methods[] = {
     {"parameters", m_parameters}, {"param", m_param},           {"grad", m_grad},
     {"buffers", m_buffers},       {"flat_params", m_flat_params}, {"flat_grads", m_flat_grads},
     {"numel", m_numel},           {"dtype", m_dtype},           {"modules", m_modules},
+    {"structure", m_structure},
     {"output_shape", m_output_shape}, {"save", m_save},         {"load", m_load},
     {"reset", m_reset},           {"close", model_close},       {NULL, NULL}};
 

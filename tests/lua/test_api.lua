@@ -785,4 +785,25 @@ T.test("command line", function()
   os.remove(path)
 end)
 
+T.test("structure as the symmetry techniques see it", function()
+  local net = sl.nn.sequential({ sl.nn.linear(3, 4), sl.nn.relu(),
+    sl.nn.residual { sl.nn.linear(4, 4), sl.nn.tanh(), sl.nn.linear(4, 4) },
+    sl.nn.linear(4, 2) }, { dtype = "f64" })
+  local s = net:structure()
+  T.eq(#s.layers, 4)
+  T.eq(s.layers[2].path, "2.body.0")
+  T.eq(s.layers[2].fan_in, 4)
+  T.eq(#s.hidden, 2)
+  -- the block's inner units: sign flips (tanh); the stream: written by the
+  -- first layer and the block's last, read by the block's first and the last
+  local inner, stream = s.hidden[s.layers[2].hidden_out], s.hidden[s.layers[1].hidden_out]
+  T.eq(inner.symmetry, "permute,sign")
+  T.eq(inner.producers, 1)
+  T.eq(stream.producers, 2)
+  T.eq(stream.consumers, 2)
+  T.eq(stream.symmetry, "permute,rescale") -- relu on the stream, no per-unit tensors
+  T.eq(table.concat(stream.tensors, " "),
+       "2.body.2.weight 2.body.2.bias 0.weight 0.bias 2.body.0.weight 3.weight")
+end)
+
 T.run()
