@@ -4,10 +4,56 @@
 
 #include "tp.h"
 
+/* The 2022 paper's code (its group_action_MLP and teleport loop), kept to
+ * reproduce its runs: for each pair m in turn
+ *     V_m <- σ⁻¹((I + T_m) σ(V_m h̃_m)) h̃_m⁺,    U_m <- U_m (I − T_m),
+ * where h̃_m are the activations of the network before this step, although
+ * the layers before pair m have moved (and V_m, being U_{m−1}, already
+ * carries the factor I − T_{m−1}).  Its tangent at T = 0 is the exact 2022
+ * form's (so grad_T serves both) and the batch loss moves at second order
+ * in T; with two weight layers that error is only U (I − T)(I + T) =
+ * U (I − T²), with three or more the stale activations make it far larger
+ * (about 10⁴ times on the 5-6-7-8 regression of tests/check_dynamics.c). */
+static int apply_reference_2022(tp_arena *a, const tp_net *n, tp_params *p, const tp_mat *X,
+                                const tp_mat *T, double rcond)
+{
+    tp_layer_fwd f[TP_MAX_LAYERS];
+    SL_TRY(tp_forward(a, n, p, X, f));
+    for (int m = 0; m + 1 < n->nlayers; m++) {
+        int64_t k = n->out[m];
+        tp_mat *V = &p->P[m];
+        tp_mat U = tp_cols(&p->P[m + 1], k);
+        const tp_mat *H = &f[m].H;
+        tp_mat Z = tp_mm_new(a, V, false, H, false);
+        tp_mat g = tp_mat_new(a, k, k), ginv = tp_mat_new(a, k, k), Hp;
+        if (!Z.p || !g.p || !ginv.p)
+            return sl_error(SL_ENOMEM, "teleport: out of memory");
+        for (int64_t i = 0; i < k; i++)
+            for (int64_t j = 0; j < k; j++) {
+                double t = T ? *tp_at(&T[m], i, j) : 0.0;
+                *tp_at(&g, i, j) = (i == j) + t;
+                *tp_at(&ginv, i, j) = (i == j) - t; /* the first-order "inverse" */
+            }
+        tp_apply_act(&Z, &Z, NULL, n->act[m]);
+        tp_mat gA = tp_mm_new(a, &g, false, &Z, false), Uc = tp_copy_new(a, &U);
+        if (!gA.p || !Uc.p)
+            return sl_error(SL_ENOMEM, "teleport: out of memory");
+        for (int64_t i = 0; i < gA.r; i++)
+            for (int64_t j = 0; j < gA.c; j++)
+                *tp_at(&gA, i, j) = tp_act_inv(*tp_at(&gA, i, j), n->act[m]);
+        SL_TRY(tp_pinv(a, H, rcond, &Hp));
+        tp_mm(V, &gA, false, &Hp, false, 1.0, 0.0);
+        tp_mm(&U, &Uc, false, &ginv, false, 1.0, 0.0);
+    }
+    return SL_OK;
+}
+
 /* Applies g_m = I + T_m (T NULL: all zero) to every pair in turn. */
 int tp_apply_action(tp_arena *a, const tp_net *n, tp_params *p, const tp_mat *X,
                     const tp_mat *T, tp_form form, double rcond)
 {
+    if (form == TP_FORM_REFERENCE_2022)
+        return apply_reference_2022(a, n, p, X, T, rcond);
     tp_mat h = *X;
     for (int m = 0; m + 1 < n->nlayers; m++) {
         int64_t k = n->out[m];
@@ -70,12 +116,13 @@ int tp_grad_T(tp_arena *a, const tp_net *n, const tp_params *p, const tp_params 
         if (!(dT[m] = tp_mat_new(a, k, k)).p)
             return sl_error(SL_ENOMEM, "teleport: out of memory");
     }
+    const bool form2022 = form != TP_FORM_2023; /* exact and reference share it */
     for (int m = 0; m + 1 < n->nlayers; m++) {
         int64_t k = n->out[m];
         const tp_layer_fwd *L = &f[m];
         tp_mat U = tp_cols(&p->P[m + 1], k), GU = tp_cols(&D->P[m + 1], k);
         const tp_mat *V = &p->P[m], *GV = &D->P[m];
-        if (form == TP_FORM_2022) {
+        if (form2022) {
             /* U' = U g⁻¹: dU = −U T, but only for the last pair: any other
              * U is the next pair's V, which that pair's action rebuilds as
              * σ⁻¹(g' σ(U g⁻¹ g A)) [g A; 1]⁺, free of U g⁻¹ (the g A

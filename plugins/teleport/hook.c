@@ -3,8 +3,12 @@
  *
  * All of the arithmetic runs on an f64 clone of the model (allocated at
  * TRAIN_BEGIN), so f32 models teleport with f64 arithmetic; an accepted
- * teleport is copied back.  A teleport that raises the batch loss by more
- * than loss_tol (relative) is rejected and the model left alone. */
+ * teleport is copied back.  A teleport is rejected, and the model left
+ * alone, when it raises the batch loss by more than loss_tol (relative),
+ * when it leaves ‖∇L‖² above max_growth times its value before, or, with
+ * sharpness_guard, when the largest Hessian eigenvalue of the batch loss at
+ * the teleported point exceeds 2 / (the training optimizer's lr): the
+ * point where a gradient-descent step of that size stops being stable. */
 #include "config.h"
 
 #include <math.h>
@@ -13,8 +17,11 @@
 #include "tp.h"
 
 static const sl_option_spec teleport_options[] = {
-    {"form", SL_OPT_STRING, "2023", "group action: 2022 (U g^-1, sigma^-1(g sigma(Vh)) h^+) or "
-                                    "2023 (g V, U sigma(Vh) sigma(gVh)^+)", "2022|2023"},
+    {"form", SL_OPT_STRING, "2023",
+     "group action: 2022 (U g^-1, sigma^-1(g sigma(Vh)) h^+), 2023 (g V, U sigma(Vh) "
+     "sigma(gVh)^+), or reference_2022: the 2022 paper's code (U (I - T), activations from the "
+     "weights before the step), first order only and NOT loss-preserving for 3+ weight layers",
+     "2022|2023|reference_2022"},
     {"every", SL_OPT_INT, "0", "teleport before every N-th step (step % N == 0); 0: off", NULL},
     {"epoch", SL_OPT_INT, "-1", "teleport in this epoch (0-based) ...; -1: off", NULL},
     {"count", SL_OPT_INT, "1", "... before each of its first `count` steps", NULL},
@@ -23,6 +30,18 @@ static const sl_option_spec teleport_options[] = {
     {"steps", SL_OPT_INT, "10", "gradient-ascent steps on |grad L|^2 per teleport", NULL},
     {"lr", SL_OPT_FLOAT, "1e-3", "teleport learning rate (step on T)", NULL},
     {"cap", SL_OPT_FLOAT, "100", "stop ascending once |grad L|^2 exceeds this; 0: no cap", NULL},
+    {"max_growth", SL_OPT_FLOAT, "0",
+     "keep |grad L|^2 <= max_growth x its value before the teleport: the ascent step that "
+     "would exceed it is undone and the ascent stops (a start already above it is rejected); "
+     "0: off, else >= 1", NULL},
+    {"max_t_norm", SL_OPT_FLOAT, "0",
+     "clamp each ascent step: every pair's T_m (g_m = I + T_m, T_m = lr dobj/dT_m) is scaled "
+     "down to Frobenius norm max_t_norm when longer; 0: off", NULL},
+    {"sharpness_guard", SL_OPT_BOOL, "false",
+     "reject a teleport whose largest Hessian eigenvalue on the teleport batch (power "
+     "iteration) exceeds 2 / the optimizer's lr (the stability limit of plain gradient descent)",
+     NULL},
+    {"sharpness_iters", SL_OPT_INT, "20", "power-iteration steps of sharpness_guard", NULL},
     {"reset_optim", SL_OPT_BOOL, "true", "reset the optimizer state after a teleport", NULL},
     {"loss_tol", SL_OPT_FLOAT, "1e-3",
      "reject a teleport raising the batch loss by more than this (relative)", NULL},
@@ -40,12 +59,14 @@ static int tele_create(sl_hook *h, const sl_options *opt)
         return sl_error(SL_ENOMEM, "teleport: out of memory");
     sl_hook_set_state(h, s);
     s->opt = opt;
-    static const char *const nonneg_int[] = {"every", "count", "batch", "steps"};
+    static const char *const nonneg_int[] = {"every", "count", "batch", "steps",
+                                             "sharpness_iters"};
     for (size_t i = 0; i < sizeof nonneg_int / sizeof *nonneg_int; i++)
         if (sl_options_int(opt, nonneg_int[i]) < 0)
             return sl_error(SL_EINVAL, "teleport: %s must be >= 0, got %lld", nonneg_int[i],
                             (long long)sl_options_int(opt, nonneg_int[i]));
-    static const char *const nonneg_float[] = {"lr", "cap", "loss_tol", "rcond"};
+    static const char *const nonneg_float[] = {"lr", "cap", "loss_tol", "rcond", "max_growth",
+                                               "max_t_norm"};
     for (size_t i = 0; i < sizeof nonneg_float / sizeof *nonneg_float; i++) {
         double v = sl_options_float(opt, nonneg_float[i]);
         if (!(v >= 0) || !isfinite(v))
@@ -55,6 +76,10 @@ static int tele_create(sl_hook *h, const sl_options *opt)
     double eps = sl_options_float(opt, "hvp_eps");
     if (!(eps > 0) || !isfinite(eps))
         return sl_error(SL_EINVAL, "teleport: hvp_eps must be finite and > 0, got %g", eps);
+    double growth = sl_options_float(opt, "max_growth");
+    if (growth > 0 && growth < 1)
+        return sl_error(SL_EINVAL, "teleport: max_growth must be 0 (off) or >= 1, got %g",
+                        growth);
     if (sl_options_int(opt, "every") == 0 && sl_options_int(opt, "epoch") < 0)
         return sl_error(SL_EINVAL, "teleport: set 'every' (steps) or 'epoch' to say when");
     return SL_OK;
@@ -95,11 +120,13 @@ static int tele_begin(tp_state *s, sl_train_ctx *ctx)
     return tp_batch_begin(s, ctx, sl_options_int(s->opt, "batch"));
 }
 
-/* Whether a teleport from `before` to `after` keeps the loss within tol. */
-static bool keeps_loss(tp_point before, tp_point after, double tol)
+/* Whether a teleport from `before` to `after` keeps the loss within tol
+ * and ‖∇L‖² within max_growth (0: any). */
+static bool acceptable(tp_point before, tp_point after, double tol, double max_growth)
 {
     return isfinite(before.loss) && isfinite(before.gradsq) && isfinite(after.loss) &&
-           isfinite(after.gradsq) && after.loss - before.loss <= tol * fabs(before.loss);
+           isfinite(after.gradsq) && after.loss - before.loss <= tol * fabs(before.loss) &&
+           (max_growth == 0 || after.gradsq <= max_growth * before.gradsq);
 }
 
 static int teleport_now(tp_state *s, sl_train_ctx *ctx)
@@ -109,7 +136,8 @@ static int teleport_now(tp_state *s, sl_train_ctx *ctx)
     SL_TRY(sl_model_copy_state(s->work, ctx->model));
     tp_arena a = {0};
     tp_point before = {0, 0}, after = {0, 0};
-    int rc = tp_ascend(s, &a, ctx->loss, x, y, &before, &after);
+    int64_t taken = 0;
+    int rc = tp_ascend(s, &a, ctx->loss, x, y, &before, &after, &taken);
     if (a.failed && rc >= 0)
         rc = sl_error(SL_ENOMEM, "teleport: out of memory");
     tp_arena_free(&a);
@@ -119,7 +147,9 @@ static int teleport_now(tp_state *s, sl_train_ctx *ctx)
         SL_TRY(rc);
     s->teleports++;
     double tol = sl_options_float(s->opt, "loss_tol");
-    bool ok = keeps_loss(before, after, tol);
+    double growth = sl_options_float(s->opt, "max_growth");
+    bool ok = acceptable(before, after, tol, growth);
+    double sharpness = NAN;
     if (ok) {
         sl_tensor *p = sl_model_flat_params(ctx->model);
         SL_TRY(sl_tensor_copy(&s->backup, p));
@@ -129,10 +159,16 @@ static int teleport_now(tp_state *s, sl_train_ctx *ctx)
              * ill-conditioned g can be exact in f64 and ruined by rounding. */
             SL_TRY(sl_model_copy_state(s->work, ctx->model));
             SL_TRY(tp_measure(s, ctx->loss, x, y, &after));
-            ok = keeps_loss(before, after, tol);
-            if (!ok)
-                SL_TRY(sl_tensor_copy(p, &s->backup));
+            ok = acceptable(before, after, tol, growth);
         }
+        if (ok && sl_options_bool(s->opt, "sharpness_guard")) {
+            SL_TRY(tp_sharpness(s, ctx->loss, x, y, sl_options_int(s->opt, "sharpness_iters"),
+                                &sharpness));
+            double lr = sl_optim_lr(ctx->optim);
+            ok = isfinite(sharpness) && (lr <= 0 || sharpness <= 2.0 / lr);
+        }
+        if (!ok)
+            SL_TRY(sl_tensor_copy(p, &s->backup));
     }
     if (ok) {
         if (sl_options_bool(s->opt, "reset_optim"))
@@ -146,6 +182,9 @@ static int teleport_now(tp_state *s, sl_train_ctx *ctx)
     SL_TRY(sl_record_set(r, "teleport_loss_after", after.loss));
     SL_TRY(sl_record_set(r, "teleport_gradsq_before", before.gradsq));
     SL_TRY(sl_record_set(r, "teleport_gradsq_after", after.gradsq));
+    SL_TRY(sl_record_set(r, "teleport_steps", (double)taken));
+    if (sl_options_bool(s->opt, "sharpness_guard"))
+        SL_TRY(sl_record_set(r, "teleport_sharpness", sharpness));
     SL_TRY(sl_record_set(r, "teleports", (double)s->accepted));
     return sl_record_set(r, "teleports_rejected", (double)s->rejected);
 }

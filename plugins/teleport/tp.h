@@ -18,6 +18,13 @@
  * depth, recomputing the activations from the moved layers; g⁻¹ is the exact
  * inverse.
  *
+ * form "reference_2022" reproduces the 2022 paper's code instead, which is
+ * not loss-preserving: U -> U(I − T) in place of U g⁻¹ (right to first
+ * order only), and every pair's V rebuilt from the activations of the
+ * network as it was before the step, although the pairs before it have
+ * already moved.  The loss then changes at second order in T, much more
+ * with three or more weight layers than with two (action.c).
+ *
  * Files, each doing one thing:
  *   mat.c     small dense f64 matrices, an arena, pinv and its derivative;
  *   net.c     the network as the teleport sees it (from the structure
@@ -133,7 +140,8 @@ int tp_forward(tp_arena *a, const tp_net *n, const tp_params *p, const tp_mat *X
 
 typedef enum tp_form {
     TP_FORM_2022,           /* U g⁻¹, σ⁻¹(g σ(V h̃)) h̃⁺ (exact inverse) */
-    TP_FORM_2023            /* g V, U σ(V h̃) σ(g V h̃)⁺ */
+    TP_FORM_2023,           /* g V, U σ(V h̃) σ(g V h̃)⁺ */
+    TP_FORM_REFERENCE_2022  /* the 2022 paper's code: U(I − T), stale activations */
 } tp_form;
 
 /* Applies g_m = I + T_m (T NULL: all zero) to every pair of p in turn, on
@@ -182,8 +190,16 @@ typedef struct tp_point {
 int tp_measure(tp_state *s, const sl_loss_type *loss, const sl_tensor *x, const sl_tensor *y,
                tp_point *out);
 /* The ascent on s->work: before is the point it starts from, after the
- * point it ends at. */
+ * point it ends at, *taken the number of ascent steps kept.  SL_ENUMERIC
+ * when the weights became non-finite. */
 int tp_ascend(tp_state *s, tp_arena *a, const sl_loss_type *loss, const sl_tensor *x,
-              const sl_tensor *y, tp_point *before, tp_point *after);
+              const sl_tensor *y, tp_point *before, tp_point *after, int64_t *taken);
+/* The Rayleigh quotient vᵀHv (H the Hessian of the batch loss at s->work)
+ * after `iters` steps of power iteration from v = ∇L/‖∇L‖ on the
+ * finite-difference Hessian-vector product: the eigenvalue of largest
+ * magnitude, when it converges.  Leaves work's gradients and s->v
+ * overwritten, its parameters as they were. */
+int tp_sharpness(tp_state *s, const sl_loss_type *loss, const sl_tensor *x, const sl_tensor *y,
+                 int64_t iters, double *out);
 
 #endif
