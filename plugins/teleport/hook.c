@@ -20,7 +20,7 @@ static const sl_option_spec teleport_options[] = {
     {"form", SL_OPT_STRING, "2023",
      "group action: 2022 (U g^-1, sigma^-1(g sigma(Vh)) h^+), 2023 (g V, U sigma(Vh) "
      "sigma(gVh)^+), or reference_2022: the 2022 paper's code (U (I - T), activations from the "
-     "weights before the step), first order only and NOT loss-preserving for 3+ weight layers",
+     "weights before the step): NOT loss-preserving, badly so for 3+ weight layers",
      "2022|2023|reference_2022"},
     {"every", SL_OPT_INT, "0", "teleport before every N-th step (step % N == 0); 0: off", NULL},
     {"epoch", SL_OPT_INT, "-1", "teleport in this epoch (0-based) ...; -1: off", NULL},
