@@ -277,6 +277,9 @@ START_TEST(teleport_option_and_model_errors)
     sl_options_set_float(o, "max_t_norm", -1);
     ck_assert_sl_fails(sl_hook_new("teleport", o, &h), SL_EINVAL, "max_t_norm");
     sl_options_set_float(o, "max_t_norm", 0.1);
+    sl_options_set_int(o, "sharpness_iters", 0);
+    ck_assert_sl_fails(sl_hook_new("teleport", o, &h), SL_EINVAL, "sharpness_iters");
+    sl_options_set_int(o, "sharpness_iters", 20);
     sl_options_set_string(o, "form", "reference_2022");
     ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
     sl_hook_free(h);
@@ -390,6 +393,15 @@ START_TEST(teleport_max_growth_stops_runaway)
     ck_assert_msg(r.accepted == 1, "the guarded teleport was rejected");
     ck_assert_msg(r.growth > 1 && r.growth <= 4, "|grad L|^2 grew %g-fold", r.growth);
     ck_assert(isfinite(r.loss));
+    /* a step 50 times larger overflows |grad L|^2 (unguarded: a rejected
+     * teleport); the guard undoes the overflowing step and keeps the rest */
+    r = run_regression(RUNAWAY_SEED, make_guarded("2022", 50 * RUNAWAY_LR, NULL, 0), GD_LR, 100);
+    ck_assert_msg(r.accepted == 0 && !(r.growth < 1e100), "no overflow: growth %g", r.growth);
+    r = run_regression(RUNAWAY_SEED, make_guarded("2022", 50 * RUNAWAY_LR, "max_growth", 4),
+                       GD_LR, 100);
+    ck_assert_int_eq(r.rc, SL_OK);
+    ck_assert_msg(r.accepted == 1 && r.growth <= 4, "growth %g, accepted %g", r.growth,
+                  r.accepted);
 }
 END_TEST
 

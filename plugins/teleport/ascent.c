@@ -140,7 +140,7 @@ int tp_ascend(tp_state *s, tp_arena *a, const sl_loss_type *loss, const sl_tenso
         SL_TRY(tp_apply_action(a, n, &p, &X, dT, form, rcond));
         tp_store_params(s->work, n, &p);
         if (max_growth > 0) {
-            /* a diverged step (non-finite) counts as too much growth */
+            /* a non-finite ‖∇L‖² (the step overflowed) counts as too much */
             SL_TRY(tp_measure(s, loss, x, y, &cur));
             if (!(cur.gradsq <= limit)) {
                 params_copy(n, &p, &prev);

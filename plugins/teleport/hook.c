@@ -59,8 +59,7 @@ static int tele_create(sl_hook *h, const sl_options *opt)
         return sl_error(SL_ENOMEM, "teleport: out of memory");
     sl_hook_set_state(h, s);
     s->opt = opt;
-    static const char *const nonneg_int[] = {"every", "count", "batch", "steps",
-                                             "sharpness_iters"};
+    static const char *const nonneg_int[] = {"every", "count", "batch", "steps"};
     for (size_t i = 0; i < sizeof nonneg_int / sizeof *nonneg_int; i++)
         if (sl_options_int(opt, nonneg_int[i]) < 0)
             return sl_error(SL_EINVAL, "teleport: %s must be >= 0, got %lld", nonneg_int[i],
@@ -76,6 +75,9 @@ static int tele_create(sl_hook *h, const sl_options *opt)
     double eps = sl_options_float(opt, "hvp_eps");
     if (!(eps > 0) || !isfinite(eps))
         return sl_error(SL_EINVAL, "teleport: hvp_eps must be finite and > 0, got %g", eps);
+    if (sl_options_int(opt, "sharpness_iters") < 1)
+        return sl_error(SL_EINVAL, "teleport: sharpness_iters must be >= 1, got %lld",
+                        (long long)sl_options_int(opt, "sharpness_iters"));
     double growth = sl_options_float(opt, "max_growth");
     if (growth > 0 && growth < 1)
         return sl_error(SL_EINVAL, "teleport: max_growth must be 0 (off) or >= 1, got %g",
