@@ -1,5 +1,4 @@
 -- scripts/repro/teleport.lua — symmetry teleportation (docs/background/teleportation.md).
--- Zhao et al., arXiv:2205.10637 and arXiv:2305.13404.
 --
 --   symlab scripts/repro/teleport.lua [RESULTS_DIR] [SEEDS] [PARTS]
 --     RESULTS_DIR  default results/
