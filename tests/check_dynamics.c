@@ -139,7 +139,8 @@ static double train_with(sl_model *m, sl_optim *opt, const sl_dataset *d, sl_hoo
 
 /* ---- teleport ------------------------------------------------------------------ */
 
-static sl_hook *make_teleport(const char *form, int64_t steps, double lr)
+/* One teleport before the first step, without a cap (caller frees). */
+static sl_options *teleport_opts(const char *form, int64_t steps, double lr, double loss_tol)
 {
     sl_options *o = sl_options_new();
     sl_options_set_string(o, "form", form);
@@ -148,6 +149,13 @@ static sl_hook *make_teleport(const char *form, int64_t steps, double lr)
     sl_options_set_int(o, "steps", steps);
     sl_options_set_float(o, "lr", lr);
     sl_options_set_float(o, "cap", 0);
+    sl_options_set_float(o, "loss_tol", loss_tol);
+    return o;
+}
+
+static sl_hook *make_teleport(const char *form, int64_t steps, double lr)
+{
+    sl_options *o = teleport_opts(form, steps, lr, 1e-3);
     sl_hook *h;
     ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
     sl_options_free(o);
@@ -262,6 +270,19 @@ START_TEST(teleport_option_and_model_errors)
     sl_options_set_string(o, "form", "2021");
     ck_assert_sl_fails(sl_hook_new("teleport", o, &h), SL_EINVAL, "form");
     sl_options_set_string(o, "form", "2022");
+    sl_options_set_float(o, "max_growth", 0.5);
+    ck_assert_sl_fails(sl_hook_new("teleport", o, &h), SL_EINVAL, "max_growth");
+    sl_options_set_float(o, "max_growth", 2);
+    sl_options_set_float(o, "max_t_norm", -1);
+    ck_assert_sl_fails(sl_hook_new("teleport", o, &h), SL_EINVAL, "max_t_norm");
+    sl_options_set_float(o, "max_t_norm", 0.1);
+    sl_options_set_int(o, "sharpness_iters", 0);
+    ck_assert_sl_fails(sl_hook_new("teleport", o, &h), SL_EINVAL, "sharpness_iters");
+    sl_options_set_int(o, "sharpness_iters", 20);
+    sl_options_set_string(o, "form", "reference_2022");
+    ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
+    sl_hook_free(h);
+    sl_options_set_string(o, "form", "2022");
     ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
     /* ReLU is not invertible: refused at TRAIN_BEGIN, naming the module
      * (1-based: linear, relu, linear) */
@@ -269,6 +290,239 @@ START_TEST(teleport_option_and_model_errors)
     expect_train_refused(h, dims, 3, "relu", 8, "module 2 (relu)");
     sl_hook_free(h);
     sl_options_free(o);
+}
+END_TEST
+
+/* ---- teleport runaways and their guards ------------------------------------------ */
+
+/* The 2022 paper's regression: a 5-6-7-8 net without biases, leaky_relu(0.1),
+ * 4 samples; inputs, targets and weights all U[0,1); f64. */
+static sl_model *make_regression_dims(uint64_t seed, sl_dataset *d, const int64_t *dims, int n)
+{
+    sl_model *m = make_chain(SL_F64, dims, n, "leaky_relu", false, seed);
+    sl_rng r;
+    sl_rng_seed(&r, seed);
+    ck_assert_sl_ok(sl_tensor_uniform(sl_model_flat_params(m), &r, 0.0, 1.0));
+    ck_assert_sl_ok(sl_tensor_alloc(&d->x, SL_F64, 2, SHAPE(4, dims[0])));
+    ck_assert_sl_ok(sl_tensor_uniform(&d->x, &r, 0.0, 1.0));
+    ck_assert_sl_ok(sl_tensor_alloc(&d->y, SL_F64, 2, SHAPE(4, dims[n - 1])));
+    ck_assert_sl_ok(sl_tensor_uniform(&d->y, &r, 0.0, 1.0));
+    return m;
+}
+
+static sl_model *make_regression(uint64_t seed, sl_dataset *d)
+{
+    static const int64_t dims[] = {5, 6, 7, 8};
+    return make_regression_dims(seed, d, dims, 4);
+}
+
+/* One 2022-style teleport (8 ascent steps, no cap) before the first step;
+ * `guard` (NULL: none) set to `value` (a bool guard when value is NAN). */
+static sl_hook *make_guarded(const char *form, double lr, const char *guard, double value)
+{
+    sl_options *o = teleport_opts(form, 8, lr, 1e-6);
+    sl_options_set_bool(o, "reset_optim", false);
+    if (guard && isnan(value))
+        sl_options_set_bool(o, guard, true);
+    else if (guard)
+        sl_options_set_float(o, guard, value);
+    sl_hook *h;
+    ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
+    sl_options_free(o);
+    return h;
+}
+
+typedef struct tele_run {
+    int rc;          /* of sl_train: SL_ENUMERIC once the loss is not finite */
+    double growth;   /* |grad L|^2 after / before the teleport */
+    double accepted; /* teleports */
+    double loss;     /* the last epoch's loss */
+} tele_run;
+
+/* Full-batch GD at lr `gd_lr` for `epochs` epochs on the regression of
+ * `seed`, with hook h (which it frees). */
+static tele_run run_regression(uint64_t seed, sl_hook *h, double gd_lr, int64_t epochs)
+{
+    sl_dataset d = {0};
+    sl_model *m = make_regression(seed, &d);
+    sl_optim *opt = make_sgd(m, gd_lr, 0.0);
+    sl_history *hist = sl_history_new();
+    sl_options *o = train_opts(epochs, 4, "mse");
+    sl_train_args args = {.train = &d, .hooks = &h, .nhooks = 1, .history = hist};
+    tele_run r = {.rc = sl_train(m, opt, &args, o), .growth = NAN, .accepted = NAN, .loss = NAN};
+    ck_assert_msg(sl_history_count(hist) > 0, "no epoch finished");
+    const sl_record *first = sl_history_row(hist, 0);
+    double before = NAN, after = NAN;
+    sl_record_get(first, "teleport_gradsq_before", &before);
+    sl_record_get(first, "teleport_gradsq_after", &after);
+    sl_record_get(first, "teleports", &r.accepted);
+    sl_record_get(sl_history_row(hist, sl_history_count(hist) - 1), "loss", &r.loss);
+    r.growth = after / before;
+    sl_options_free(o);
+    sl_history_free(hist);
+    sl_optim_free(opt);
+    sl_hook_free(h);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+    return r;
+}
+
+/* Seed 6 at teleport lr 2.25e-6: the 8 unguarded ascent steps raise
+ * |grad L|^2 about 2e5-fold while keeping the loss, the hook accepts, and
+ * GD at lr 1.6e-3 then diverges.  Each guard alone must stop that. */
+#define RUNAWAY_SEED 6
+#define RUNAWAY_LR 2.25e-6
+#define GD_LR 1.6e-3
+
+START_TEST(teleport_unguarded_runaway)
+{
+    tele_run r = run_regression(RUNAWAY_SEED, make_guarded("2022", RUNAWAY_LR, NULL, 0), GD_LR,
+                                100);
+    ck_assert_msg(r.accepted == 1 && r.growth > 100, "no runaway: growth %g, accepted %g",
+                  r.growth, r.accepted);
+    ck_assert_msg(r.rc == SL_ENUMERIC, "GD did not diverge after the runaway (rc %d)", r.rc);
+}
+END_TEST
+
+START_TEST(teleport_max_growth_stops_runaway)
+{
+    tele_run r = run_regression(RUNAWAY_SEED, make_guarded("2022", RUNAWAY_LR, "max_growth", 4),
+                                GD_LR, 100);
+    ck_assert_int_eq(r.rc, SL_OK);
+    ck_assert_msg(r.accepted == 1, "the guarded teleport was rejected");
+    ck_assert_msg(r.growth > 1 && r.growth <= 4, "|grad L|^2 grew %g-fold", r.growth);
+    ck_assert(isfinite(r.loss));
+    /* a step 50 times larger overflows |grad L|^2 (unguarded: a rejected
+     * teleport); the guard undoes the overflowing step and keeps the rest */
+    r = run_regression(RUNAWAY_SEED, make_guarded("2022", 50 * RUNAWAY_LR, NULL, 0), GD_LR, 100);
+    ck_assert_msg(r.accepted == 0 && !(r.growth < 1e100), "no overflow: growth %g", r.growth);
+    r = run_regression(RUNAWAY_SEED, make_guarded("2022", 50 * RUNAWAY_LR, "max_growth", 4),
+                       GD_LR, 100);
+    ck_assert_int_eq(r.rc, SL_OK);
+    ck_assert_msg(r.accepted == 1 && r.growth <= 4, "growth %g, accepted %g", r.growth,
+                  r.accepted);
+}
+END_TEST
+
+START_TEST(teleport_max_t_norm_stops_runaway)
+{
+    tele_run r = run_regression(RUNAWAY_SEED,
+                                make_guarded("2022", RUNAWAY_LR, "max_t_norm", 0.05), GD_LR, 100);
+    ck_assert_int_eq(r.rc, SL_OK);
+    ck_assert_msg(r.accepted == 1, "the clamped teleport was rejected");
+    /* 8 steps of |T|_F <= 0.05 move g at most to within ~e^0.4 of I */
+    ck_assert_msg(r.growth > 1 && r.growth < 4, "|grad L|^2 grew %g-fold", r.growth);
+    ck_assert(isfinite(r.loss));
+}
+END_TEST
+
+START_TEST(teleport_sharpness_guard_stops_runaway)
+{
+    tele_run r = run_regression(RUNAWAY_SEED,
+                                make_guarded("2022", RUNAWAY_LR, "sharpness_guard", NAN), GD_LR,
+                                100);
+    ck_assert_int_eq(r.rc, SL_OK);
+    ck_assert_msg(r.accepted == 0, "the runaway teleport was accepted");
+    /* a modest teleport (lr 1e-6: |grad L|^2 x1.3) passes the same guard */
+    r = run_regression(RUNAWAY_SEED, make_guarded("2022", 1e-6, "sharpness_guard", NAN), GD_LR,
+                       100);
+    ck_assert_int_eq(r.rc, SL_OK);
+    ck_assert_msg(r.accepted == 1, "a modest teleport was rejected");
+}
+END_TEST
+
+/* The guard's power iteration against the top eigenvalue of a Hessian
+ * built here column by column from central differences of gradients. */
+START_TEST(teleport_sharpness_is_top_hessian_eigenvalue)
+{
+    sl_dataset d = {0};
+    sl_model *m = make_regression(RUNAWAY_SEED, &d);
+    sl_optim *opt = make_sgd(m, 0.0, 0.0); /* lr 0: the guard never rejects */
+    sl_options *o = teleport_opts("2022", 8, 1e-6, 1e-3);
+    sl_options_set_bool(o, "sharpness_guard", true);
+    sl_options_set_int(o, "sharpness_iters", 200);
+    sl_hook *h;
+    ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
+    double lambda = train_with(m, opt, &d, h, 1, 4, "mse", "teleport_sharpness");
+    const sl_loss_type *mse = sl_registry_find(SL_KIND_LOSS, "mse");
+    sl_tensor *p = sl_model_flat_params(m), *g = sl_model_flat_grads(m);
+    int64_t n = sl_tensor_numel(p);
+    sl_tensor H = {0}, u = {0}, sv = {0}, vt = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&H, SL_F64, 2, SHAPE(n, n)));
+    double *hd = H.data, *pd = p->data, value, step = 1e-5;
+    for (int64_t j = 0; j < n; j++) {
+        double pj = pd[j];
+        for (int side = -1; side <= 1; side += 2) {
+            pd[j] = pj + side * step;
+            ck_assert_sl_ok(sl_model_loss(m, mse, &d.x, &d.y, true, &value));
+            for (int64_t i = 0; i < n; i++)
+                hd[i * n + j] += side * sl_tensor_flat_get(g, i) / (2 * step);
+        }
+        pd[j] = pj;
+    }
+    ck_assert_sl_ok(sl_svd(&H, &u, &sv, &vt));
+    /* the largest |eigenvalue| and its sign from the Rayleigh quotient */
+    double top = ((double *)sv.data)[0], rq = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+            rq += ((double *)u.data)[i * n] * hd[i * n + j] * ((double *)u.data)[j * n];
+    ck_assert_msg(rq > 0 && fabs(rq - top) < 1e-6 * top, "top eigenvalue sign: %g vs %g", rq, top);
+    ck_assert_msg(fabs(lambda - top) < 1e-4 * top, "power iteration %.10g, Hessian %.10g", lambda,
+                  top);
+    sl_tensor_release(&H);
+    sl_tensor_release(&u);
+    sl_tensor_release(&sv);
+    sl_tensor_release(&vt);
+    sl_hook_free(h);
+    sl_options_free(o);
+    sl_optim_free(opt);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+}
+END_TEST
+
+/* |change of the batch loss| / loss after one teleport step of lr `lr` with
+ * form `form` on a chain of widths dims (no biases), 4 samples. */
+static double one_step_loss_change(const int64_t *dims, int n, const char *form, double lr)
+{
+    sl_dataset d = {0};
+    sl_model *m = make_regression_dims(RUNAWAY_SEED, &d, dims, n);
+    double l0, g0, l1, g1;
+    loss_gradsq(m, &d, "mse", &l0, &g0);
+    sl_optim *opt = make_sgd(m, 0.0, 0.0);
+    /* loss_tol: accept anything, as the paper's code does */
+    sl_options *o = teleport_opts(form, 1, lr, 1e300);
+    sl_hook *h;
+    ck_assert_sl_ok(sl_hook_new("teleport", o, &h));
+    ck_assert(train_with(m, opt, &d, h, 1, 4, "mse", "teleports") == 1);
+    loss_gradsq(m, &d, "mse", &l1, &g1);
+    sl_hook_free(h);
+    sl_options_free(o);
+    sl_optim_free(opt);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+    return fabs(l1 - l0) / l0;
+}
+
+/* reference_2022 is the paper's U(I - T) with stale activations.  Its
+ * tangent at T = 0 is the exact form's, so the loss moves at second order
+ * in the step (halving lr quarters the change); with two weight layers the
+ * only error is U(I - T)(I + T) = U(I - T^2), with three the stale
+ * activations add a far larger one; the exact 2022 form keeps the loss. */
+START_TEST(teleport_reference_2022_is_not_loss_preserving)
+{
+    static const int64_t deep[] = {5, 6, 7, 8}, shallow[] = {5, 6, 8};
+    const double lr = 2.5e-7;
+    double d1 = one_step_loss_change(deep, 4, "reference_2022", lr);
+    double d2 = one_step_loss_change(deep, 4, "reference_2022", lr / 2);
+    ck_assert_msg(d1 > 1e-6, "depth 3: loss change %g", d1);
+    ck_assert_msg(d1 / d2 > 3.2 && d1 / d2 < 4.8, "depth 3: not second order (%g, %g)", d1, d2);
+    double s1 = one_step_loss_change(shallow, 3, "reference_2022", lr);
+    double s2 = one_step_loss_change(shallow, 3, "reference_2022", lr / 2);
+    ck_assert_msg(s1 / s2 > 3.2 && s1 / s2 < 4.8, "depth 2: not second order (%g, %g)", s1, s2);
+    ck_assert_msg(s1 < 1e-2 * d1, "depth 2 changed nearly as much as depth 3 (%g, %g)", s1, d1);
+    double e1 = one_step_loss_change(deep, 4, "2022", lr);
+    ck_assert_msg(e1 < 1e-12, "exact 2022 changed the loss by %g", e1);
 }
 END_TEST
 
@@ -552,6 +806,12 @@ static Suite *dynamics_suite(void)
     tcase_add_test(t, teleport_rejects_a_loss_increase);
     tcase_add_test(t, teleport_f32_model);
     tcase_add_test(t, teleport_option_and_model_errors);
+    tcase_add_test(t, teleport_unguarded_runaway);
+    tcase_add_test(t, teleport_max_growth_stops_runaway);
+    tcase_add_test(t, teleport_max_t_norm_stops_runaway);
+    tcase_add_test(t, teleport_sharpness_guard_stops_runaway);
+    tcase_add_test(t, teleport_sharpness_is_top_hessian_eigenvalue);
+    tcase_add_test(t, teleport_reference_2022_is_not_loss_preserving);
     suite_add_tcase(s, t);
     TCase *y = tcase_create("syre");
     tcase_add_checked_fixture(y, setup, NULL);
