@@ -44,23 +44,6 @@ static const sl_option_spec pool_options[] = {
 /* NaN wins, else the strictly larger value; ties keep the earlier one. */
 #define MAXPOOL_TAKES(v, bv) (((v) > (bv)) | (((v) != (v)) & ((bv) == (bv))))
 
-/* Output ow of a 2x2/stride-2 row pair: the running maximum and its place. */
-#define MAXPOOL2X2_WINDOW(T, r0, r1, y, code, ow)                                      \
-    do {                                                                               \
-        T bv_ = (r0)[2 * (ow)], best_ = 0, v_;                                         \
-        v_ = (r0)[2 * (ow) + 1];                                                       \
-        best_ = MAXPOOL_TAKES(v_, bv_) ? 1 : best_;                                    \
-        bv_ = MAXPOOL_TAKES(v_, bv_) ? v_ : bv_;                                       \
-        v_ = (r1)[2 * (ow)];                                                           \
-        best_ = MAXPOOL_TAKES(v_, bv_) ? 2 : best_;                                    \
-        bv_ = MAXPOOL_TAKES(v_, bv_) ? v_ : bv_;                                       \
-        v_ = (r1)[2 * (ow) + 1];                                                       \
-        best_ = MAXPOOL_TAKES(v_, bv_) ? 3 : best_;                                    \
-        bv_ = MAXPOOL_TAKES(v_, bv_) ? v_ : bv_;                                       \
-        (y)[ow] = bv_;                                                                 \
-        (code)[ow] = best_;                                                            \
-    } while (0)
-
 /* The even and odd lanes of two 16-byte vectors laid end to end, i.e. the
  * left and right columns of consecutive 2x2 windows. */
 #ifdef __clang__
@@ -75,144 +58,16 @@ static const sl_option_spec pool_options[] = {
 #define POOL_ODD_f64(a, b) __builtin_shuffle(a, b, (pool_mask_f64){1, 3})
 #endif
 
-/* One step of the running maximum on vectors: lanes where v takes over bv
- * (MAXPOOL_TAKES, as masks) get v's value and `place`.  Bitwise selects, so
- * the winner's bits are copied exactly. */
-#define MAXPOOL_VSTEP(V, M, v, bv, best, place)                                        \
-    do {                                                                               \
-        M t_ = MAXPOOL_TAKES(v, bv);                                                   \
-        (bv) = (V)(((M)(v) & t_) | ((M)(bv) & ~t_));                                   \
-        (best) = (V)(((M)(place) & t_) | ((M)(best) & ~t_));                           \
-    } while (0)
-
-#define DEFINE_POOL(T, I, SUF)                                                         \
-    /* kernel 2, stride 2, no padding (the common case): the four elements of a   \
-     * window, in the general loop's order, without its per-window clipping.      \
-     * Same maximum and same winner as maxpool_forward, but the winner is kept as \
-     * its place in the window (0..3, row-major) in an array of T, so that one    \
-     * 16-byte vector of windows is done at a time (GCC/Clang vector extensions; \
-     * the scalar form, with an int64 index beside each value, cost more than    \
-     * the convolutions' GEMMs).  The scalar tail computes the same thing. */    \
-    typedef T pool_vec_##SUF __attribute__((vector_size(16)));                         \
-    typedef I pool_mask_##SUF __attribute__((vector_size(16)));                        \
-    static void maxpool2x2_row_##SUF(const T *r0, const T *r1, T *y, T *code,          \
-                                     int64_t n)                                        \
-    {                                                                                  \
-        const int64_t lanes = (int64_t)(sizeof(pool_vec_##SUF) / sizeof(T));           \
-        const pool_vec_##SUF zero = {0}, one = zero + 1, two = one + 1,                \
-                             three = two + 1;                                          \
-        int64_t ow = 0;                                                                \
-        for (; ow + lanes <= n; ow += lanes) {                                         \
-            pool_vec_##SUF p0, p1, q0, q1;                                             \
-            memcpy(&p0, r0 + 2 * ow, sizeof p0);                                       \
-            memcpy(&p1, r0 + 2 * ow + lanes, sizeof p1);                               \
-            memcpy(&q0, r1 + 2 * ow, sizeof q0);                                       \
-            memcpy(&q1, r1 + 2 * ow + lanes, sizeof q1);                               \
-            pool_vec_##SUF bv = POOL_EVEN_##SUF(p0, p1), best = zero;                  \
-            pool_vec_##SUF v = POOL_ODD_##SUF(p0, p1);                                 \
-            MAXPOOL_VSTEP(pool_vec_##SUF, pool_mask_##SUF, v, bv, best, one);          \
-            v = POOL_EVEN_##SUF(q0, q1);                                               \
-            MAXPOOL_VSTEP(pool_vec_##SUF, pool_mask_##SUF, v, bv, best, two);          \
-            v = POOL_ODD_##SUF(q0, q1);                                                \
-            MAXPOOL_VSTEP(pool_vec_##SUF, pool_mask_##SUF, v, bv, best, three);        \
-            memcpy(y + ow, &bv, sizeof bv);                                            \
-            memcpy(code + ow, &best, sizeof best);                                     \
-        }                                                                              \
-        for (; ow < n; ow++)                                                           \
-            MAXPOOL2X2_WINDOW(T, r0, r1, y, code, ow);                                 \
-    }                                                                                  \
-    static void maxpool2x2_forward_##SUF(const pool_geom *g, const T *x, T *y, T *code) \
-    {                                                                                  \
-        for (int64_t pl = 0; pl < g->planes; pl++)                                     \
-            for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
-                const T *r0 = x + (pl * g->h + 2 * oh) * g->w;                         \
-                int64_t o = (pl * g->ho + oh) * g->wo;                                 \
-                maxpool2x2_row_##SUF(r0, r0 + g->w, y + o, code + o, g->wo);           \
-            }                                                                          \
-    }                                                                                  \
-    static void maxpool2x2_backward_##SUF(const pool_geom *g, const T *gy, T *gx,       \
-                                          const T *code)                               \
-    {                                                                                  \
-        memset(gx, 0, (size_t)(g->planes * g->h * g->w) * sizeof(T));                  \
-        for (int64_t pl = 0; pl < g->planes; pl++)                                     \
-            for (int64_t oh = 0; oh < g->ho; oh++) {                                   \
-                T *r0 = gx + (pl * g->h + 2 * oh) * g->w;                              \
-                int64_t o = (pl * g->ho + oh) * g->wo;                                 \
-                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
-                    int c = (int)code[o + ow];                                         \
-                    r0[(c >> 1) * g->w + 2 * ow + (c & 1)] += gy[o + ow];              \
-                }                                                                      \
-            }                                                                          \
-    }                                                                                  \
-    static void maxpool_forward_##SUF(const pool_geom *g, const T *x, T *y, int64_t *arg) \
-    {                                                                                  \
-        for (int64_t pl = 0; pl < g->planes; pl++) {                                   \
-            const T *xp = x + pl * g->h * g->w;                                        \
-            for (int64_t oh = 0; oh < g->ho; oh++)                                     \
-                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
-                    POOL_WINDOW(g, oh, ow);                                            \
-                    /* The running maximum lives in a local (read back through xp, \
-                     * which y and arg might alias, it cost a reload per element). */ \
-                    int64_t best = h0 * g->w + w0;                                     \
-                    T bv = xp[best];                                                   \
-                    for (int64_t i = h0; i < h1; i++)                                  \
-                        for (int64_t j = w0; j < w1; j++) {                            \
-                            T v = xp[i * g->w + j];                                    \
-                            /* selects, not a branch: which element wins is data, \
-                             * and a branch on it was mispredicted a third of the time */ \
-                            bool take = MAXPOOL_TAKES(v, bv);                          \
-                            best = take ? i * g->w + j : best;                         \
-                            bv = take ? v : bv;                                        \
-                        }                                                              \
-                    int64_t o = (pl * g->ho + oh) * g->wo + ow;                        \
-                    y[o] = bv;                                                         \
-                    arg[o] = best;                                                     \
-                }                                                                      \
-        }                                                                              \
-    }                                                                                  \
-    static void maxpool_backward_##SUF(const pool_geom *g, const T *gy, T *gx,          \
-                                       const int64_t *arg)                             \
-    {                                                                                  \
-        memset(gx, 0, (size_t)(g->planes * g->h * g->w) * sizeof(T));                  \
-        for (int64_t pl = 0; pl < g->planes; pl++)                                     \
-            for (int64_t o = pl * g->ho * g->wo; o < (pl + 1) * g->ho * g->wo; o++)    \
-                gx[pl * g->h * g->w + arg[o]] += gy[o];                                \
-    }                                                                                  \
-    /* count_include_pad: every window divides by k*k, padding included. */            \
-    static void avgpool_forward_##SUF(const pool_geom *g, const T *x, T *y)             \
-    {                                                                                  \
-        double scale = 1.0 / (double)(g->k * g->k);                                    \
-        for (int64_t pl = 0; pl < g->planes; pl++) {                                   \
-            const T *xp = x + pl * g->h * g->w;                                        \
-            for (int64_t oh = 0; oh < g->ho; oh++)                                     \
-                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
-                    POOL_WINDOW(g, oh, ow);                                            \
-                    double sum = 0;                                                    \
-                    for (int64_t i = h0; i < h1; i++)                                  \
-                        for (int64_t j = w0; j < w1; j++)                              \
-                            sum += xp[i * g->w + j];                                   \
-                    y[(pl * g->ho + oh) * g->wo + ow] = (T)(sum * scale);              \
-                }                                                                      \
-        }                                                                              \
-    }                                                                                  \
-    static void avgpool_backward_##SUF(const pool_geom *g, const T *gy, T *gx)          \
-    {                                                                                  \
-        T scale = (T)(1.0 / (double)(g->k * g->k));                                    \
-        memset(gx, 0, (size_t)(g->planes * g->h * g->w) * sizeof(T));                  \
-        for (int64_t pl = 0; pl < g->planes; pl++) {                                   \
-            T *gxp = gx + pl * g->h * g->w;                                            \
-            for (int64_t oh = 0; oh < g->ho; oh++)                                     \
-                for (int64_t ow = 0; ow < g->wo; ow++) {                               \
-                    POOL_WINDOW(g, oh, ow);                                            \
-                    T share = gy[(pl * g->ho + oh) * g->wo + ow] * scale;              \
-                    for (int64_t i = h0; i < h1; i++)                                  \
-                        for (int64_t j = w0; j < w1; j++)                              \
-                            gxp[i * g->w + j] += share;                                \
-                }                                                                      \
-        }                                                                              \
-    }
-DEFINE_POOL(float, int32_t, f32)
-DEFINE_POOL(double, int64_t, f64)
+/* The kernels, one source compiled for float and for double (see the top
+ * of nn/pool_generic.h). */
+#define T float
+#define I int32_t
+#define K(name) name##_f32
+#include "nn/pool_generic.h"
+#define T double
+#define I int64_t
+#define K(name) name##_f64
+#include "nn/pool_generic.h"
 
 /* Shared by both types; the message names the type. */
 static int pool_create(sl_module *m, const sl_options *opt)
