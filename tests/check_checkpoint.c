@@ -16,14 +16,6 @@
 
 /* ---- fixtures ----------------------------------------------------------- */
 
-static char tmpdir[64];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_checkpoint.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
 static int count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -33,28 +25,6 @@ static int count_entries(const char *dir)
         n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
-    char path[512];
-    for (struct dirent *e; (e = readdir(d));) {
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    return path;
 }
 
 /* linear 5 -> 4, then 4 -> 3: "0.weight" [4, 5], "0.bias" [4],
@@ -203,20 +173,18 @@ static void forge_file(const char *path, sl_model *m, const forge *fg)
 
 static void round_trip(sl_dtype dtype)
 {
-    make_tmpdir();
-    const char *path = tmp_path("model.safetensors");
+    const char *path = sl_test_tmp_path("model.safetensors");
     sl_model *a = small_model(dtype, 1), *b = small_model(dtype, 2);
     ck_assert(!same_as(b, sl_model_flat_params(a)->data));
     ck_assert_sl_ok(sl_model_save(a, path));
-    ck_assert_int_eq(count_entries(tmpdir), 1); /* no temporary left behind */
+    ck_assert_int_eq(count_entries(sl_test_tmpdir()), 1); /* no temporary left behind */
     ck_assert_sl_ok(sl_model_load(b, path));
     ck_assert(same_as(b, sl_model_flat_params(a)->data));
     /* Saving over an existing checkpoint replaces it. */
     ck_assert_sl_ok(sl_model_save(b, path));
-    ck_assert_int_eq(count_entries(tmpdir), 1);
+    ck_assert_int_eq(count_entries(sl_test_tmpdir()), 1);
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
 }
 
 START_TEST(test_round_trip_f64) { round_trip(SL_F64); }
@@ -305,8 +273,7 @@ static bool same_buffers(sl_model *a, sl_model *b)
 
 START_TEST(test_round_trip_with_buffer)
 {
-    make_tmpdir();
-    const char *path = tmp_path("buffered.safetensors");
+    const char *path = sl_test_tmp_path("buffered.safetensors");
     sl_dtype dtype = _i ? SL_F32 : SL_F64;
     sl_model *a = buffered_model(dtype, 1), *b = buffered_model(dtype, 2);
     ck_assert(!same_buffers(a, b));
@@ -342,15 +309,13 @@ START_TEST(test_round_trip_with_buffer)
     sl_model_free(c);
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
 }
 END_TEST
 
 /* The file read back byte by byte against the safetensors specification. */
 START_TEST(test_layout)
 {
-    make_tmpdir();
-    const char *path = tmp_path("layout.safetensors");
+    const char *path = sl_test_tmp_path("layout.safetensors");
     sl_model *m = small_model(SL_F64, 3);
     ck_assert_sl_ok(sl_model_save(m, path));
     size_t size;
@@ -380,15 +345,13 @@ START_TEST(test_layout)
     free(header);
     free(buf);
     sl_model_free(m);
-    remove_tmpdir();
 }
 END_TEST
 
 /* f64 into f32 rounds each value; f32 into f64 is exact. */
 START_TEST(test_dtype_conversion)
 {
-    make_tmpdir();
-    const char *path = tmp_path("conv.safetensors");
+    const char *path = sl_test_tmp_path("conv.safetensors");
     sl_model *a64 = small_model(SL_F64, 4), *b32 = small_model(SL_F32, 5);
     ck_assert_sl_ok(sl_model_save(a64, path));
     ck_assert_sl_ok(sl_model_load(b32, path));
@@ -406,7 +369,6 @@ START_TEST(test_dtype_conversion)
     sl_model_free(a64);
     sl_model_free(b32);
     sl_model_free(c64);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -414,8 +376,7 @@ END_TEST
  * data into an f64 model) loads. */
 START_TEST(test_foreign_file)
 {
-    make_tmpdir();
-    const char *path = tmp_path("foreign.safetensors");
+    const char *path = sl_test_tmp_path("foreign.safetensors");
     sl_model *a = small_model(SL_F64, 7), *b = small_model(SL_F64, 8);
     forge_file(path, a, &honest);
     ck_assert_sl_ok(sl_model_load(b, path));
@@ -429,7 +390,6 @@ START_TEST(test_foreign_file)
                             (double)(float)sl_tensor_flat_get(sl_model_flat_params(a), i));
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -457,10 +417,9 @@ static void python_reads(sl_dtype dtype)
 {
     if (access("/usr/bin/python3", X_OK) != 0)
         return;
-    make_tmpdir();
     char script[512], model[512], cmd[1200];
-    snprintf(script, sizeof script, "%s", tmp_path("reader.py"));
-    snprintf(model, sizeof model, "%s", tmp_path("model.safetensors"));
+    snprintf(script, sizeof script, "%s", sl_test_tmp_path("reader.py"));
+    snprintf(model, sizeof model, "%s", sl_test_tmp_path("model.safetensors"));
     spit(script, reader_py, strlen(reader_py));
     sl_model *m = small_model(dtype, 14);
     ck_assert_sl_ok(sl_model_save(m, model));
@@ -483,7 +442,6 @@ static void python_reads(sl_dtype dtype)
     ck_assert_int_eq(pclose(p), 0);
     ck_assert_int_eq(seen, sl_model_nparams(m));
     sl_model_free(m);
-    remove_tmpdir();
 }
 
 START_TEST(test_python_reads_f32) { python_reads(SL_F32); }
@@ -510,7 +468,7 @@ static void expect_rejected(const char *path, const char *needle)
 static void expect_forged_rejected(const forge *fg, const char *needle)
 {
     sl_model *src = small_model(SL_F64, 10);
-    const char *path = tmp_path("forged.safetensors");
+    const char *path = sl_test_tmp_path("forged.safetensors");
     forge_file(path, src, fg);
     expect_rejected(path, needle);
     sl_model_free(src);
@@ -518,7 +476,6 @@ static void expect_forged_rejected(const forge *fg, const char *needle)
 
 START_TEST(test_rejects_model_mismatch)
 {
-    make_tmpdir();
     forge fg = honest;
     fg.bad_shape = 2;
     expect_forged_rejected(&fg, "1.weight");
@@ -534,7 +491,6 @@ START_TEST(test_rejects_model_mismatch)
     fg = honest;
     fg.bad_dtype = "BF16";
     expect_forged_rejected(&fg, "BF16");
-    remove_tmpdir();
 }
 END_TEST
 
@@ -571,20 +527,18 @@ START_TEST(test_rejects_bad_json)
         "{} x",
         "[]",
     };
-    make_tmpdir();
-    const char *path = tmp_path("json.safetensors");
+    const char *path = sl_test_tmp_path("json.safetensors");
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         write_with_header(path, headers[i]);
         expect_rejected(path, "byte");
     }
-    remove_tmpdir();
 }
 END_TEST
 
 START_TEST(test_rejects_truncation)
 {
-    make_tmpdir();
-    const char *good = tmp_path("good.safetensors"), *bad = tmp_path("bad.safetensors");
+    const char *good = sl_test_tmp_path("good.safetensors");
+    const char *bad = sl_test_tmp_path("bad.safetensors");
     sl_model *m = small_model(SL_F64, 11);
     ck_assert_sl_ok(sl_model_save(m, good));
     size_t size;
@@ -612,7 +566,6 @@ START_TEST(test_rejects_truncation)
 
     free(buf);
     sl_model_free(m);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -620,13 +573,11 @@ END_TEST
 
 START_TEST(test_save_into_missing_directory)
 {
-    make_tmpdir();
-    const char *path = tmp_path("no/such/dir/model.safetensors");
+    const char *path = sl_test_tmp_path("no/such/dir/model.safetensors");
     sl_model *m = small_model(SL_F32, 12);
     ck_assert_sl_fails(sl_model_save(m, path), SL_EIO, path);
-    ck_assert_int_eq(count_entries(tmpdir), 0);
+    ck_assert_int_eq(count_entries(sl_test_tmpdir()), 0);
     sl_model_free(m);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -635,9 +586,10 @@ START_TEST(test_requires_built_model)
     sl_model *m = NULL;
     ck_assert_sl_ok(sl_model_new(SL_F64, &m));
     sl_test_add_linear(m, 2, 2, true);
-    ck_assert_sl_fails(sl_model_save(m, "/tmp/never.safetensors"), SL_ESTATE, "built");
-    ck_assert_sl_fails(sl_model_load(m, "/tmp/never.safetensors"), SL_ESTATE, "build");
-    ck_assert_int_ne(access("/tmp/never.safetensors", F_OK), 0);
+    const char *never = sl_test_tmp_path("never.safetensors");
+    ck_assert_sl_fails(sl_model_save(m, never), SL_ESTATE, "built");
+    ck_assert_sl_fails(sl_model_load(m, never), SL_ESTATE, "build");
+    ck_assert_int_ne(access(never, F_OK), 0);
     sl_model_free(m);
 }
 END_TEST
@@ -655,6 +607,7 @@ static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("round trip");
+    sl_test_add_tmpdir(tc);
     tcase_add_test(tc, test_round_trip_f64);
     tcase_add_test(tc, test_round_trip_f32);
     tcase_add_loop_test(tc, test_round_trip_with_buffer, 0, 2);
@@ -665,11 +618,13 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_python_reads_f64);
     suite_add_tcase(s, tc);
     tc = tcase_create("rejects");
+    sl_test_add_tmpdir(tc);
     tcase_add_test(tc, test_rejects_model_mismatch);
     tcase_add_test(tc, test_rejects_bad_json);
     tcase_add_test(tc, test_rejects_truncation);
     suite_add_tcase(s, tc);
     tc = tcase_create("save");
+    sl_test_add_tmpdir(tc);
     tcase_add_test(tc, test_save_into_missing_directory);
     tcase_add_test(tc, test_requires_built_model);
     tcase_add_test(tc, test_load_missing_file);
