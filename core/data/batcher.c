@@ -30,11 +30,11 @@ struct sl_batcher {
  * once per direction. */
 #define TD double
 #define TS float
-#define K(name) name##_f32_to_f64
+#define SUF(name) name##_f32_to_f64
 #include "data/batcher_generic.h"
 #define TD float
 #define TS double
-#define K(name) name##_f64_to_f32
+#define SUF(name) name##_f64_to_f32
 #include "data/batcher_generic.h"
 
 /* Same dtype: one memcpy per row. */

@@ -43,10 +43,10 @@ static int check_real_x(const sl_dataset *d, const char *who)
 
 /* One source for float and for double: dataset_generic.h, included once per type. */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "data/dataset_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "data/dataset_generic.h"
 
 int sl_dataset_stats(const sl_dataset *d, double *mean, double *std)

@@ -69,10 +69,10 @@ static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo
 }
 
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "nn/conv2d_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "nn/conv2d_generic.h"
 
 static int require_positive(const char *option, int64_t value)

@@ -1,21 +1,21 @@
 /* core/nn/conv2d_generic.h — the convolution kernels of conv2d.c for one
  * element type.  Not a header: conv2d.c includes it once per type after
  * defining
- *   T        the element type (float, double), and
- *   K(name)  name with the type's suffix (conv_forward -> conv_forward_f32;
- *            K(GEMM) is sl_sgemm or sl_dgemm);
+ *   T          the element type (float, double), and
+ *   SUF(name)  name with the type's suffix (conv_forward -> conv_forward_f32;
+ *            SUF(GEMM) is sl_sgemm or sl_dgemm);
  * both are #undef'd at the end.  No include guard, on purpose. */
 
 /* dst[i] += src[i] (col2im's stride-1 runs: dst in gx, src in gcols), one
  * 16-byte vector at a time with GCC/Clang vector extensions; element by
  * element the same additions as the scalar loop. */
-typedef T K(conv_vec) __attribute__((vector_size(16)));
-static void K(add_run)(T *dst, const T *src, int64_t n)
+typedef T SUF(conv_vec) __attribute__((vector_size(16)));
+static void SUF(add_run)(T *dst, const T *src, int64_t n)
 {
-    const int64_t lanes = (int64_t)(sizeof(K(conv_vec)) / sizeof(T));
+    const int64_t lanes = (int64_t)(sizeof(SUF(conv_vec)) / sizeof(T));
     int64_t i = 0;
     for (; i + lanes <= n; i += lanes) {
-        K(conv_vec) a, b;
+        SUF(conv_vec) a, b;
         memcpy(&a, dst + i, sizeof a);
         memcpy(&b, src + i, sizeof b);
         a += b;
@@ -26,12 +26,12 @@ static void K(add_run)(T *dst, const T *src, int64_t n)
 }
 /* dst[i] += v: forward's bias, vectorised likewise (the plain loop re-read
  * the bias from memory, which y might alias, for every pixel). */
-static void K(add_scalar)(T *dst, T v, int64_t n)
+static void SUF(add_scalar)(T *dst, T v, int64_t n)
 {
-    const int64_t lanes = (int64_t)(sizeof(K(conv_vec)) / sizeof(T));
+    const int64_t lanes = (int64_t)(sizeof(SUF(conv_vec)) / sizeof(T));
     int64_t i = 0;
     for (; i + lanes <= n; i += lanes) {
-        K(conv_vec) a;
+        SUF(conv_vec) a;
         memcpy(&a, dst + i, sizeof a);
         a += v;
         memcpy(dst + i, &a, sizeof a);
@@ -39,7 +39,7 @@ static void K(add_scalar)(T *dst, T v, int64_t n)
     for (; i < n; i++)
         dst[i] += v;
 }
-static void K(im2col)(const conv_geom *g, const T *x, T *cols)
+static void SUF(im2col)(const conv_geom *g, const T *x, T *cols)
 {
     for (int64_t r = 0; r < g->rows; r++) {
         int64_t c = r / (g->k * g->k), ki = r / g->k % g->k, kj = r % g->k;
@@ -66,7 +66,7 @@ static void K(im2col)(const conv_geom *g, const T *x, T *cols)
 }
 /* gx (C, H, W) = the adjoint of im2col applied to gcols.  Rows are added in
  * the same order as the plain loop (r outer), so sums round the same way. */
-static void K(col2im)(const conv_geom *g, const T *gcols, T *gx)
+static void SUF(col2im)(const conv_geom *g, const T *gcols, T *gx)
 {
     memset(gx, 0, (size_t)(g->c * g->h * g->w) * sizeof(T));
     for (int64_t r = 0; r < g->rows; r++) {
@@ -79,7 +79,7 @@ static void K(col2im)(const conv_geom *g, const T *gcols, T *gx)
             int64_t at = (c * g->h + oh * g->s - g->p + ki) * g->w + kj - g->p;
             const T *src = row + oh * g->wo;
             if (g->s == 1) {
-                K(add_run)(gx + at + w0, src + w0, w1 - w0);
+                SUF(add_run)(gx + at + w0, src + w0, w1 - w0);
                 continue;
             }
             for (int64_t ow = w0; ow < w1; ow++)
@@ -89,34 +89,34 @@ static void K(col2im)(const conv_geom *g, const T *gcols, T *gx)
 }
 /* cols_step is rows*npix when every image keeps its columns for backward,
  * 0 when one image's buffer is reused. */
-static void K(conv_forward)(const conv_geom *g, const T *x, const T *wt, const T *b, T *y,
-                            T *cols, int64_t cols_step)
+static void SUF(conv_forward)(const conv_geom *g, const T *x, const T *wt, const T *b, T *y,
+                              T *cols, int64_t cols_step)
 {
     for (int64_t n = 0; n < g->batch; n++) {
         const T *xn = x + n * g->c * g->h * g->w;
         T *yn = y + n * g->o * g->npix;
         T *cn = cols + n * cols_step;
-        K(im2col)(g, xn, cn);
+        SUF(im2col)(g, xn, cn);
         /* yn (O, npix) = W (O, rows) @ cols (rows, npix) */
-        K(GEMM)
+        SUF(GEMM)
         (false, false, g->o, g->npix, g->rows, 1, wt, g->rows, cn, g->npix, 0, yn, g->npix);
         for (int64_t o = 0; b && o < g->o; o++)
-            K(add_scalar)(yn + o * g->npix, b[o], g->npix);
+            SUF(add_scalar)(yn + o * g->npix, b[o], g->npix);
     }
 }
 /* With cols_step > 0, cols holds forward's columns of every image (not
  * rebuilt); gcols then is a separate one-image buffer, so a second backward
  * after one forward still finds them.  With cols_step 0, gcols == cols. */
-static void K(conv_backward)(const conv_geom *g, const T *x, const T *wt, const T *gy, T *gw,
-                             T *gb, T *gx, T *cols, int64_t cols_step, T *gcols)
+static void SUF(conv_backward)(const conv_geom *g, const T *x, const T *wt, const T *gy, T *gw,
+                               T *gb, T *gx, T *cols, int64_t cols_step, T *gcols)
 {
     for (int64_t n = 0; n < g->batch; n++) {
         const T *gyn = gy + n * g->o * g->npix;
         T *cn = cols + n * cols_step;
         if (!cols_step)
-            K(im2col)(g, x + n * g->c * g->h * g->w, cn);
+            SUF(im2col)(g, x + n * g->c * g->h * g->w, cn);
         /* gW (O, rows) += gyn (O, npix) @ cols^T (npix, rows) */
-        K(GEMM)
+        SUF(GEMM)
         (false, true, g->o, g->rows, g->npix, 1, gyn, g->npix, cn, g->npix, 1, gw, g->rows);
         /* pixels outer: the O sums are independent chains that overlap,
          * each still added in pixel order (o outer waited on one chain). */
@@ -126,11 +126,11 @@ static void K(conv_backward)(const conv_geom *g, const T *x, const T *wt, const 
         if (!gx)
             continue;
         /* gcols (rows, npix) = W^T (rows, O) @ gyn (O, npix), over cols */
-        K(GEMM)
+        SUF(GEMM)
         (true, false, g->rows, g->npix, g->o, 1, wt, g->rows, gyn, g->npix, 0, gcols, g->npix);
-        K(col2im)(g, gcols, gx + n * g->c * g->h * g->w);
+        SUF(col2im)(g, gcols, gx + n * g->c * g->h * g->w);
     }
 }
 
 #undef T
-#undef K
+#undef SUF

@@ -31,10 +31,10 @@ static const sl_option_spec layernorm_options[] = {
 
 /* One source for float and for double: layernorm_generic.h, included once per type. */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "nn/layernorm_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "nn/layernorm_generic.h"
 
 static int layernorm_create(sl_module *m, const sl_options *opt)

@@ -1,13 +1,13 @@
 /* core/nn/layernorm_generic.h — the layer-norm kernels of layernorm.c for one element
  * type.  Not a header: layernorm.c includes it once per type after defining
- *   T        the element type (float, double), and
- *   K(name)  name with the type's suffix (layernorm_forward -> layernorm_forward_f32);
+ *   T          the element type (float, double), and
+ *   SUF(name)  name with the type's suffix (layernorm_forward -> layernorm_forward_f32);
  * both are #undef'd at the end.  No include guard, on purpose. */
 
 /* x, y, gy, gx are (rows, n); w, b, gw, gb are (n) or NULL without affine;
  * stats holds (mean, rstd) per row. */
-static void K(layernorm_forward)(const T *x, T *y, const T *w, const T *b, double *stats,
-                                 int64_t rows, int64_t n, double eps)
+static void SUF(layernorm_forward)(const T *x, T *y, const T *w, const T *b, double *stats,
+                                   int64_t rows, int64_t n, double eps)
 {
     for (int64_t r = 0; r < rows; r++) {
         const T *xr = x + r * n;
@@ -29,8 +29,8 @@ static void K(layernorm_forward)(const T *x, T *y, const T *w, const T *b, doubl
 }
 /* gx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)),
  * gxhat = gy * w. */
-static void K(layernorm_backward)(const T *x, const T *gy, T *gx, const T *w, T *gw, T *gb,
-                                  const double *stats, int64_t rows, int64_t n)
+static void SUF(layernorm_backward)(const T *x, const T *gy, T *gx, const T *w, T *gw, T *gb,
+                                    const double *stats, int64_t rows, int64_t n)
 {
     for (int64_t r = 0; r < rows; r++) {
         const T *xr = x + r * n, *gyr = gy + r * n;
@@ -58,4 +58,4 @@ static void K(layernorm_backward)(const T *x, const T *gy, T *gx, const T *w, T 
 }
 
 #undef T
-#undef K
+#undef SUF

@@ -28,10 +28,10 @@ static const sl_option_spec linear_options[] = {
 
 /* One source for float and for double: linear_generic.h, included once per type. */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "nn/linear_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "nn/linear_generic.h"
 
 /* dst (rows, n) += src, row by row as add_rows_*; same dtype. */

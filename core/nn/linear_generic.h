@@ -1,7 +1,7 @@
 /* core/nn/linear_generic.h — the bias loop of linear.c for one element
  * type.  Not a header: linear.c includes it once per type after defining
- *   T        the element type (float, double), and
- *   K(name)  name with the type's suffix (add_rows -> add_rows_f32);
+ *   T          the element type (float, double), and
+ *   SUF(name)  name with the type's suffix (add_rows -> add_rows_f32);
  * both are #undef'd at the end.  No include guard, on purpose. */
 
 /* dst row r += src row r for r < rows, rows of n elements `dst_step` and
@@ -11,8 +11,9 @@
  * vectorising across j changes no result; the head of whole 16-element
  * vectors is there because GCC's -O2 cost model vectorises only a loop
  * that needs no scalar epilogue. */
-SL_HOT_CLONES static void K(add_rows)(T *restrict dst, int64_t dst_step, const T *restrict src,
-                                      int64_t src_step, int64_t rows, int64_t n)
+SL_HOT_CLONES static void SUF(add_rows)(T *restrict dst, int64_t dst_step,
+                                        const T *restrict src, int64_t src_step, int64_t rows,
+                                        int64_t n)
 {
     int64_t head = n & ~(int64_t)15;
     for (int64_t r = 0; r < rows; r++) {
@@ -27,4 +28,4 @@ SL_HOT_CLONES static void K(add_rows)(T *restrict dst, int64_t dst_step, const T
 }
 
 #undef T
-#undef K
+#undef SUF

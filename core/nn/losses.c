@@ -22,27 +22,27 @@
 /* One source per kernel: losses_generic.h (cross entropy) once per dtype,
  * losses_mse_generic.h once per (prediction, target) dtype pair. */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "nn/losses_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "nn/losses_generic.h"
 
 #define TP float
 #define TT float
-#define M(name) name##_f32_f32
+#define SUF(name) name##_f32_f32
 #include "nn/losses_mse_generic.h"
 #define TP float
 #define TT double
-#define M(name) name##_f32_f64
+#define SUF(name) name##_f32_f64
 #include "nn/losses_mse_generic.h"
 #define TP double
 #define TT float
-#define M(name) name##_f64_f32
+#define SUF(name) name##_f64_f32
 #include "nn/losses_mse_generic.h"
 #define TP double
 #define TT double
-#define M(name) name##_f64_f64
+#define SUF(name) name##_f64_f64
 #include "nn/losses_mse_generic.h"
 
 /* ---------------------------------------------------------------- checks */

@@ -1,15 +1,15 @@
 /* core/nn/losses_generic.h — the cross-entropy kernel of losses.c for one
  * element type.  Not a header: losses.c includes it once per type after
  * defining
- *   T        the element type (float, double), and
- *   K(name)  name with the type's suffix (cross_entropy -> cross_entropy_f32);
+ *   T          the element type (float, double), and
+ *   SUF(name)  name with the type's suffix (cross_entropy -> cross_entropy_f32);
  * both are #undef'd at the end.  No include guard, on purpose. */
 
 /* Returns the summed loss of all rows; writes the per-row gradient scaled by
  * `scale` (= 1/B) when g is not NULL.  log-softmax is shifted by the row
  * maximum so that exp never overflows. */
-static double K(cross_entropy)(const T *x, const int64_t *label, T *g, int64_t rows,
-                               int64_t classes, double scale)
+static double SUF(cross_entropy)(const T *x, const int64_t *label, T *g, int64_t rows,
+                                 int64_t classes, double scale)
 {
     double total = 0;
     for (int64_t r = 0; r < rows; r++) {
@@ -32,4 +32,4 @@ static double K(cross_entropy)(const T *x, const int64_t *label, T *g, int64_t r
 }
 
 #undef T
-#undef K
+#undef SUF

@@ -55,14 +55,14 @@ typedef struct step_coef {
 /* ---- the update loops, one source compiled for float and for double ----- */
 
 /* nn/optimizers_generic.h is written once against the element type T and
- * the name suffixer K(); including it once per type gives sgd_kernel_f32,
+ * the name suffixer SUF(); including it once per type gives sgd_kernel_f32,
  * sgd_kernel_f64, ... as ordinary code that debuggers and diagnostics can
- * point into.  It #undefs T and K at its end. */
+ * point into.  It #undefs T and SUF at its end. */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "nn/optimizers_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "nn/optimizers_generic.h"
 
 /* ---- shared plumbing -------------------------------------------------- */

@@ -1,8 +1,8 @@
 /* core/nn/optimizers_generic.h — the update loops of optimizers.c for one
  * element type.  Not a header: optimizers.c includes it once per type after
  * defining
- *   T        the element type (float, double), and
- *   K(name)  name with the type's suffix (sgd_kernel -> sgd_kernel_f32);
+ *   T          the element type (float, double), and
+ *   SUF(name)  name with the type's suffix (sgd_kernel -> sgd_kernel_f32);
  * both are #undef'd at the end.  No include guard, on purpose.  See the
  * top of optimizers.c for the arithmetic conventions (PyTorch's, in T). */
 
@@ -10,11 +10,11 @@
  * the nearer end; and the gradient with PyTorch's L2 weight-decay term
  * (skipped when wd == 0, as there, so that an infinite parameter does not
  * turn into NaN). */
-static inline T K(lerp)(T self, T end, T w)
+static inline T SUF(lerp)(T self, T end, T w)
 {
     return w < (T)0.5 ? self + w * (end - self) : end - (end - self) * ((T)1 - w);
 }
-static inline T K(plus_l2)(T g, T p, T wd)
+static inline T SUF(plus_l2)(T g, T p, T wd)
 {
     return wd != 0 ? g + wd * p : g;
 }
@@ -31,12 +31,12 @@ static inline T K(plus_l2)(T g, T p, T wd)
  * ("vector code must replace all scalar code") accepts it.  The scalars
  * are copied into locals first: read through a pointer they might alias
  * p, which defeats vectorisation. */
-typedef struct K(sgd_coef) {
+typedef struct SUF(sgd_coef) {
     T weight_decay, momentum, keep, neg_lr; /* keep = 1 - dampening */
-} K(sgd_coef);
+} SUF(sgd_coef);
 static inline __attribute__((always_inline)) void
-K(sgd_elem)(T *restrict p, T *restrict buf, const T *restrict g, int64_t i, T wdc, T momc,
-            T keep, T neg_lr, bool wd, bool mom, bool first, bool nesterov)
+SUF(sgd_elem)(T *restrict p, T *restrict buf, const T *restrict g, int64_t i, T wdc, T momc,
+              T keep, T neg_lr, bool wd, bool mom, bool first, bool nesterov)
 {
     T d = g[i];
     if (wd)
@@ -49,49 +49,49 @@ K(sgd_elem)(T *restrict p, T *restrict buf, const T *restrict g, int64_t i, T wd
     p[i] = p[i] + neg_lr * d;
 }
 static inline __attribute__((always_inline)) void
-K(sgd_span)(T *restrict p, T *restrict buf, const T *restrict g, int64_t n,
-            const K(sgd_coef) *k, bool wd, bool mom, bool first, bool nesterov)
+SUF(sgd_span)(T *restrict p, T *restrict buf, const T *restrict g, int64_t n,
+              const SUF(sgd_coef) *k, bool wd, bool mom, bool first, bool nesterov)
 {
     const T wdc = k->weight_decay, momc = k->momentum, keep = k->keep, neg_lr = k->neg_lr;
     int64_t i = 0, head = n & ~(int64_t)15;
     for (; i < head; i++)
-        K(sgd_elem)(p, buf, g, i, wdc, momc, keep, neg_lr, wd, mom, first, nesterov);
+        SUF(sgd_elem)(p, buf, g, i, wdc, momc, keep, neg_lr, wd, mom, first, nesterov);
     for (; i < n; i++)
-        K(sgd_elem)(p, buf, g, i, wdc, momc, keep, neg_lr, wd, mom, first, nesterov);
+        SUF(sgd_elem)(p, buf, g, i, wdc, momc, keep, neg_lr, wd, mom, first, nesterov);
 }
 /* One vectorised copy per CPU family: see SL_HOT_CLONES. */
-SL_HOT_CLONES static void K(sgd_run)(T *restrict p, T *restrict buf, const T *restrict g,
-                                     int64_t n, const K(sgd_coef) *k, int flags)
+SL_HOT_CLONES static void SUF(sgd_run)(T *restrict p, T *restrict buf, const T *restrict g,
+                                       int64_t n, const SUF(sgd_coef) *k, int flags)
 {
     /* One case per combination of the flags (bits: wd, momentum, first step,
      * nesterov); each case is a loop without branches. */
     switch (flags) {
-    case 0: K(sgd_span)(p, buf, g, n, k, false, false, false, false); break;
-    case 1: K(sgd_span)(p, buf, g, n, k, true, false, false, false); break;
-    case 2: K(sgd_span)(p, buf, g, n, k, false, true, false, false); break;
-    case 3: K(sgd_span)(p, buf, g, n, k, true, true, false, false); break;
-    case 6: K(sgd_span)(p, buf, g, n, k, false, true, true, false); break;
-    case 7: K(sgd_span)(p, buf, g, n, k, true, true, true, false); break;
-    case 10: K(sgd_span)(p, buf, g, n, k, false, true, false, true); break;
-    case 11: K(sgd_span)(p, buf, g, n, k, true, true, false, true); break;
-    case 14: K(sgd_span)(p, buf, g, n, k, false, true, true, true); break;
-    case 15: K(sgd_span)(p, buf, g, n, k, true, true, true, true); break;
+    case 0: SUF(sgd_span)(p, buf, g, n, k, false, false, false, false); break;
+    case 1: SUF(sgd_span)(p, buf, g, n, k, true, false, false, false); break;
+    case 2: SUF(sgd_span)(p, buf, g, n, k, false, true, false, false); break;
+    case 3: SUF(sgd_span)(p, buf, g, n, k, true, true, false, false); break;
+    case 6: SUF(sgd_span)(p, buf, g, n, k, false, true, true, false); break;
+    case 7: SUF(sgd_span)(p, buf, g, n, k, true, true, true, false); break;
+    case 10: SUF(sgd_span)(p, buf, g, n, k, false, true, false, true); break;
+    case 11: SUF(sgd_span)(p, buf, g, n, k, true, true, false, true); break;
+    case 14: SUF(sgd_span)(p, buf, g, n, k, false, true, true, true); break;
+    case 15: SUF(sgd_span)(p, buf, g, n, k, true, true, true, true); break;
     }
 }
-static void K(sgd_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(sgd_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
 {
-    const K(sgd_coef) k = {(T)s->weight_decay, (T)s->momentum, (T)(1.0 - s->dampening),
-                           (T)-c->lr};
+    const SUF(sgd_coef) k = {(T)s->weight_decay, (T)s->momentum, (T)(1.0 - s->dampening),
+                             (T)-c->lr};
     bool mom = s->buf[0] != NULL;
     int flags = (s->weight_decay != 0.0) | mom << 1 | (mom && c->first) << 2 |
                 (mom && s->nesterov) << 3;
-    K(sgd_run)(pv, s->buf[0], gv, s->n, &k, flags);
+    SUF(sgd_run)(pv, s->buf[0], gv, s->n, &k, flags);
 }
 
 /* adam / adamw: p *= 1 - lr wd (adamw) or d = g + wd p (adam);
  * m = lerp(m, d, 1 - beta1); v = beta2 v + (1 - beta2) d^2; vmax = max(vmax, v);
  * p -= step_size m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps). */
-static void K(adam_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(adam_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
 {
     T *p = pv, *m = s->buf[0], *v = s->buf[1], *vmax = s->buf[2];
     const T *g = gv;
@@ -103,8 +103,8 @@ static void K(adam_kernel)(const opt_state *s, const step_coef *c, void *pv, con
         if (s->decoupled)
             pi *= decay;
         else
-            d = K(plus_l2)(d, pi, wd);
-        T mi = K(lerp)(m[i], d, one_m_beta1);
+            d = SUF(plus_l2)(d, pi, wd);
+        T mi = SUF(lerp)(m[i], d, one_m_beta1);
         T vi = v[i] * beta2 + one_m_beta2 * d * d;
         m[i] = mi;
         v[i] = vi;
@@ -118,13 +118,13 @@ static void K(adam_kernel)(const opt_state *s, const step_coef *c, void *pv, con
 }
 
 /* adagrad: d = g + wd p; sum += d^2; p -= clr d / (sqrt(sum) + eps). */
-static void K(adagrad_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(adagrad_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
 {
     T *p = pv, *sum = s->buf[0];
     const T *g = gv;
     const T wd = (T)s->weight_decay, eps = (T)s->eps, neg_clr = (T)-c->clr;
     for (int64_t i = 0; i < s->n; i++) {
-        T d = K(plus_l2)(g[i], p[i], wd);
+        T d = SUF(plus_l2)(g[i], p[i], wd);
         T si = sum[i] + d * d;
         sum[i] = si;
         p[i] = p[i] + neg_clr * d / ((T)sqrt(si) + eps);
@@ -135,19 +135,19 @@ static void K(adagrad_kernel)(const opt_state *s, const step_coef *c, void *pv, 
  * avg = sqrt(sq - ga^2) with ga = lerp(ga, d, 1 - alpha) (centered) or
  * sqrt(sq), plus eps; b = momentum b + d / avg, p -= lr b (momentum > 0)
  * or p -= lr d / avg. */
-static void K(rmsprop_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(rmsprop_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
 {
     T *p = pv, *sq = s->buf[0], *ga = s->buf[1], *mb = s->buf[2];
     const T *g = gv;
     const T wd = (T)s->weight_decay, alpha = (T)s->alpha, one_m_alpha = (T)(1.0 - s->alpha),
             eps = (T)s->eps, momentum = (T)s->momentum, neg_lr = (T)-c->lr;
     for (int64_t i = 0; i < s->n; i++) {
-        T d = K(plus_l2)(g[i], p[i], wd);
+        T d = SUF(plus_l2)(g[i], p[i], wd);
         T sqi = sq[i] * alpha + one_m_alpha * d * d;
         sq[i] = sqi;
         T avg = sqi;
         if (ga) {
-            T gi = K(lerp)(ga[i], d, one_m_alpha);
+            T gi = SUF(lerp)(ga[i], d, one_m_alpha);
             ga[i] = gi;
             avg -= gi * gi;
         }
@@ -163,4 +163,4 @@ static void K(rmsprop_kernel)(const opt_state *s, const step_coef *c, void *pv, 
 }
 
 #undef T
-#undef K
+#undef SUF

@@ -62,11 +62,11 @@ static const sl_option_spec pool_options[] = {
  * of nn/pool_generic.h). */
 #define T float
 #define I int32_t
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "nn/pool_generic.h"
 #define T double
 #define I int64_t
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "nn/pool_generic.h"
 
 /* Shared by both types; the message names the type. */

@@ -1,12 +1,12 @@
 /* core/nn/pool_generic.h — the pooling kernels of pool.c for one element
  * type.  Not a header: pool.c includes it once per type after defining
- *   T        the element type (float, double),
- *   I        the signed integer type of the same width (a lane mask), and
- *   K(name)  name with the type's suffix (maxpool_forward -> maxpool_forward_f32);
+ *   T          the element type (float, double),
+ *   I          the signed integer type of the same width (a lane mask), and
+ *   SUF(name)  name with the type's suffix (maxpool_forward -> maxpool_forward_f32);
  * all three are #undef'd at the end.  No include guard, on purpose. */
 
 /* Output ow of a 2x2/stride-2 row pair: the running maximum and its place. */
-static inline void K(maxpool2x2_window)(const T *r0, const T *r1, T *y, T *code, int64_t ow)
+static inline void SUF(maxpool2x2_window)(const T *r0, const T *r1, T *y, T *code, int64_t ow)
 {
     T bv = r0[2 * ow], best = 0, v;
     v = r0[2 * ow + 1];
@@ -29,52 +29,52 @@ static inline void K(maxpool2x2_window)(const T *r0, const T *r1, T *y, T *code,
  * 16-byte vector of windows is done at a time (GCC/Clang vector extensions;
  * the scalar form, with an int64 index beside each value, cost more than
  * the convolutions' GEMMs).  The scalar tail computes the same thing. */
-typedef T K(pool_vec) __attribute__((vector_size(16)));
-typedef I K(pool_mask) __attribute__((vector_size(16)));
+typedef T SUF(pool_vec) __attribute__((vector_size(16)));
+typedef I SUF(pool_mask) __attribute__((vector_size(16)));
 /* One step of the running maximum on vectors: lanes where v takes over *bv
  * (MAXPOOL_TAKES, as masks) get v's value and `place`.  Bitwise selects, so
  * the winner's bits are copied exactly. */
-static inline void K(maxpool_vstep)(K(pool_vec) v, K(pool_vec) *bv, K(pool_vec) *best,
-                                    K(pool_vec) place)
+static inline void SUF(maxpool_vstep)(SUF(pool_vec) v, SUF(pool_vec) *bv, SUF(pool_vec) *best,
+                                      SUF(pool_vec) place)
 {
-    K(pool_mask) t = MAXPOOL_TAKES(v, *bv);
-    *bv = (K(pool_vec))(((K(pool_mask))v & t) | ((K(pool_mask))*bv & ~t));
-    *best = (K(pool_vec))(((K(pool_mask))place & t) | ((K(pool_mask))*best & ~t));
+    SUF(pool_mask) t = MAXPOOL_TAKES(v, *bv);
+    *bv = (SUF(pool_vec))(((SUF(pool_mask))v & t) | ((SUF(pool_mask))*bv & ~t));
+    *best = (SUF(pool_vec))(((SUF(pool_mask))place & t) | ((SUF(pool_mask))*best & ~t));
 }
-static void K(maxpool2x2_row)(const T *r0, const T *r1, T *y, T *code, int64_t n)
+static void SUF(maxpool2x2_row)(const T *r0, const T *r1, T *y, T *code, int64_t n)
 {
-    const int64_t lanes = (int64_t)(sizeof(K(pool_vec)) / sizeof(T));
-    const K(pool_vec) zero = {0}, one = zero + 1, two = one + 1, three = two + 1;
+    const int64_t lanes = (int64_t)(sizeof(SUF(pool_vec)) / sizeof(T));
+    const SUF(pool_vec) zero = {0}, one = zero + 1, two = one + 1, three = two + 1;
     int64_t ow = 0;
     for (; ow + lanes <= n; ow += lanes) {
-        K(pool_vec) p0, p1, q0, q1;
+        SUF(pool_vec) p0, p1, q0, q1;
         memcpy(&p0, r0 + 2 * ow, sizeof p0);
         memcpy(&p1, r0 + 2 * ow + lanes, sizeof p1);
         memcpy(&q0, r1 + 2 * ow, sizeof q0);
         memcpy(&q1, r1 + 2 * ow + lanes, sizeof q1);
-        K(pool_vec) bv = K(POOL_EVEN)(p0, p1), best = zero;
-        K(pool_vec) v = K(POOL_ODD)(p0, p1);
-        K(maxpool_vstep)(v, &bv, &best, one);
-        v = K(POOL_EVEN)(q0, q1);
-        K(maxpool_vstep)(v, &bv, &best, two);
-        v = K(POOL_ODD)(q0, q1);
-        K(maxpool_vstep)(v, &bv, &best, three);
+        SUF(pool_vec) bv = SUF(POOL_EVEN)(p0, p1), best = zero;
+        SUF(pool_vec) v = SUF(POOL_ODD)(p0, p1);
+        SUF(maxpool_vstep)(v, &bv, &best, one);
+        v = SUF(POOL_EVEN)(q0, q1);
+        SUF(maxpool_vstep)(v, &bv, &best, two);
+        v = SUF(POOL_ODD)(q0, q1);
+        SUF(maxpool_vstep)(v, &bv, &best, three);
         memcpy(y + ow, &bv, sizeof bv);
         memcpy(code + ow, &best, sizeof best);
     }
     for (; ow < n; ow++)
-        K(maxpool2x2_window)(r0, r1, y, code, ow);
+        SUF(maxpool2x2_window)(r0, r1, y, code, ow);
 }
-static void K(maxpool2x2_forward)(const pool_geom *g, const T *x, T *y, T *code)
+static void SUF(maxpool2x2_forward)(const pool_geom *g, const T *x, T *y, T *code)
 {
     for (int64_t pl = 0; pl < g->planes; pl++)
         for (int64_t oh = 0; oh < g->ho; oh++) {
             const T *r0 = x + (pl * g->h + 2 * oh) * g->w;
             int64_t o = (pl * g->ho + oh) * g->wo;
-            K(maxpool2x2_row)(r0, r0 + g->w, y + o, code + o, g->wo);
+            SUF(maxpool2x2_row)(r0, r0 + g->w, y + o, code + o, g->wo);
         }
 }
-static void K(maxpool2x2_backward)(const pool_geom *g, const T *gy, T *gx, const T *code)
+static void SUF(maxpool2x2_backward)(const pool_geom *g, const T *gy, T *gx, const T *code)
 {
     memset(gx, 0, (size_t)(g->planes * g->h * g->w) * sizeof(T));
     for (int64_t pl = 0; pl < g->planes; pl++)
@@ -87,7 +87,7 @@ static void K(maxpool2x2_backward)(const pool_geom *g, const T *gy, T *gx, const
             }
         }
 }
-static void K(maxpool_forward)(const pool_geom *g, const T *x, T *y, int64_t *arg)
+static void SUF(maxpool_forward)(const pool_geom *g, const T *x, T *y, int64_t *arg)
 {
     for (int64_t pl = 0; pl < g->planes; pl++) {
         const T *xp = x + pl * g->h * g->w;
@@ -113,7 +113,7 @@ static void K(maxpool_forward)(const pool_geom *g, const T *x, T *y, int64_t *ar
             }
     }
 }
-static void K(maxpool_backward)(const pool_geom *g, const T *gy, T *gx, const int64_t *arg)
+static void SUF(maxpool_backward)(const pool_geom *g, const T *gy, T *gx, const int64_t *arg)
 {
     memset(gx, 0, (size_t)(g->planes * g->h * g->w) * sizeof(T));
     for (int64_t pl = 0; pl < g->planes; pl++)
@@ -121,7 +121,7 @@ static void K(maxpool_backward)(const pool_geom *g, const T *gy, T *gx, const in
             gx[pl * g->h * g->w + arg[o]] += gy[o];
 }
 /* count_include_pad: every window divides by k*k, padding included. */
-static void K(avgpool_forward)(const pool_geom *g, const T *x, T *y)
+static void SUF(avgpool_forward)(const pool_geom *g, const T *x, T *y)
 {
     double scale = 1.0 / (double)(g->k * g->k);
     for (int64_t pl = 0; pl < g->planes; pl++) {
@@ -137,7 +137,7 @@ static void K(avgpool_forward)(const pool_geom *g, const T *x, T *y)
             }
     }
 }
-static void K(avgpool_backward)(const pool_geom *g, const T *gy, T *gx)
+static void SUF(avgpool_backward)(const pool_geom *g, const T *gy, T *gx)
 {
     T scale = (T)(1.0 / (double)(g->k * g->k));
     memset(gx, 0, (size_t)(g->planes * g->h * g->w) * sizeof(T));
@@ -156,4 +156,4 @@ static void K(avgpool_backward)(const pool_geom *g, const T *gy, T *gx)
 
 #undef T
 #undef I
-#undef K
+#undef SUF

@@ -120,10 +120,10 @@ static int bn_output_shape(sl_module *m, int ndim, const int64_t *in, int *out_n
 
 /* The kernels for float and for double (batchnorm_generic.h). */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "batchnorm_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "batchnorm_generic.h"
 
 /* Checks the input; gives N, S and the (mean, rstd) workspace. */

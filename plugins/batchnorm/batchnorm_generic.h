@@ -1,14 +1,14 @@
 /* plugins/batchnorm/batchnorm_generic.h — the batch-norm kernels of
  * batchnorm.c for one element type.  Not a header: batchnorm.c includes it
  * once per type after defining
- *   T        the element type (float, double), and
- *   K(name)  name with the type's suffix (bn_normalize -> bn_normalize_f32);
+ *   T          the element type (float, double), and
+ *   SUF(name)  name with the type's suffix (bn_normalize -> bn_normalize_f32);
  * both are #undef'd at the end.  No include guard, on purpose. */
 
 /* x, y, gx, gy are (N, C, S); w, b, gw, gb are (C) or NULL; rm, rv (C) the
  * running buffers; stats (C, 2) holds (mean, rstd) per channel. */
-static void K(bn_batch_stats)(const T *x, T *rm, T *rv, double *stats, int64_t N, int64_t C,
-                              int64_t S, double momentum, double eps)
+static void SUF(bn_batch_stats)(const T *x, T *rm, T *rv, double *stats, int64_t N, int64_t C,
+                                int64_t S, double momentum, double eps)
 {
     const double n = (double)(N * S);
     for (int64_t c = 0; c < C; c++) {
@@ -29,15 +29,16 @@ static void K(bn_batch_stats)(const T *x, T *rm, T *rv, double *stats, int64_t N
         rv[c] = (T)((1 - momentum) * rv[c] + momentum * var * n / (n - 1));
     }
 }
-static void K(bn_running_stats)(const T *rm, const T *rv, double *stats, int64_t C, double eps)
+static void SUF(bn_running_stats)(const T *rm, const T *rv, double *stats, int64_t C,
+                                  double eps)
 {
     for (int64_t c = 0; c < C; c++) {
         stats[2 * c] = rm[c];
         stats[2 * c + 1] = 1.0 / sqrt((double)rv[c] + eps);
     }
 }
-static void K(bn_normalize)(const T *x, T *y, const T *w, const T *b, const double *stats,
-                            int64_t N, int64_t C, int64_t S)
+static void SUF(bn_normalize)(const T *x, T *y, const T *w, const T *b, const double *stats,
+                              int64_t N, int64_t C, int64_t S)
 {
     for (int64_t i = 0; i < N; i++)
         for (int64_t c = 0; c < C; c++) {
@@ -51,9 +52,9 @@ static void K(bn_normalize)(const T *x, T *y, const T *w, const T *b, const doub
 }
 /* Training: gx = w rstd (gy - mean(gy) - xhat mean(gy xhat)).  Evaluation: the
  * statistics are constants, gx = w rstd gy.  Both: gw += sum gy xhat, gb += sum gy. */
-static void K(bn_backward)(const T *x, const T *gy, T *gx, const T *w, T *gw, T *gb,
-                           const double *stats, int64_t N, int64_t C, int64_t S,
-                           bool batch_stats)
+static void SUF(bn_backward)(const T *x, const T *gy, T *gx, const T *w, T *gw, T *gb,
+                             const double *stats, int64_t N, int64_t C, int64_t S,
+                             bool batch_stats)
 {
     const double n = (double)(N * S);
     for (int64_t c = 0; c < C; c++) {
@@ -83,4 +84,4 @@ static void K(bn_backward)(const T *x, const T *gy, T *gx, const T *w, T *gw, T 
 }
 
 #undef T
-#undef K
+#undef SUF

@@ -52,10 +52,10 @@ static int scale_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim,
 /* The module's loops, written once and compiled for float and for double:
  * example_generic.h is included once per element type. */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "example_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "example_generic.h"
 
 static int need_contiguous(const sl_tensor *t)

@@ -48,10 +48,10 @@ typedef struct syre_state {
 
 /* The decay loop for float and for double (syre_generic.h). */
 #define T float
-#define K(name) name##_f32
+#define SUF(name) name##_f32
 #include "syre_generic.h"
 #define T double
-#define K(name) name##_f64
+#define SUF(name) name##_f64
 #include "syre_generic.h"
 
 /* Does `name` match one of the comma-separated globs in `list`? */
