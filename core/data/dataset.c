@@ -41,13 +41,9 @@ static int check_real_x(const sl_dataset *d, const char *who)
     return SL_OK;
 }
 
-/* One source for float and for double: dataset_generic.h, included once per type. */
-#define T float
-#define SUF(name) name##_f32
-#include "data/dataset_generic.h"
-#define T double
-#define SUF(name) name##_f64
-#include "data/dataset_generic.h"
+/* The loops, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "data/dataset_generic.h"
+#include "generic_real.h"
 
 int sl_dataset_stats(const sl_dataset *d, double *mean, double *std)
 {

@@ -1,8 +1,7 @@
-/* core/data/dataset_generic.h — the statistics loops of dataset.c for one element
- * type.  Not a header: dataset.c includes it once per type after defining
- *   T          the element type (float, double), and
- *   SUF(name)  name with the type's suffix (stats -> stats_f32);
- * both are #undef'd at the end.  No include guard, on purpose. */
+/* core/data/dataset_generic.h — the statistics loops of dataset.c, written
+ * once against T, I and SUF(name) and compiled for float and for double:
+ * dataset.c includes it through generic_real.h (see there).  Not a header; no
+ * include guard.  */
 
 /* Two passes (mean, then squared deviations) in double: the one-pass
  * sum-of-squares formula loses all precision when |mean| >> std. */
@@ -23,6 +22,3 @@ static void SUF(normalize)(T *x, int64_t n, double mean, double std)
     for (int64_t i = 0; i < n; i++)
         x[i] = (T)(((double)x[i] - mean) / std);
 }
-
-#undef T
-#undef SUF

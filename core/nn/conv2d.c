@@ -68,12 +68,9 @@ static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo
         *hi = *lo;
 }
 
-#define T float
-#define SUF(name) name##_f32
-#include "nn/conv2d_generic.h"
-#define T double
-#define SUF(name) name##_f64
-#include "nn/conv2d_generic.h"
+/* The kernels, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "nn/conv2d_generic.h"
+#include "generic_real.h"
 
 static int require_positive(const char *option, int64_t value)
 {

@@ -1,10 +1,7 @@
-/* core/nn/conv2d_generic.h — the convolution kernels of conv2d.c for one
- * element type.  Not a header: conv2d.c includes it once per type after
- * defining
- *   T          the element type (float, double), and
- *   SUF(name)  name with the type's suffix (conv_forward -> conv_forward_f32;
- *            SUF(GEMM) is sl_sgemm or sl_dgemm);
- * both are #undef'd at the end.  No include guard, on purpose. */
+/* core/nn/conv2d_generic.h — the convolution kernels of conv2d.c, written
+ * once against T, I and SUF(name) and compiled for float and for double:
+ * conv2d.c includes it through generic_real.h (see there).  Not a header; no
+ * include guard.   SUF(GEMM) is sl_sgemm or sl_dgemm. */
 
 /* dst[i] += src[i] (col2im's stride-1 runs: dst in gx, src in gcols), one
  * 16-byte vector at a time with GCC/Clang vector extensions; element by
@@ -131,6 +128,3 @@ static void SUF(conv_backward)(const conv_geom *g, const T *x, const T *wt, cons
         SUF(col2im)(g, gcols, gx + n * g->c * g->h * g->w);
     }
 }
-
-#undef T
-#undef SUF

@@ -29,13 +29,9 @@ static const sl_option_spec layernorm_options[] = {
     {NULL, SL_OPT_INT, NULL, NULL, NULL},
 };
 
-/* One source for float and for double: layernorm_generic.h, included once per type. */
-#define T float
-#define SUF(name) name##_f32
-#include "nn/layernorm_generic.h"
-#define T double
-#define SUF(name) name##_f64
-#include "nn/layernorm_generic.h"
+/* The kernels, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "nn/layernorm_generic.h"
+#include "generic_real.h"
 
 static int layernorm_create(sl_module *m, const sl_options *opt)
 {

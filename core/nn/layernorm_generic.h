@@ -1,8 +1,7 @@
-/* core/nn/layernorm_generic.h — the layer-norm kernels of layernorm.c for one element
- * type.  Not a header: layernorm.c includes it once per type after defining
- *   T          the element type (float, double), and
- *   SUF(name)  name with the type's suffix (layernorm_forward -> layernorm_forward_f32);
- * both are #undef'd at the end.  No include guard, on purpose. */
+/* core/nn/layernorm_generic.h — the layer-norm kernels of layernorm.c,
+ * written once against T, I and SUF(name) and compiled for float and for
+ * double: layernorm.c includes it through generic_real.h (see there).  Not a
+ * header; no include guard.  */
 
 /* x, y, gy, gx are (rows, n); w, b, gw, gb are (n) or NULL without affine;
  * stats holds (mean, rstd) per row. */
@@ -56,6 +55,3 @@ static void SUF(layernorm_backward)(const T *x, const T *gy, T *gx, const T *w, 
         }
     }
 }
-
-#undef T
-#undef SUF

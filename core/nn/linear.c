@@ -26,13 +26,9 @@ static const sl_option_spec linear_options[] = {
     {NULL, SL_OPT_INT, NULL, NULL, NULL},
 };
 
-/* One source for float and for double: linear_generic.h, included once per type. */
-#define T float
-#define SUF(name) name##_f32
-#include "nn/linear_generic.h"
-#define T double
-#define SUF(name) name##_f64
-#include "nn/linear_generic.h"
+/* The bias loop, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "nn/linear_generic.h"
+#include "generic_real.h"
 
 /* dst (rows, n) += src, row by row as add_rows_*; same dtype. */
 static void add_rows(sl_tensor *dst, int64_t dst_step, const sl_tensor *src, int64_t src_step,

@@ -1,8 +1,7 @@
-/* core/nn/linear_generic.h — the bias loop of linear.c for one element
- * type.  Not a header: linear.c includes it once per type after defining
- *   T          the element type (float, double), and
- *   SUF(name)  name with the type's suffix (add_rows -> add_rows_f32);
- * both are #undef'd at the end.  No include guard, on purpose. */
+/* core/nn/linear_generic.h — the bias loop of linear.c, written once against
+ * T, I and SUF(name) and compiled for float and for double: linear.c
+ * includes it through generic_real.h (see there).  Not a header; no include
+ * guard.  */
 
 /* dst row r += src row r for r < rows, rows of n elements `dst_step` and
  * `src_step` apart: with dst_step 0 the column sums of src (the bias
@@ -26,6 +25,3 @@ SL_HOT_CLONES static void SUF(add_rows)(T *restrict dst, int64_t dst_step,
             d[j] += s[j];
     }
 }
-
-#undef T
-#undef SUF

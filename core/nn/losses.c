@@ -19,14 +19,11 @@
 
 /* ---------------------------------------------------------------- kernels */
 
-/* One source per kernel: losses_generic.h (cross entropy) once per dtype,
- * losses_mse_generic.h once per (prediction, target) dtype pair. */
-#define T float
-#define SUF(name) name##_f32
-#include "nn/losses_generic.h"
-#define T double
-#define SUF(name) name##_f64
-#include "nn/losses_generic.h"
+/* One source per kernel: losses_generic.h (cross entropy) compiled for
+ * float and for double, losses_mse_generic.h once per (prediction, target)
+ * dtype pair. */
+#define SL_GENERIC_FILE "nn/losses_generic.h"
+#include "generic_real.h"
 
 #define TP float
 #define TT float

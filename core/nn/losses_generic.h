@@ -1,9 +1,7 @@
-/* core/nn/losses_generic.h — the cross-entropy kernel of losses.c for one
- * element type.  Not a header: losses.c includes it once per type after
- * defining
- *   T          the element type (float, double), and
- *   SUF(name)  name with the type's suffix (cross_entropy -> cross_entropy_f32);
- * both are #undef'd at the end.  No include guard, on purpose. */
+/* core/nn/losses_generic.h — the cross-entropy kernel of losses.c, written
+ * once against T, I and SUF(name) and compiled for float and for double:
+ * losses.c includes it through generic_real.h (see there).  Not a header; no
+ * include guard.  */
 
 /* Returns the summed loss of all rows; writes the per-row gradient scaled by
  * `scale` (= 1/B) when g is not NULL.  log-softmax is shifted by the row
@@ -30,6 +28,3 @@ static double SUF(cross_entropy)(const T *x, const int64_t *label, T *g, int64_t
     }
     return total;
 }
-
-#undef T
-#undef SUF

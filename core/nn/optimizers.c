@@ -54,16 +54,12 @@ typedef struct step_coef {
 
 /* ---- the update loops, one source compiled for float and for double ----- */
 
-/* nn/optimizers_generic.h is written once against the element type T and
- * the name suffixer SUF(); including it once per type gives sgd_kernel_f32,
- * sgd_kernel_f64, ... as ordinary code that debuggers and diagnostics can
- * point into.  It #undefs T and SUF at its end. */
-#define T float
-#define SUF(name) name##_f32
-#include "nn/optimizers_generic.h"
-#define T double
-#define SUF(name) name##_f64
-#include "nn/optimizers_generic.h"
+/* nn/optimizers_generic.h, written once against the element type T and
+ * the name suffixer SUF(), compiled for float and for double through
+ * generic_real.h: sgd_kernel_f32, sgd_kernel_f64, ... as ordinary code that
+ * debuggers and diagnostics can point into. */
+#define SL_GENERIC_FILE "nn/optimizers_generic.h"
+#include "generic_real.h"
 
 /* ---- shared plumbing -------------------------------------------------- */
 

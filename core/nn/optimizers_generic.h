@@ -1,10 +1,8 @@
-/* core/nn/optimizers_generic.h — the update loops of optimizers.c for one
- * element type.  Not a header: optimizers.c includes it once per type after
- * defining
- *   T          the element type (float, double), and
- *   SUF(name)  name with the type's suffix (sgd_kernel -> sgd_kernel_f32);
- * both are #undef'd at the end.  No include guard, on purpose.  See the
- * top of optimizers.c for the arithmetic conventions (PyTorch's, in T). */
+/* core/nn/optimizers_generic.h — the update loops of optimizers.c, written
+ * once against T, I and SUF(name) and compiled for float and for double:
+ * optimizers.c includes it through generic_real.h (see there).  Not a header;
+ * no include guard.   See the top of optimizers.c for the arithmetic
+ * conventions (PyTorch's, in T). */
 
 /* torch.lerp's two-sided formula, self + w (end - self), evaluated from
  * the nearer end; and the gradient with PyTorch's L2 weight-decay term
@@ -161,6 +159,3 @@ static void SUF(rmsprop_kernel)(const opt_state *s, const step_coef *c, void *pv
         }
     }
 }
-
-#undef T
-#undef SUF

@@ -58,16 +58,9 @@ static const sl_option_spec pool_options[] = {
 #define POOL_ODD_f64(a, b) __builtin_shuffle(a, b, (pool_mask_f64){1, 3})
 #endif
 
-/* The kernels, one source compiled for float and for double (see the top
- * of nn/pool_generic.h). */
-#define T float
-#define I int32_t
-#define SUF(name) name##_f32
-#include "nn/pool_generic.h"
-#define T double
-#define I int64_t
-#define SUF(name) name##_f64
-#include "nn/pool_generic.h"
+/* The kernels, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "nn/pool_generic.h"
+#include "generic_real.h"
 
 /* Shared by both types; the message names the type. */
 static int pool_create(sl_module *m, const sl_options *opt)

@@ -1,9 +1,8 @@
-/* core/nn/pool_generic.h — the pooling kernels of pool.c for one element
- * type.  Not a header: pool.c includes it once per type after defining
- *   T          the element type (float, double),
- *   I          the signed integer type of the same width (a lane mask), and
- *   SUF(name)  name with the type's suffix (maxpool_forward -> maxpool_forward_f32);
- * all three are #undef'd at the end.  No include guard, on purpose. */
+/* core/nn/pool_generic.h — the pooling kernels of pool.c, written once
+ * against T, I and SUF(name) and compiled for float and for double: pool.c
+ * includes it through generic_real.h (see there).  Not a header; no include
+ * guard.   SUF(POOL_EVEN) and SUF(POOL_ODD) are the lane shuffles defined in
+ * pool.c. */
 
 /* Output ow of a 2x2/stride-2 row pair: the running maximum and its place. */
 static inline void SUF(maxpool2x2_window)(const T *r0, const T *r1, T *y, T *code, int64_t ow)
@@ -153,7 +152,3 @@ static void SUF(avgpool_backward)(const pool_geom *g, const T *gy, T *gx)
             }
     }
 }
-
-#undef T
-#undef I
-#undef SUF
