@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -603,6 +605,53 @@ START_TEST(test_load_missing_file)
 }
 END_TEST
 
+/* ---- the temporary-directory fixture itself -------------------------------- */
+
+/* Writes a file into its directory, then fails before any cleanup of its own. */
+START_TEST(writes_then_fails)
+{
+    FILE *f = fopen(sl_test_tmp_path("left.safetensors"), "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_msg(0, "deliberate failure after writing a file");
+}
+END_TEST
+
+/* A failed assertion ends the test's process at once; the files it wrote
+ * must still go.  A child process runs a one-test suite (forked per test, as
+ * make check runs) with TMPDIR pointing at an empty directory (inside this
+ * test's own, so nothing outlives a failure here either); after it, that
+ * directory must be empty again. */
+START_TEST(tmpdir_removed_after_failed_test)
+{
+    char base[512];
+    snprintf(base, sizeof base, "%s", sl_test_tmp_path("inner"));
+    ck_assert_int_eq(mkdir(base, 0700), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setenv("TMPDIR", base, 1);
+        Suite *s = suite_create("inner");
+        TCase *tc = tcase_create("inner");
+        sl_test_add_tmpdir(tc);
+        tcase_add_test(tc, writes_then_fails);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_set_fork_status(sr, CK_FORK);
+        srunner_run_all(sr, CK_SILENT);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        _exit(failed == 1 ? 0 : 3);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    int left = count_entries(base);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the inner test did not fail exactly once (status %d)", status);
+    ck_assert_msg(left == 0, "%d entries left in %s after the failed test", left, base);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -628,6 +677,10 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_save_into_missing_directory);
     tcase_add_test(tc, test_requires_built_model);
     tcase_add_test(tc, test_load_missing_file);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("fixtures");
+    sl_test_add_tmpdir(tc);
+    tcase_add_test(tc, tmpdir_removed_after_failed_test);
     suite_add_tcase(s, tc);
     return s;
 }
