@@ -1,5 +1,6 @@
-/* core/model_internal.h — the layout of modules and models, shared by
- * module.c, model.c, seq.c, nn/container.c, structure.c and train.c only. */
+/* core/model_internal.h — the layout of modules and of the lists that hold
+ * them, shared by module.c, model.c, seq.c, nn/container.c, structure.c and
+ * evaluate.c only (the model's own struct is private to model.c). */
 #ifndef SYMLAB_CORE_MODEL_INTERNAL_H
 #define SYMLAB_CORE_MODEL_INTERNAL_H
 

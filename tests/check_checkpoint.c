@@ -11,19 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
 
 /* ---- fixtures ----------------------------------------------------------- */
-
-static char tmpdir[64];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_checkpoint.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
 
 static int count_entries(const char *dir)
 {
@@ -34,28 +28,6 @@ static int count_entries(const char *dir)
         n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
-    char path[512];
-    for (struct dirent *e; (e = readdir(d));) {
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    return path;
 }
 
 /* linear 5 -> 4, then 4 -> 3: "0.weight" [4, 5], "0.bias" [4],
@@ -204,20 +176,18 @@ static void forge_file(const char *path, sl_model *m, const forge *fg)
 
 static void round_trip(sl_dtype dtype)
 {
-    make_tmpdir();
-    const char *path = tmp_path("model.safetensors");
+    const char *path = sl_test_tmp_path("model.safetensors");
     sl_model *a = small_model(dtype, 1), *b = small_model(dtype, 2);
     ck_assert(!same_as(b, sl_model_flat_params(a)->data));
     ck_assert_sl_ok(sl_model_save(a, path));
-    ck_assert_int_eq(count_entries(tmpdir), 1); /* no temporary left behind */
+    ck_assert_int_eq(count_entries(sl_test_tmpdir()), 1); /* no temporary left behind */
     ck_assert_sl_ok(sl_model_load(b, path));
     ck_assert(same_as(b, sl_model_flat_params(a)->data));
     /* Saving over an existing checkpoint replaces it. */
     ck_assert_sl_ok(sl_model_save(b, path));
-    ck_assert_int_eq(count_entries(tmpdir), 1);
+    ck_assert_int_eq(count_entries(sl_test_tmpdir()), 1);
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
 }
 
 START_TEST(test_round_trip_f64) { round_trip(SL_F64); }
@@ -340,8 +310,7 @@ static bool same_buffers(sl_model *a, sl_model *b)
 
 START_TEST(test_round_trip_with_buffer)
 {
-    make_tmpdir();
-    const char *path = tmp_path("buffered.safetensors");
+    const char *path = sl_test_tmp_path("buffered.safetensors");
     sl_dtype dtype = _i ? SL_F32 : SL_F64;
     sl_model *a = buffered_model(dtype, 1), *b = buffered_model(dtype, 2);
     ck_assert(!same_buffers(a, b));
@@ -377,15 +346,13 @@ START_TEST(test_round_trip_with_buffer)
     sl_model_free(c);
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
 }
 END_TEST
 
 /* The file read back byte by byte against the safetensors specification. */
 START_TEST(test_layout)
 {
-    make_tmpdir();
-    const char *path = tmp_path("layout.safetensors");
+    const char *path = sl_test_tmp_path("layout.safetensors");
     sl_model *m = small_model(SL_F64, 3);
     ck_assert_sl_ok(sl_model_save(m, path));
     size_t size;
@@ -415,15 +382,13 @@ START_TEST(test_layout)
     free(header);
     free(buf);
     sl_model_free(m);
-    remove_tmpdir();
 }
 END_TEST
 
 /* f64 into f32 rounds each value; f32 into f64 is exact. */
 START_TEST(test_dtype_conversion)
 {
-    make_tmpdir();
-    const char *path = tmp_path("conv.safetensors");
+    const char *path = sl_test_tmp_path("conv.safetensors");
     sl_model *a64 = small_model(SL_F64, 4), *b32 = small_model(SL_F32, 5);
     ck_assert_sl_ok(sl_model_save(a64, path));
     ck_assert_sl_ok(sl_model_load(b32, path));
@@ -441,7 +406,6 @@ START_TEST(test_dtype_conversion)
     sl_model_free(a64);
     sl_model_free(b32);
     sl_model_free(c64);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -449,8 +413,7 @@ END_TEST
  * data into an f64 model) loads. */
 START_TEST(test_foreign_file)
 {
-    make_tmpdir();
-    const char *path = tmp_path("foreign.safetensors");
+    const char *path = sl_test_tmp_path("foreign.safetensors");
     sl_model *a = small_model(SL_F64, 7), *b = small_model(SL_F64, 8);
     forge_file(path, a, &honest);
     ck_assert_sl_ok(sl_model_load(b, path));
@@ -464,7 +427,6 @@ START_TEST(test_foreign_file)
                             (double)(float)sl_tensor_flat_get(sl_model_flat_params(a), i));
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -492,10 +454,9 @@ static void python_reads(sl_dtype dtype)
 {
     if (access("/usr/bin/python3", X_OK) != 0)
         return;
-    make_tmpdir();
     char script[512], model[512], cmd[1200];
-    snprintf(script, sizeof script, "%s", tmp_path("reader.py"));
-    snprintf(model, sizeof model, "%s", tmp_path("model.safetensors"));
+    snprintf(script, sizeof script, "%s", sl_test_tmp_path("reader.py"));
+    snprintf(model, sizeof model, "%s", sl_test_tmp_path("model.safetensors"));
     spit(script, reader_py, strlen(reader_py));
     sl_model *m = small_model(dtype, 14);
     ck_assert_sl_ok(sl_model_save(m, model));
@@ -518,7 +479,6 @@ static void python_reads(sl_dtype dtype)
     ck_assert_int_eq(pclose(p), 0);
     ck_assert_int_eq(seen, sl_model_nparams(m));
     sl_model_free(m);
-    remove_tmpdir();
 }
 
 START_TEST(test_python_reads_f32) { python_reads(SL_F32); }
@@ -545,7 +505,7 @@ static void expect_rejected(const char *path, const char *needle)
 static void expect_forged_rejected(const forge *fg, const char *needle)
 {
     sl_model *src = small_model(SL_F64, 10);
-    const char *path = tmp_path("forged.safetensors");
+    const char *path = sl_test_tmp_path("forged.safetensors");
     forge_file(path, src, fg);
     expect_rejected(path, needle);
     sl_model_free(src);
@@ -553,7 +513,6 @@ static void expect_forged_rejected(const forge *fg, const char *needle)
 
 START_TEST(test_rejects_model_mismatch)
 {
-    make_tmpdir();
     forge fg = honest;
     fg.bad_shape = 2;
     expect_forged_rejected(&fg, "1.weight");
@@ -569,7 +528,6 @@ START_TEST(test_rejects_model_mismatch)
     fg = honest;
     fg.bad_dtype = "BF16";
     expect_forged_rejected(&fg, "BF16");
-    remove_tmpdir();
 }
 END_TEST
 
@@ -606,20 +564,18 @@ START_TEST(test_rejects_bad_json)
         "{} x",
         "[]",
     };
-    make_tmpdir();
-    const char *path = tmp_path("json.safetensors");
+    const char *path = sl_test_tmp_path("json.safetensors");
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         write_with_header(path, headers[i]);
         expect_rejected(path, "byte");
     }
-    remove_tmpdir();
 }
 END_TEST
 
 START_TEST(test_rejects_truncation)
 {
-    make_tmpdir();
-    const char *good = tmp_path("good.safetensors"), *bad = tmp_path("bad.safetensors");
+    const char *good = sl_test_tmp_path("good.safetensors");
+    const char *bad = sl_test_tmp_path("bad.safetensors");
     sl_model *m = small_model(SL_F64, 11);
     ck_assert_sl_ok(sl_model_save(m, good));
     size_t size;
@@ -647,7 +603,6 @@ START_TEST(test_rejects_truncation)
 
     free(buf);
     sl_model_free(m);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -655,13 +610,11 @@ END_TEST
 
 START_TEST(test_save_into_missing_directory)
 {
-    make_tmpdir();
-    const char *path = tmp_path("no/such/dir/model.safetensors");
+    const char *path = sl_test_tmp_path("no/such/dir/model.safetensors");
     sl_model *m = small_model(SL_F32, 12);
     ck_assert_sl_fails(sl_model_save(m, path), SL_EIO, path);
-    ck_assert_int_eq(count_entries(tmpdir), 0);
+    ck_assert_int_eq(count_entries(sl_test_tmpdir()), 0);
     sl_model_free(m);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -670,9 +623,10 @@ START_TEST(test_requires_built_model)
     sl_model *m = NULL;
     ck_assert_sl_ok(sl_model_new(SL_F64, &m));
     sl_test_add_linear(m, 2, 2, true);
-    ck_assert_sl_fails(sl_model_save(m, "/tmp/never.safetensors"), SL_ESTATE, "built");
-    ck_assert_sl_fails(sl_model_load(m, "/tmp/never.safetensors"), SL_ESTATE, "build");
-    ck_assert_int_ne(access("/tmp/never.safetensors", F_OK), 0);
+    const char *never = sl_test_tmp_path("never.safetensors");
+    ck_assert_sl_fails(sl_model_save(m, never), SL_ESTATE, "built");
+    ck_assert_sl_fails(sl_model_load(m, never), SL_ESTATE, "build");
+    ck_assert_int_ne(access(never, F_OK), 0);
     sl_model_free(m);
 }
 END_TEST
@@ -722,8 +676,7 @@ static void patch_file(const char *path, const char *from, const char *to)
 
 START_TEST(test_integer_buffer_round_trip)
 {
-    make_tmpdir();
-    const char *path = tmp_path("counter.safetensors");
+    const char *path = sl_test_tmp_path("counter.safetensors");
     sl_model *a = counter_model(SL_F32, 1), *b = counter_model(SL_F32, 2), *c;
     ck_assert_int_eq(sl_model_buffer(a, 0)->dtype, SL_I64);
     *count_of(a) = INT64_C(1) << 40; /* beyond what a float keeps exactly */
@@ -769,7 +722,6 @@ START_TEST(test_integer_buffer_round_trip)
     free(snap);
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -913,10 +865,9 @@ START_TEST(test_pytorch_round_trip)
     size_t size;
     char *ref = (char *)slurp(TORCH_REF, &size);
     ref[size] = '\0';
-    make_tmpdir();
     char a_path[512], b_path[512], cmd[2048];
-    snprintf(a_path, sizeof a_path, "%s", tmp_path("symlab.safetensors"));
-    snprintf(b_path, sizeof b_path, "%s", tmp_path("torch.safetensors"));
+    snprintf(a_path, sizeof a_path, "%s", sl_test_tmp_path("symlab.safetensors"));
+    snprintf(b_path, sizeof b_path, "%s", sl_test_tmp_path("torch.safetensors"));
     sl_model *a = torch_like_model(SL_F32, 5);
     sl_rng r;
     sl_rng_seed(&r, 3);
@@ -953,8 +904,54 @@ START_TEST(test_pytorch_round_trip)
     assert_outputs(got, want, "PyTorch's model in symlab");
     sl_model_free(a);
     sl_model_free(b);
-    remove_tmpdir();
     free(ref);
+}
+END_TEST
+
+/* ---- the temporary-directory fixture itself -------------------------------- */
+
+/* Writes a file into its directory, then fails before any cleanup of its own. */
+START_TEST(writes_then_fails)
+{
+    FILE *f = fopen(sl_test_tmp_path("left.safetensors"), "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_msg(0, "deliberate failure after writing a file");
+}
+END_TEST
+
+/* A failed assertion ends the test's process at once; the files it wrote
+ * must still go.  A child process runs a one-test suite (forked per test, as
+ * make check runs) with TMPDIR pointing at an empty directory (inside this
+ * test's own, so nothing outlives a failure here either); after it, that
+ * directory must be empty again. */
+START_TEST(tmpdir_removed_after_failed_test)
+{
+    char base[512];
+    snprintf(base, sizeof base, "%s", sl_test_tmp_path("inner"));
+    ck_assert_int_eq(mkdir(base, 0700), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setenv("TMPDIR", base, 1);
+        Suite *s = suite_create("inner");
+        TCase *tc = tcase_create("inner");
+        sl_test_add_tmpdir(tc);
+        tcase_add_test(tc, writes_then_fails);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_set_fork_status(sr, CK_FORK);
+        srunner_run_all(sr, CK_SILENT);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        _exit(failed == 1 ? 0 : 3);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    int left = count_entries(base);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the inner test did not fail exactly once (status %d)", status);
+    ck_assert_msg(left == 0, "%d entries left in %s after the failed test", left, base);
 }
 END_TEST
 
@@ -962,6 +959,7 @@ static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("round trip");
+    sl_test_add_tmpdir(tc);
     tcase_add_test(tc, test_round_trip_f64);
     tcase_add_test(tc, test_round_trip_f32);
     tcase_add_loop_test(tc, test_round_trip_with_buffer, 0, 2);
@@ -975,18 +973,25 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_loads_a_pytorch_batchnorm);
     suite_add_tcase(s, tc);
     tc = tcase_create("pytorch");
+    sl_test_add_tmpdir(tc);
     tcase_set_timeout(tc, 300); /* importing torch takes seconds */
     tcase_add_test(tc, test_pytorch_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("rejects");
+    sl_test_add_tmpdir(tc);
     tcase_add_test(tc, test_rejects_model_mismatch);
     tcase_add_test(tc, test_rejects_bad_json);
     tcase_add_test(tc, test_rejects_truncation);
     suite_add_tcase(s, tc);
     tc = tcase_create("save");
+    sl_test_add_tmpdir(tc);
     tcase_add_test(tc, test_save_into_missing_directory);
     tcase_add_test(tc, test_requires_built_model);
     tcase_add_test(tc, test_load_missing_file);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("fixtures");
+    sl_test_add_tmpdir(tc);
+    tcase_add_test(tc, tmpdir_removed_after_failed_test);
     suite_add_tcase(s, tc);
     return s;
 }

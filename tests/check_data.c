@@ -6,7 +6,6 @@
  * statistics are recomputed with naive loops. */
 #include "config.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,41 +20,6 @@
 #define FASHION_DIR SL_TEST_SRCDIR "/../shared/data/fashion-mnist"
 
 /* ------------------------------------------------------------ helpers */
-
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "%s/symlab-check-data-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *dp = opendir(tmpdir);
-    if (!dp)
-        return;
-    for (struct dirent *e; (e = readdir(dp)) != NULL;) {
-        char p[512];
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-    }
-    closedir(dp);
-    rmdir(tmpdir);
-}
-
-/* tmpdir/name in a static rotating buffer (a few paths live at once). */
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][512];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static void write_bytes(const char *path, const void *data, size_t n)
 {
@@ -285,25 +249,22 @@ static void check_small_images(const sl_tensor *t, int n, int h, int w)
 
 START_TEST(idx_round_trip_plain_and_gzip)
 {
-    make_tmpdir();
     uint8_t buf[8192];
     size_t n = images_file(buf, 5, 4, 3);
-    write_bytes(tmp_path("a-idx3-ubyte"), buf, n);
-    write_gz(tmp_path("a-idx3-ubyte.gz"), buf, n);
+    write_bytes(sl_test_tmp_path("a-idx3-ubyte"), buf, n);
+    write_gz(sl_test_tmp_path("a-idx3-ubyte.gz"), buf, n);
     sl_tensor t = {0};
-    ck_assert_sl_ok(sl_idx_read(tmp_path("a-idx3-ubyte"), &t));
+    ck_assert_sl_ok(sl_idx_read(sl_test_tmp_path("a-idx3-ubyte"), &t));
     check_small_images(&t, 5, 4, 3);
     sl_tensor_release(&t);
-    ck_assert_sl_ok(sl_idx_read(tmp_path("a-idx3-ubyte.gz"), &t));
+    ck_assert_sl_ok(sl_idx_read(sl_test_tmp_path("a-idx3-ubyte.gz"), &t));
     check_small_images(&t, 5, 4, 3);
     sl_tensor_release(&t);
-    remove_tmpdir();
 }
 END_TEST
 
 START_TEST(idx_wide_types_are_big_endian)
 {
-    make_tmpdir();
     uint8_t payload[64], buf[128];
     int32_t dims[2] = {2, 2};
     size_t k = 0;
@@ -311,9 +272,9 @@ START_TEST(idx_wide_types_are_big_endian)
     const int16_t i16[4] = {-2, 300, -32768, 7};
     for (int i = 0; i < 4; i++)
         k += put_be(payload + k, (uint16_t)i16[i], 2);
-    write_bytes(tmp_path("i16"), buf, idx_image(buf, 0x0B, 2, dims, payload, k));
+    write_bytes(sl_test_tmp_path("i16"), buf, idx_image(buf, 0x0B, 2, dims, payload, k));
     sl_tensor t = {0};
-    ck_assert_sl_ok(sl_idx_read(tmp_path("i16"), &t));
+    ck_assert_sl_ok(sl_idx_read(sl_test_tmp_path("i16"), &t));
     ck_assert_int_eq(t.dtype, SL_I64);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(((int64_t *)t.data)[i], i16[i]);
@@ -321,8 +282,8 @@ START_TEST(idx_wide_types_are_big_endian)
 
     /* i8 and i32 */
     const int8_t i8[4] = {-128, -1, 0, 127};
-    write_bytes(tmp_path("i8"), buf, idx_image(buf, 0x09, 2, dims, i8, 4));
-    ck_assert_sl_ok(sl_idx_read(tmp_path("i8"), &t));
+    write_bytes(sl_test_tmp_path("i8"), buf, idx_image(buf, 0x09, 2, dims, i8, 4));
+    ck_assert_sl_ok(sl_idx_read(sl_test_tmp_path("i8"), &t));
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(((int64_t *)t.data)[i], i8[i]);
     sl_tensor_release(&t);
@@ -330,8 +291,8 @@ START_TEST(idx_wide_types_are_big_endian)
     k = 0;
     for (int i = 0; i < 4; i++)
         k += put_be(payload + k, (uint32_t)i32[i], 4);
-    write_bytes(tmp_path("i32"), buf, idx_image(buf, 0x0C, 2, dims, payload, k));
-    ck_assert_sl_ok(sl_idx_read(tmp_path("i32"), &t));
+    write_bytes(sl_test_tmp_path("i32"), buf, idx_image(buf, 0x0C, 2, dims, payload, k));
+    ck_assert_sl_ok(sl_idx_read(sl_test_tmp_path("i32"), &t));
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(((int64_t *)t.data)[i], i32[i]);
     sl_tensor_release(&t);
@@ -345,8 +306,8 @@ START_TEST(idx_wide_types_are_big_endian)
         memcpy(&u, &f32[i], 4);
         k += put_be(payload + k, u, 4);
     }
-    write_bytes(tmp_path("f32"), buf, idx_image(buf, 0x0D, 2, dims, payload, k));
-    ck_assert_sl_ok(sl_idx_read(tmp_path("f32"), &t));
+    write_bytes(sl_test_tmp_path("f32"), buf, idx_image(buf, 0x0D, 2, dims, payload, k));
+    ck_assert_sl_ok(sl_idx_read(sl_test_tmp_path("f32"), &t));
     ck_assert_int_eq(t.dtype, SL_F32);
     ck_assert_mem_eq(t.data, f32, sizeof f32);
     sl_tensor_release(&t);
@@ -356,21 +317,20 @@ START_TEST(idx_wide_types_are_big_endian)
         memcpy(&u, &f64[i], 8);
         k += put_be(payload + k, u, 8);
     }
-    write_gz(tmp_path("f64.gz"), buf, idx_image(buf, 0x0E, 2, dims, payload, k));
-    ck_assert_sl_ok(sl_idx_read(tmp_path("f64.gz"), &t));
+    write_gz(sl_test_tmp_path("f64.gz"), buf, idx_image(buf, 0x0E, 2, dims, payload, k));
+    ck_assert_sl_ok(sl_idx_read(sl_test_tmp_path("f64.gz"), &t));
     ck_assert_int_eq(t.dtype, SL_F64);
     ck_assert_mem_eq(t.data, f64, sizeof f64);
     sl_tensor_release(&t);
-    remove_tmpdir();
 }
 END_TEST
 
-/* Writes `n` bytes of buf to tmpdir/name and expects sl_idx_read to fail
+/* Writes `n` bytes of buf to sl_test_tmpdir()/name and expects sl_idx_read to fail
  * with `code` and a message naming the file and containing `what`. */
 static void expect_idx_fails(const char *name, const void *buf, size_t n, int code,
                              const char *what)
 {
-    const char *path = tmp_path(name);
+    const char *path = sl_test_tmp_path(name);
     write_bytes(path, buf, n);
     sl_tensor t = {0};
     ck_assert_sl_fails(sl_idx_read(path, &t), code, path);
@@ -380,7 +340,6 @@ static void expect_idx_fails(const char *name, const void *buf, size_t n, int co
 
 START_TEST(idx_broken_files_are_rejected)
 {
-    make_tmpdir();
     uint8_t good[8192], bad[8192];
     size_t n = images_file(good, 5, 4, 3); /* header 16 bytes + 60 */
 
@@ -422,16 +381,14 @@ START_TEST(idx_broken_files_are_rejected)
     expect_idx_fails("trailing", bad, n + 1, SL_EFORMAT, "trailing bytes");
 
     sl_tensor t = {0};
-    const char *missing = tmp_path("does-not-exist");
+    const char *missing = sl_test_tmp_path("does-not-exist");
     ck_assert_sl_fails(sl_idx_read(missing, &t), SL_EIO, missing);
     ck_assert_ptr_nonnull(strstr(sl_last_error(), "No such file"));
-    remove_tmpdir();
 }
 END_TEST
 
 START_TEST(idx_corrupt_gzip_is_rejected)
 {
-    make_tmpdir();
     /* Enough images that the compressed stream has a middle to damage. */
     static uint8_t buf[1 << 16];
     int32_t dims[3] = {40, 28, 28};
@@ -442,7 +399,7 @@ START_TEST(idx_corrupt_gzip_is_rejected)
         data[i] = (uint8_t)((s >> 16) & 0x3f);
     }
     size_t n = idx_image(buf, 0x08, 3, dims, data, sizeof data);
-    const char *path = tmp_path("images.gz");
+    const char *path = sl_test_tmp_path("images.gz");
     write_gz(path, buf, n);
     size_t gzlen;
     uint8_t *gz = read_all(path, &gzlen);
@@ -455,7 +412,7 @@ START_TEST(idx_corrupt_gzip_is_rejected)
     /* Flipped bytes in the middle. */
     for (size_t i = gzlen / 2; i < gzlen / 2 + 8; i++)
         gz[i] ^= 0xff;
-    const char *flipped = tmp_path("flipped.gz");
+    const char *flipped = sl_test_tmp_path("flipped.gz");
     write_bytes(flipped, gz, gzlen);
     ck_assert_sl_fails(sl_idx_read(flipped, &t), SL_EFORMAT, flipped);
     ck_assert_ptr_null(t.data);
@@ -464,28 +421,26 @@ START_TEST(idx_corrupt_gzip_is_rejected)
     for (size_t i = gzlen / 2; i < gzlen / 2 + 8; i++)
         gz[i] ^= 0xff;
     gz[gzlen - 6] ^= 0x01;
-    const char *crc = tmp_path("crc.gz");
+    const char *crc = sl_test_tmp_path("crc.gz");
     write_bytes(crc, gz, gzlen);
     ck_assert_sl_fails(sl_idx_read(crc, &t), SL_EFORMAT, crc);
 
     /* A gzip stream cut short. */
     gz[gzlen - 6] ^= 0x01;
-    const char *cut = tmp_path("cut.gz");
+    const char *cut = sl_test_tmp_path("cut.gz");
     write_bytes(cut, gz, gzlen / 2);
     ck_assert_sl_fails(sl_idx_read(cut, &t), SL_EFORMAT, cut);
     free(gz);
-    remove_tmpdir();
 }
 END_TEST
 
 START_TEST(idx_dataset_pairs_files)
 {
-    make_tmpdir();
     uint8_t buf[8192];
-    write_gz(tmp_path("toy-train-images-idx3-ubyte.gz"), buf, images_file(buf, 6, 2, 3));
-    write_bytes(tmp_path("toy-train-labels-idx1-ubyte"), buf, labels_file(buf, 6));
+    write_gz(sl_test_tmp_path("toy-train-images-idx3-ubyte.gz"), buf, images_file(buf, 6, 2, 3));
+    write_bytes(sl_test_tmp_path("toy-train-labels-idx1-ubyte"), buf, labels_file(buf, 6));
     sl_dataset d = {0};
-    ck_assert_sl_ok(sl_dataset_idx_dir(tmpdir, "train", &d));
+    ck_assert_sl_ok(sl_dataset_idx_dir(sl_test_tmpdir(), "train", &d));
     ck_assert_int_eq(sl_dataset_size(&d), 6);
     ck_assert_int_eq(d.x.ndim, 4);
     for (int i = 0; i < 6; i++) {
@@ -499,21 +454,23 @@ START_TEST(idx_dataset_pairs_files)
     sl_dataset_release(&d);
 
     /* No test split yet; then MNIST's t10k naming. */
-    ck_assert_sl_fails(sl_dataset_idx_dir(tmpdir, "test", &d), SL_ENOTFOUND, tmpdir);
+    ck_assert_sl_fails(sl_dataset_idx_dir(sl_test_tmpdir(), "test", &d), SL_ENOTFOUND,
+                       sl_test_tmpdir());
     ck_assert_ptr_nonnull(strstr(sl_last_error(), "test-images-idx3-ubyte"));
-    write_bytes(tmp_path("t10k-images-idx3-ubyte"), buf, images_file(buf, 3, 2, 3));
-    write_bytes(tmp_path("t10k-labels-idx1-ubyte"), buf, labels_file(buf, 3));
-    ck_assert_sl_ok(sl_dataset_idx_dir(tmpdir, "test", &d));
+    write_bytes(sl_test_tmp_path("t10k-images-idx3-ubyte"), buf, images_file(buf, 3, 2, 3));
+    write_bytes(sl_test_tmp_path("t10k-labels-idx1-ubyte"), buf, labels_file(buf, 3));
+    ck_assert_sl_ok(sl_dataset_idx_dir(sl_test_tmpdir(), "test", &d));
     ck_assert_int_eq(sl_dataset_size(&d), 3);
     sl_dataset_release(&d);
 
     /* Two candidates: ambiguous. */
-    write_bytes(tmp_path("toy-train-images-idx3-ubyte"), buf, images_file(buf, 6, 2, 3));
-    ck_assert_sl_fails(sl_dataset_idx_dir(tmpdir, "train", &d), SL_EINVAL, tmpdir);
+    write_bytes(sl_test_tmp_path("toy-train-images-idx3-ubyte"), buf, images_file(buf, 6, 2, 3));
+    ck_assert_sl_fails(sl_dataset_idx_dir(sl_test_tmpdir(), "train", &d), SL_EINVAL,
+                       sl_test_tmpdir());
     ck_assert_ptr_nonnull(strstr(sl_last_error(), "toy-train-images-idx3-ubyte"));
 
     /* Counts that disagree name both files. */
-    const char *img = tmp_path("m-images"), *lab = tmp_path("m-labels");
+    const char *img = sl_test_tmp_path("m-images"), *lab = sl_test_tmp_path("m-labels");
     write_bytes(img, buf, images_file(buf, 6, 2, 3));
     write_bytes(lab, buf, labels_file(buf, 5));
     ck_assert_sl_fails(sl_dataset_idx(img, lab, &d), SL_EFORMAT, img);
@@ -526,7 +483,6 @@ START_TEST(idx_dataset_pairs_files)
                        "/nonexistent/dir/x");
     ck_assert_sl_fails(sl_dataset_idx_dir("/nonexistent/dir", "train", &d), SL_EIO,
                        "/nonexistent/dir");
-    remove_tmpdir();
 }
 END_TEST
 
@@ -534,8 +490,7 @@ END_TEST
 
 START_TEST(csv_good_files)
 {
-    make_tmpdir();
-    const char *path = tmp_path("good.csv");
+    const char *path = sl_test_tmp_path("good.csv");
     write_text(path, "a,b,label\r\n1.5, -2 ,3\r\n0,1e3,0\r\n\r\n\n");
     sl_dataset d = {0};
     ck_assert_sl_ok(sl_dataset_csv(path, true, -1, true, &d));
@@ -554,7 +509,7 @@ START_TEST(csv_good_files)
     sl_dataset_release(&d);
 
     /* No header, label first, regression targets. */
-    const char *reg = tmp_path("reg.csv");
+    const char *reg = sl_test_tmp_path("reg.csv");
     write_text(reg, "0.5,1,2\n-0.25,3,4");
     ck_assert_sl_ok(sl_dataset_csv(reg, false, 0, false, &d));
     ck_assert_int_eq(d.y.dtype, SL_F32);
@@ -564,30 +519,28 @@ START_TEST(csv_good_files)
     ck_assert_float_eq(((float *)d.y.data)[1], -0.25f);
     ck_assert_float_eq(((float *)d.x.data)[3], 4.0f);
     sl_dataset_release(&d);
-    remove_tmpdir();
 }
 END_TEST
 
 START_TEST(csv_bad_files_name_the_line)
 {
-    make_tmpdir();
     sl_dataset d = {0};
     char want[600];
-    const char *ragged = tmp_path("ragged.csv");
+    const char *ragged = sl_test_tmp_path("ragged.csv");
     write_text(ragged, "x1,x2,x3,x4,y\n1,2,3,4,0\n1,2,3,1\n");
     ck_assert_sl_fails(sl_dataset_csv(ragged, true, -1, true, &d), SL_EFORMAT,
                        "expected 5 columns, got 4");
     snprintf(want, sizeof want, "%s:3:", ragged);
     ck_assert_ptr_nonnull(strstr(sl_last_error(), want));
 
-    const char *cell = tmp_path("cell.csv");
+    const char *cell = sl_test_tmp_path("cell.csv");
     write_text(cell, "1,2,0\r\n3,abc,1\r\n");
     ck_assert_sl_fails(sl_dataset_csv(cell, false, -1, true, &d), SL_EFORMAT,
                        "column 2: 'abc' is not a number");
     snprintf(want, sizeof want, "%s:2:", cell);
     ck_assert_ptr_nonnull(strstr(sl_last_error(), want));
 
-    const char *partial = tmp_path("partial.csv");
+    const char *partial = sl_test_tmp_path("partial.csv");
     write_text(partial, "1,2,0\n1,2x,1\n");
     ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT, "'2x'");
     write_text(partial, "1,,0\n");
@@ -596,7 +549,7 @@ START_TEST(csv_bad_files_name_the_line)
     write_text(partial, "1,nan,0\n");
     ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT, "'nan'");
 
-    const char *label = tmp_path("label.csv");
+    const char *label = sl_test_tmp_path("label.csv");
     write_text(label, "1,2,0\n1,2,1.5\n");
     ck_assert_sl_fails(sl_dataset_csv(label, false, -1, true, &d), SL_EFORMAT, ":2:");
     write_text(label, "1,2,-1\n");
@@ -604,16 +557,15 @@ START_TEST(csv_bad_files_name_the_line)
     ck_assert_sl_fails(sl_dataset_csv(label, false, 3, true, &d), SL_EINVAL, "label column");
     ck_assert_sl_fails(sl_dataset_csv(label, false, -4, false, &d), SL_EINVAL, "label column");
 
-    const char *gap = tmp_path("gap.csv");
+    const char *gap = sl_test_tmp_path("gap.csv");
     write_text(gap, "1,2\n\n3,4\n");
     ck_assert_sl_fails(sl_dataset_csv(gap, false, -1, true, &d), SL_EFORMAT, ":2: blank line");
-    const char *empty = tmp_path("empty.csv");
+    const char *empty = sl_test_tmp_path("empty.csv");
     write_text(empty, "a,b\n\n");
     ck_assert_sl_fails(sl_dataset_csv(empty, true, -1, true, &d), SL_EFORMAT, "no data rows");
-    ck_assert_sl_fails(sl_dataset_csv(tmp_path("missing.csv"), true, -1, true, &d), SL_EIO,
+    ck_assert_sl_fails(sl_dataset_csv(sl_test_tmp_path("missing.csv"), true, -1, true, &d), SL_EIO,
                        "missing.csv");
     ck_assert_ptr_null(d.x.data);
-    remove_tmpdir();
 }
 END_TEST
 
@@ -911,6 +863,7 @@ static Suite *data_suite(void)
     tcase_add_test(mnist, fashion_mnist_if_present);
     suite_add_tcase(s, mnist);
     TCase *idx = tcase_create("idx");
+    sl_test_add_tmpdir(idx);
     tcase_add_test(idx, idx_round_trip_plain_and_gzip);
     tcase_add_test(idx, idx_wide_types_are_big_endian);
     tcase_add_test(idx, idx_broken_files_are_rejected);
@@ -918,6 +871,7 @@ static Suite *data_suite(void)
     tcase_add_test(idx, idx_dataset_pairs_files);
     suite_add_tcase(s, idx);
     TCase *csv = tcase_create("csv");
+    sl_test_add_tmpdir(csv);
     tcase_add_test(csv, csv_good_files);
     tcase_add_test(csv, csv_bad_files_name_the_line);
     suite_add_tcase(s, csv);

@@ -720,10 +720,7 @@ START_TEST(conserved_linear_one_step_drift)
     sl_model *m = make_chain(SL_F64, dims, 3, NULL, false, 41);
     sl_dataset d = {0};
     make_data(&d, 10, IN, OUT, 42);
-    char path[] = "/tmp/check_dynamics_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert(fd >= 0);
-    close(fd);
+    const char *path = sl_test_tmp_path("chain.safetensors");
     ck_assert_sl_ok(sl_model_save(m, path));
     double C0[K * K], C1[K * K], expect[K * K], l, g;
     naive_C(m, IN, K, OUT, C0);
@@ -750,7 +747,6 @@ START_TEST(conserved_linear_one_step_drift)
     ck_assert_msg(fro > 1e-6, "the drift is trivially small (%g)", fro);
     double drift = probe_value(m, path, "C0_drift");
     ck_assert_msg(fabs(drift - fro) < 1e-10, "probe drift %.17g, expected %.17g", drift, fro);
-    unlink(path);
     sl_optim_free(opt);
     sl_dataset_release(&d);
     sl_model_free(m);
@@ -820,6 +816,7 @@ static Suite *dynamics_suite(void)
     tcase_add_test(y, syre_option_errors);
     suite_add_tcase(s, y);
     TCase *c = tcase_create("conserved");
+    sl_test_add_tmpdir(c);
     tcase_add_checked_fixture(c, setup, NULL);
     tcase_add_test(c, conserved_linear_one_step_drift);
     tcase_add_test(c, conserved_rescale_and_softmax);

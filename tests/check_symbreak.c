@@ -363,15 +363,11 @@ START_TEST(test_batchnorm_checkpoint)
         ck_assert_sl_ok(sl_model_forward(a, &x, &y));
         sl_tensor_release(&x);
     }
-    char path[] = "/tmp/check_symbreak_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    const char *path = sl_test_tmp_path("batchnorm.safetensors");
     ck_assert_sl_ok(sl_model_save(a, path));
     sl_model *b = MODEL(SL_F32, 99, "linear", "in_features=4,out_features=3", "batchnorm",
                         "num_features=3", "relu", "");
     ck_assert_sl_ok(sl_model_load(b, path));
-    unlink(path);
     for (int i = 0; i < 2; i++) {
         const sl_tensor *ba = sl_model_buffer(a, i), *bb = sl_model_buffer(b, i);
         for (int64_t c = 0; c < 3; c++)
@@ -758,6 +754,7 @@ static Suite *symbreak_suite(void)
     tcase_add_test(grad, test_gradcheck_upsample);
     suite_add_tcase(s, grad);
     TCase *layers = tcase_create("layers");
+    sl_test_add_tmpdir(layers);
     tcase_add_test(layers, test_dropout_train_eval);
     tcase_add_test(layers, test_dropout_edges);
     tcase_add_test(layers, test_batchnorm_running_stats);

@@ -3,6 +3,7 @@
 #define SYMLAB_TESTUTIL_H
 
 #include <check.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,77 @@ static inline const char *sl_test_path(const char *dir, const char *name)
     char *p = bufs[next++ % 8];
     snprintf(p, 512, "%s/%s", dir, name);
     return p;
+}
+
+/* ---- temporary files -------------------------------------------------------
+ * A failed ck_assert ends the forked test process at once, so cleanup at the
+ * end of a test, or in a checked teardown (which runs in that process), is
+ * skipped.  sl_test_add_tmpdir(tc) instead gives the TCase one directory that
+ * the runner process makes before the TCase's tests and removes, with all it
+ * holds, after them (an unchecked fixture), pass or fail; a checked setup
+ * gives each test a fresh, empty subdirectory of it: sl_test_tmpdir(). */
+
+static inline char *sl_test_tmproot_buf(void)
+{
+    static char root[256];
+    return root;
+}
+
+static inline char *sl_test_tmpdir_buf(void)
+{
+    static char dir[320];
+    return dir;
+}
+
+/* The current test's directory (valid in tests of a TCase given
+ * sl_test_add_tmpdir). */
+static inline const char *sl_test_tmpdir(void)
+{
+    return sl_test_tmpdir_buf();
+}
+
+/* sl_test_tmpdir()/name (sl_test_path's rotating buffers). */
+static inline const char *sl_test_tmp_path(const char *name)
+{
+    return sl_test_path(sl_test_tmpdir(), name);
+}
+
+static inline void sl_test_tmproot_make(void)
+{
+    char *root = sl_test_tmproot_buf();
+    const char *base = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(root, 256, "%s/symlab-check-XXXXXX", base);
+    ck_assert_msg(mkdtemp(root) != NULL, "cannot make a temporary directory in %s", base);
+}
+
+static inline int sl_test_remove_entry(const char *path, const struct stat *st, int flag,
+                                       struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static inline void sl_test_tmproot_remove(void)
+{
+    char *root = sl_test_tmproot_buf();
+    if (root[0])
+        nftw(root, sl_test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    root[0] = '\0';
+}
+
+static inline void sl_test_tmpdir_make(void)
+{
+    char *dir = sl_test_tmpdir_buf();
+    snprintf(dir, 320, "%s/test-XXXXXX", sl_test_tmproot_buf());
+    ck_assert_msg(mkdtemp(dir) != NULL, "cannot make a directory in %s", sl_test_tmproot_buf());
+}
+
+/* Gives tc's tests sl_test_tmpdir() and removes it however they end. */
+static inline void sl_test_add_tmpdir(TCase *tc)
+{
+    tcase_add_unchecked_fixture(tc, sl_test_tmproot_make, sl_test_tmproot_remove);
+    tcase_add_checked_fixture(tc, sl_test_tmpdir_make, NULL);
 }
 
 /* Runs a suite in fork mode (a crash fails one test, not the runner) and

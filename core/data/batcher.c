@@ -26,20 +26,16 @@ struct sl_batcher {
     bool shuffle, drop_last;
 };
 
-#define DEFINE_GATHER_CONVERT(TD, TS, SUF)                                              \
-    static void gather_##SUF(TD *dst, const TS *src, const int64_t *rows, int64_t n,     \
-                             int64_t width)                                             \
-    {                                                                                   \
-        for (int64_t i = 0; i < n; i++) {                                               \
-            const TS *s = src + rows[i] * width;                                        \
-            TD *d = dst + i * width;                                                    \
-            for (int64_t j = 0; j < width; j++)                                         \
-                d[j] = (TD)s[j];                                                        \
-        }                                                                               \
-    }
-
-DEFINE_GATHER_CONVERT(double, float, f32_to_f64)
-DEFINE_GATHER_CONVERT(float, double, f64_to_f32)
+/* Gathers rows converting f32 <-> f64: one source, batcher_generic.h, included
+ * once per direction. */
+#define TD double
+#define TS float
+#define SUF(name) name##_f32_to_f64
+#include "data/batcher_generic.h"
+#define TD float
+#define TS double
+#define SUF(name) name##_f64_to_f32
+#include "data/batcher_generic.h"
 
 /* Same dtype: one memcpy per row. */
 static void gather_bytes(void *dst, const void *src, const int64_t *rows, int64_t n,

@@ -41,32 +41,9 @@ static int check_real_x(const sl_dataset *d, const char *who)
     return SL_OK;
 }
 
-/* Two passes (mean, then squared deviations) in double: the one-pass
- * sum-of-squares formula loses all precision when |mean| >> std. */
-#define DEFINE_STATS(T, SUF)                                                   \
-    static void stats_##SUF(const T *x, int64_t n, double *mean, double *std)  \
-    {                                                                          \
-        double sum = 0.0, dev = 0.0;                                           \
-        for (int64_t i = 0; i < n; i++)                                        \
-            sum += x[i];                                                       \
-        double m = sum / (double)n;                                            \
-        for (int64_t i = 0; i < n; i++)                                        \
-            dev += ((double)x[i] - m) * ((double)x[i] - m);                    \
-        *mean = m;                                                             \
-        *std = sqrt(dev / (double)n);                                          \
-    }
-
-#define DEFINE_NORMALIZE(T, SUF)                                               \
-    static void normalize_##SUF(T *x, int64_t n, double mean, double std)      \
-    {                                                                          \
-        for (int64_t i = 0; i < n; i++)                                        \
-            x[i] = (T)(((double)x[i] - mean) / std);                           \
-    }
-
-DEFINE_STATS(float, f32)
-DEFINE_STATS(double, f64)
-DEFINE_NORMALIZE(float, f32)
-DEFINE_NORMALIZE(double, f64)
+/* The loops, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "data/dataset_generic.h"
+#include "generic_real.h"
 
 int sl_dataset_stats(const sl_dataset *d, double *mean, double *std)
 {

@@ -4,12 +4,12 @@
  *
  * One generic module serves them all: the same create, output_shape,
  * forward and backward, which look up the type's kernels in `act_kinds`.
- * A kernel pair is stamped for f32 and f64 from two expressions: the value
- * f(x) and the derivative f'(x), which may use x, the saved output y and the
- * option a (negative_slope).  Math runs in the type M: double for both
- * dtypes, except for relu and identity, whose results are exact in the
- * tensor's own type, so that computing there gives the same bits without
- * two conversions per element.  Any shape; out has the shape of in. */
+ * A kernel pair comes, for f32 and f64, from two functions: the value f(x)
+ * and the derivative f'(x), which may use x, the saved output y and the
+ * option a (negative_slope).  Math runs in double for both dtypes, except
+ * for relu and identity, whose results are exact in the tensor's own type,
+ * so that computing there gives the same bits without two conversions per
+ * element.  Any shape; out has the shape of in. */
 #include "config.h"
 
 #include <math.h>
@@ -35,37 +35,6 @@ typedef struct act_state {
     double a; /* negative_slope for leaky_relu, unused otherwise */
 } act_state;
 
-#define ACT_KERNELS_T(NAME, T, M, SUF, VALUE, DERIV)                                    \
-    static void NAME##_forward_##SUF(const void *xv, void *yv, int64_t n, double a)     \
-    {                                                                                   \
-        const T *restrict xs = xv;                                                      \
-        T *restrict ys = yv;                                                            \
-        for (int64_t i = 0; i < n; i++) {                                               \
-            M x = xs[i];                                                                \
-            ys[i] = (T)(VALUE);                                                         \
-        }                                                                               \
-        (void)a;                                                                        \
-    }                                                                                   \
-    static void NAME##_backward_##SUF(const void *xv, const void *yv, const void *gyv,  \
-                                      void *gxv, int64_t n, double a)                   \
-    {                                                                                   \
-        const T *restrict xs = xv, *restrict ys = yv, *restrict gy = gyv;               \
-        T *restrict gx = gxv;                                                           \
-        for (int64_t i = 0; i < n; i++) {                                               \
-            M x = xs[i], y = ys[i];                                                     \
-            gx[i] = (T)(gy[i] * (DERIV));                                               \
-            (void)x, (void)y;                                                           \
-        }                                                                               \
-        (void)a;                                                                        \
-    }
-#define ACT_KERNELS(NAME, VALUE, DERIV)                                                 \
-    ACT_KERNELS_T(NAME, float, double, f32, VALUE, DERIV)                               \
-    ACT_KERNELS_T(NAME, double, double, f64, VALUE, DERIV)
-/* For activations exact in the tensor's type (see the top). */
-#define ACT_KERNELS_NATIVE(NAME, VALUE, DERIV)                                          \
-    ACT_KERNELS_T(NAME, float, float, f32, VALUE, DERIV)                                \
-    ACT_KERNELS_T(NAME, double, double, f64, VALUE, DERIV)
-
 /* Logistic function without overflow for large |x|. */
 static double logistic(double x)
 {
@@ -81,62 +50,21 @@ static double logistic(double x)
 /* relu'(0) = 0 and leaky_relu'(0) = a, as PyTorch.  The value tests x < 0
  * so that NaN passes through, as in PyTorch: a NaN must reach the loss and
  * stop training, not be silently zeroed. */
-/* relu is most of what a ReLU net spends outside its GEMMs, so it gets
- * hand-written kernels: the signs of activations are random, and the
- * branch the compiler emitted for the plain expression mispredicted so often
- * that this pass cost a tenth of a training step.  Here one SSE register
- * (16 bytes) of elements at a time is masked with a comparison (GCC/Clang
- * vector extensions; no branch, no conversion; 32-byte vectors are split
- * badly without AVX).  Same results bit for bit as the scalar tail:
- * y = x < 0 ? 0 : x (NaN and -0 pass through), gx = gy * (x > 0 ? 1 : 0)
- * (gy * 0 rather than 0 keeps a NaN or infinite gradient visible). */
-#define DEFINE_RELU(T, I, SUF)                                                          \
-    typedef T relu_vec_##SUF __attribute__((vector_size(16)));                          \
-    typedef I relu_mask_##SUF __attribute__((vector_size(16)));                         \
-    static void relu_forward_##SUF(const void *xv, void *yv, int64_t n, double a)       \
-    {                                                                                   \
-        const T *xs = xv;                                                               \
-        T *ys = yv;                                                                     \
-        const relu_vec_##SUF zero = {0};                                                \
-        const int64_t w = (int64_t)(sizeof zero / sizeof(T));                           \
-        int64_t i = 0;                                                                  \
-        for (; i + w <= n; i += w) {                                                    \
-            relu_vec_##SUF x;                                                           \
-            memcpy(&x, xs + i, sizeof x);                                               \
-            x = (relu_vec_##SUF)((relu_mask_##SUF)x & ~(x < zero));                     \
-            memcpy(ys + i, &x, sizeof x);                                               \
-        }                                                                               \
-        for (; i < n; i++)                                                              \
-            ys[i] = xs[i] < 0 ? 0 : xs[i];                                              \
-        (void)a;                                                                        \
-    }                                                                                   \
-    static void relu_backward_##SUF(const void *xv, const void *yv, const void *gyv,    \
-                                    void *gxv, int64_t n, double a)                     \
-    {                                                                                   \
-        const T *xs = xv, *gy = gyv;                                                    \
-        T *gx = gxv;                                                                    \
-        const relu_vec_##SUF zero = {0}, one = zero + 1;                                \
-        const int64_t w = (int64_t)(sizeof zero / sizeof(T));                           \
-        int64_t i = 0;                                                                  \
-        for (; i + w <= n; i += w) {                                                    \
-            relu_vec_##SUF x, g;                                                        \
-            memcpy(&x, xs + i, sizeof x);                                               \
-            memcpy(&g, gy + i, sizeof g);                                               \
-            g *= (relu_vec_##SUF)((relu_mask_##SUF)one & (x > zero));                   \
-            memcpy(gx + i, &g, sizeof g);                                               \
-        }                                                                               \
-        for (; i < n; i++)                                                              \
-            gx[i] = gy[i] * (T)(xs[i] > 0);                                             \
-        (void)yv, (void)a;                                                              \
-    }
-DEFINE_RELU(float, int32_t, f32)
-DEFINE_RELU(double, int64_t, f64)
-ACT_KERNELS(leaky_relu, x < 0 ? a * x : x, x > 0 ? 1 : a)
-ACT_KERNELS(tanh, tanh(x), 1 - y * y)
-ACT_KERNELS(sigmoid, logistic(x), y * (1 - y))
-ACT_KERNELS(gelu, 0.5 * x * (1 + erf(x * SQRT1_2)),
-            0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x))
-ACT_KERNELS_NATIVE(identity, x, 1)
+static double leaky_relu_value(double x, double a) { return x < 0 ? a * x : x; }
+static double leaky_relu_deriv(double x, double y, double a) { return x > 0 ? 1 : a; }
+static double tanh_value(double x, double a) { return tanh(x); }
+static double tanh_deriv(double x, double y, double a) { return 1 - y * y; }
+static double sigmoid_value(double x, double a) { return logistic(x); }
+static double sigmoid_deriv(double x, double y, double a) { return y * (1 - y); }
+static double gelu_value(double x, double a) { return 0.5 * x * (1 + erf(x * SQRT1_2)); }
+static double gelu_deriv(double x, double y, double a)
+{
+    return 0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+}
+
+/* The kernels, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "nn/activations_generic.h"
+#include "generic_real.h"
 
 #define ACT_KIND(NAME)                                                                  \
     {&sl_##NAME##_type, {NAME##_forward_f32, NAME##_forward_f64},                       \

@@ -26,31 +26,9 @@ static const sl_option_spec linear_options[] = {
     {NULL, SL_OPT_INT, NULL, NULL, NULL},
 };
 
-/* dst row r += src row r for r < rows, rows of n elements `dst_step` and
- * `src_step` apart: with dst_step 0 the column sums of src (the bias
- * gradient), with src_step 0 one row added to every row (the bias).  Each
- * element's additions happen in row order, as in a plain nested loop, so
- * vectorising across j changes no result; the head of whole 16-element
- * vectors is there because GCC's -O2 cost model vectorises only a loop
- * that needs no scalar epilogue. */
-#define DEFINE_ADD_ROWS(T, SUF)                                                         \
-    SL_HOT_CLONES static void add_rows_##SUF(T *restrict dst, int64_t dst_step,        \
-                                             const T *restrict src, int64_t src_step,  \
-                                             int64_t rows, int64_t n)                  \
-    {                                                                                  \
-        int64_t head = n & ~(int64_t)15;                                               \
-        for (int64_t r = 0; r < rows; r++) {                                           \
-            T *restrict d = dst + r * dst_step;                                        \
-            const T *restrict s = src + r * src_step;                                  \
-            int64_t j = 0;                                                             \
-            for (; j < head; j++)                                                      \
-                d[j] += s[j];                                                          \
-            for (; j < n; j++)                                                         \
-                d[j] += s[j];                                                          \
-        }                                                                              \
-    }
-DEFINE_ADD_ROWS(float, f32)
-DEFINE_ADD_ROWS(double, f64)
+/* The bias loop, one source compiled for float and for double. */
+#define SL_GENERIC_FILE "nn/linear_generic.h"
+#include "generic_real.h"
 
 /* dst (rows, n) += src, row by row as add_rows_*; same dtype. */
 static void add_rows(sl_tensor *dst, int64_t dst_step, const sl_tensor *src, int64_t src_step,

@@ -19,54 +19,28 @@
 
 /* ---------------------------------------------------------------- kernels */
 
-/* Returns the summed loss of all rows; writes the per-row gradient scaled by
- * `scale` (= 1/B) when g is not NULL.  log-softmax is shifted by the row
- * maximum so that exp never overflows. */
-#define DEFINE_CROSS_ENTROPY(T, SUF)                                                   \
-    static double cross_entropy_##SUF(const T *x, const int64_t *label, T *g,          \
-                                      int64_t rows, int64_t classes, double scale)     \
-    {                                                                                  \
-        double total = 0;                                                              \
-        for (int64_t r = 0; r < rows; r++) {                                           \
-            const T *xr = x + r * classes;                                             \
-            double max = xr[0], sum = 0;                                               \
-            for (int64_t c = 1; c < classes; c++)                                      \
-                max = xr[c] > max ? xr[c] : max;                                       \
-            for (int64_t c = 0; c < classes; c++)                                      \
-                sum += exp((double)xr[c] - max);                                       \
-            double log_sum = log(sum);                                                 \
-            total += log_sum - ((double)xr[label[r]] - max);                           \
-            if (!g)                                                                    \
-                continue;                                                              \
-            for (int64_t c = 0; c < classes; c++) {                                    \
-                double p = exp((double)xr[c] - max - log_sum);                         \
-                g[r * classes + c] = (T)((p - (c == label[r])) * scale);               \
-            }                                                                          \
-        }                                                                              \
-        return total;                                                                  \
-    }
-DEFINE_CROSS_ENTROPY(float, f32)
-DEFINE_CROSS_ENTROPY(double, f64)
+/* One source per kernel: losses_generic.h (cross entropy) compiled for
+ * float and for double, losses_mse_generic.h once per (prediction, target)
+ * dtype pair. */
+#define SL_GENERIC_FILE "nn/losses_generic.h"
+#include "generic_real.h"
 
-/* Sum of squared differences; g = 2 (p - t) * scale when g is not NULL.
- * Stamped for each (pred, target) dtype pair. */
-#define DEFINE_MSE(TP, SP, TT, ST)                                                      \
-    static double mse_##SP##_##ST(const TP *p, const TT *t, TP *g, int64_t n,          \
-                                  double scale)                                        \
-    {                                                                                  \
-        double total = 0;                                                              \
-        for (int64_t i = 0; i < n; i++) {                                              \
-            double d = (double)p[i] - (double)t[i];                                    \
-            total += d * d;                                                            \
-            if (g)                                                                     \
-                g[i] = (TP)(2 * d * scale);                                            \
-        }                                                                              \
-        return total;                                                                  \
-    }
-DEFINE_MSE(float, f32, float, f32)
-DEFINE_MSE(float, f32, double, f64)
-DEFINE_MSE(double, f64, float, f32)
-DEFINE_MSE(double, f64, double, f64)
+#define TP float
+#define TT float
+#define SUF(name) name##_f32_f32
+#include "nn/losses_mse_generic.h"
+#define TP float
+#define TT double
+#define SUF(name) name##_f32_f64
+#include "nn/losses_mse_generic.h"
+#define TP double
+#define TT float
+#define SUF(name) name##_f64_f32
+#include "nn/losses_mse_generic.h"
+#define TP double
+#define TT double
+#define SUF(name) name##_f64_f64
+#include "nn/losses_mse_generic.h"
 
 /* ---------------------------------------------------------------- checks */
 

@@ -1,11 +1,14 @@
-/* core/nn/nn.h — the built-in layer, loss and optimizer types.  core/builtins.c
- * lists them in the built-in plugin descriptor; nothing else refers to them. */
+/* core/nn/nn.h — the built-in layer, loss and optimizer types.  Each is
+ * defined in core/nn/ and listed by core/builtins.c in the built-in plugin
+ * descriptor; nothing else refers to them (the rest of symlab finds types
+ * through the registry, by name). */
 #ifndef SYMLAB_CORE_NN_H
 #define SYMLAB_CORE_NN_H
 
 #include <symlab/plugin.h>
 
-/* Layers (one file each in core/nn/). */
+/* Layers: linear.c, conv2d.c, pool.c (both pools), flatten.c, layernorm.c,
+ * activations.c (relu to identity). */
 extern const sl_module_type sl_linear_type;     /* "linear" */
 extern const sl_module_type sl_conv2d_type;     /* "conv2d" */
 extern const sl_module_type sl_maxpool2d_type;  /* "maxpool2d" */

@@ -161,8 +161,9 @@ typedef enum sl_kind {
 SL_API const char *sl_kind_name(sl_kind kind);
 
 /* Registers the built-in types, then loads every plugin (*.so) found on the
- * search path: each directory of SYMLAB_PLUGIN_PATH (colon-separated), the
- * build tree when symlab runs uninstalled, then the installed plugindir.
+ * search path: each directory of SYMLAB_PLUGIN_PATH (colon-separated), then
+ * the build tree's plugins when the running libsymlab is the build tree's,
+ * else the installed plugindir.
  * A plugin that fails to load is skipped and its error kept (see
  * sl_registry_failure); the host keeps running.  Idempotent. */
 SL_API int sl_registry_init(void);

@@ -47,22 +47,13 @@ static int dropout_output_shape(sl_module *m, int ndim, const int64_t *in, int *
     return SL_OK;
 }
 
-/* mask[i] = 0 with probability p else 1/(1-p); y = x * mask.  gx = gy * mask.
- * Eval mode passes mask = NULL (identity). */
-#define DEFINE_DROPOUT(T, SUF)                                                          \
-    static void dropout_mask_##SUF(T *mask, int64_t n, double p, sl_rng *rng)          \
-    {                                                                                   \
-        const T keep = p < 1 ? (T)(1.0 / (1.0 - p)) : (T)0;                             \
-        for (int64_t i = 0; i < n; i++)                                                 \
-            mask[i] = sl_rng_uniform(rng) < p ? (T)0 : keep;                            \
-    }                                                                                   \
-    static void dropout_apply_##SUF(const T *x, const T *mask, T *y, int64_t n)         \
-    {                                                                                   \
-        for (int64_t i = 0; i < n; i++)                                                 \
-            y[i] = mask ? x[i] * mask[i] : x[i];                                        \
-    }
-DEFINE_DROPOUT(float, f32)
-DEFINE_DROPOUT(double, f64)
+/* One source for float and for double: dropout_generic.h, included once per type. */
+#define T float
+#define SUF(name) name##_f32
+#include "dropout_generic.h"
+#define T double
+#define SUF(name) name##_f64
+#include "dropout_generic.h"
 
 static int dropout_check(const sl_tensor *t)
 {

@@ -49,25 +49,14 @@ static int scale_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim,
     return SL_OK;
 }
 
-/* y = w x, and the backward sums, written once for both real dtypes. */
-#define DEFINE_SCALE(T, SUF)                                                              \
-    static void scale_fwd_##SUF(const T *x, T *y, int64_t n, T w)                         \
-    {                                                                                     \
-        for (int64_t i = 0; i < n; i++)                                                   \
-            y[i] = w * x[i];                                                              \
-    }                                                                                     \
-    static void scale_bwd_##SUF(const T *x, const T *gy, T *gx, int64_t n, T w, T *gw)    \
-    {                                                                                     \
-        double acc = 0.0;                                                                 \
-        for (int64_t i = 0; i < n; i++) {                                                 \
-            acc += (double)x[i] * (double)gy[i];                                          \
-            if (gx)                                                                       \
-                gx[i] = w * gy[i];                                                        \
-        }                                                                                 \
-        *gw += (T)acc;                                                                    \
-    }
-DEFINE_SCALE(float, f32)
-DEFINE_SCALE(double, f64)
+/* The module's loops, written once and compiled for float and for double:
+ * example_generic.h is included once per element type. */
+#define T float
+#define SUF(name) name##_f32
+#include "example_generic.h"
+#define T double
+#define SUF(name) name##_f64
+#include "example_generic.h"
 
 static int need_contiguous(const sl_tensor *t)
 {

@@ -139,60 +139,14 @@ static int expand_output_shape(sl_module *m, int ndim, const int64_t *in, int *o
     return SL_OK;
 }
 
-/* Image kernels.  x, gx are (planes, H, W); y, gy are (planes, H*K, W*K). */
-#define DEFINE_EXPAND_IMAGE(T, SUF)                                                       \
-    static void image_fwd_##SUF(const T *x, T *y, int64_t planes, int64_t H, int64_t W,  \
-                                int64_t K, int64_t off, T fill)                          \
-    {                                                                                     \
-        const int64_t HK = H * K, WK = W * K;                                             \
-        for (int64_t i = 0; i < planes * HK * WK; i++)                                    \
-            y[i] = fill;                                                                  \
-        for (int64_t p = 0; p < planes; p++)                                              \
-            for (int64_t i = 0; i < H; i++) {                                             \
-                T *row = y + (p * HK + K * i + off) * WK + off;                           \
-                const T *src = x + (p * H + i) * W;                                       \
-                for (int64_t j = 0; j < W; j++)                                           \
-                    row[K * j] = src[j];                                                  \
-            }                                                                             \
-    }                                                                                     \
-    static void image_bwd_##SUF(const T *gy, T *gx, int64_t planes, int64_t H, int64_t W, \
-                                int64_t K, int64_t off)                                  \
-    {                                                                                     \
-        const int64_t HK = H * K, WK = W * K;                                             \
-        for (int64_t p = 0; p < planes; p++)                                              \
-            for (int64_t i = 0; i < H; i++) {                                             \
-                const T *row = gy + (p * HK + K * i + off) * WK + off;                    \
-                T *dst = gx + (p * H + i) * W;                                            \
-                for (int64_t j = 0; j < W; j++)                                           \
-                    dst[j] = row[K * j];                                                  \
-            }                                                                             \
-    }
-DEFINE_EXPAND_IMAGE(float, f32)
-DEFINE_EXPAND_IMAGE(double, f64)
+/* One source for float and for double: input_expand_generic.h, included once per type. */
+#define T float
+#define SUF(name) name##_f32
+#include "input_expand_generic.h"
+#define T double
+#define SUF(name) name##_f64
+#include "input_expand_generic.h"
 
-/* Vector kernels.  x, gx are (N, F); y, gy are (N, F + E). */
-#define DEFINE_EXPAND_VECTOR(T, SUF)                                                      \
-    static void vector_fwd_##SUF(const T *x, T *y, int64_t N, int64_t F, int64_t E,      \
-                                 expand_place place, T fill)                             \
-    {                                                                                     \
-        const int64_t FE = F + E;                                                         \
-        for (int64_t n = 0; n < N; n++) {                                                 \
-            T *row = y + n * FE;                                                          \
-            for (int64_t i = 0; i < FE; i++)                                              \
-                row[i] = fill;                                                            \
-            for (int64_t j = 0; j < F; j++)                                               \
-                row[vector_position(place, j, F, E)] = x[n * F + j];                      \
-        }                                                                                 \
-    }                                                                                     \
-    static void vector_bwd_##SUF(const T *gy, T *gx, int64_t N, int64_t F, int64_t E,    \
-                                 expand_place place)                                     \
-    {                                                                                     \
-        for (int64_t n = 0; n < N; n++)                                                   \
-            for (int64_t j = 0; j < F; j++)                                               \
-                gx[n * F + j] = gy[n * (F + E) + vector_position(place, j, F, E)];        \
-    }
-DEFINE_EXPAND_VECTOR(float, f32)
-DEFINE_EXPAND_VECTOR(double, f64)
 
 static int expand_check(const sl_tensor *t)
 {

@@ -167,32 +167,13 @@ static int qc_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, in
     return SL_OK;
 }
 
-/* Conversions between the module's dtype and the f64 simulation, once. */
-#define DEFINE_CONVERT(T, SUF)                                                          \
-    static void load_##SUF(const T *src, double *dst, int64_t n)                        \
-    {                                                                                   \
-        for (int64_t i = 0; i < n; i++)                                                 \
-            dst[i] = (double)src[i];                                                    \
-    }                                                                                   \
-    static void fill_##SUF(T *dst, int64_t n, double v)                                 \
-    {                                                                                   \
-        for (int64_t i = 0; i < n; i++)                                                 \
-            dst[i] = (T)v;                                                              \
-    }                                                                                   \
-    static void accumulate_##SUF(T *dst, const double *src, int64_t n, double scale)    \
-    {                                                                                   \
-        for (int64_t i = 0; i < n; i++)                                                 \
-            dst[i] += (T)(scale * src[i]);                                              \
-    }                                                                                   \
-    static double sum_##SUF(const T *src, int64_t n)                                    \
-    {                                                                                   \
-        double acc = 0.0;                                                               \
-        for (int64_t i = 0; i < n; i++)                                                 \
-            acc += (double)src[i];                                                      \
-        return acc;                                                                     \
-    }
-DEFINE_CONVERT(float, f32)
-DEFINE_CONVERT(double, f64)
+/* One source for float and for double: qcircuit_generic.h, included once per type. */
+#define T float
+#define SUF(name) name##_f32
+#include "qcircuit_generic.h"
+#define T double
+#define SUF(name) name##_f64
+#include "qcircuit_generic.h"
 
 void qc_theta_get(sl_module *mod, double *theta)
 {
@@ -292,19 +273,6 @@ qc_sim *qc_model_sim(sl_model *model, sl_module **mod, qc_symgroup **group)
 
 /* ---- loss "value" ---------------------------------------------------------------- */
 
-#define DEFINE_VALUE(T, SUF)                                                            \
-    static double value_##SUF(const T *pred, T *grad, int64_t n)                        \
-    {                                                                                   \
-        double acc = 0.0;                                                               \
-        for (int64_t i = 0; i < n; i++) {                                               \
-            acc += (double)pred[i];                                                     \
-            if (grad)                                                                   \
-                grad[i] = (T)(1.0 / (double)n);                                         \
-        }                                                                               \
-        return acc / (double)n;                                                         \
-    }
-DEFINE_VALUE(float, f32)
-DEFINE_VALUE(double, f64)
 
 /* The model's output is the objective itself: loss = mean(pred), target ignored. */
 static int value_forward(const sl_tensor *pred, const sl_tensor *target, double *value,

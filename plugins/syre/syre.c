@@ -46,21 +46,13 @@ typedef struct syre_state {
     int64_t included; /* elements with D > 0, for the report */
 } syre_state;
 
-/* θ -= f · d ⊙ (θ − θ0); returns Σ d (θ − θ0)² before the update, so the
- * hook can report the distance to the anchor without a second pass. */
-#define DEFINE_SYRE_DECAY(T, SUF)                                                          \
-    static double syre_decay_##SUF(T *p, const T *a, const T *d, int64_t n, double f)      \
-    {                                                                                      \
-        double dist = 0.0;                                                                 \
-        for (int64_t i = 0; i < n; i++) {                                                  \
-            double diff = (double)p[i] - (double)a[i];                                     \
-            dist += (double)d[i] * diff * diff;                                            \
-            p[i] = (T)((double)p[i] - f * (double)d[i] * diff);                            \
-        }                                                                                  \
-        return dist;                                                                       \
-    }
-DEFINE_SYRE_DECAY(float, f32)
-DEFINE_SYRE_DECAY(double, f64)
+/* The decay loop for float and for double (syre_generic.h). */
+#define T float
+#define SUF(name) name##_f32
+#include "syre_generic.h"
+#define T double
+#define SUF(name) name##_f64
+#include "syre_generic.h"
 
 /* Does `name` match one of the comma-separated globs in `list`? */
 static bool matches_any(const char *list, const char *name)

@@ -72,48 +72,13 @@ static axis_tap axis_tap_at(int64_t o, int64_t size, int64_t k)
     return t;
 }
 
-/* x, gx are (planes, H, W); y, gy are (planes, H*K, W*K). */
-#define DEFINE_UPSAMPLE(T, SUF)                                                            \
-    static void upsample_fwd_##SUF(const T *x, T *y, int64_t planes, int64_t H, int64_t W, \
-                                   int64_t K)                                              \
-    {                                                                                      \
-        const int64_t HK = H * K, WK = W * K;                                              \
-        for (int64_t oy = 0; oy < HK; oy++) {                                              \
-            axis_tap r = axis_tap_at(oy, H, K);                                            \
-            for (int64_t ox = 0; ox < WK; ox++) {                                          \
-                axis_tap c = axis_tap_at(ox, W, K);                                        \
-                for (int64_t p = 0; p < planes; p++) {                                     \
-                    const T *xp = x + p * H * W;                                           \
-                    y[(p * HK + oy) * WK + ox] =                                           \
-                        (T)(r.l0 * (c.l0 * xp[r.i0 * W + c.i0] + c.l1 * xp[r.i0 * W + c.i1]) + \
-                            r.l1 * (c.l0 * xp[r.i1 * W + c.i0] + c.l1 * xp[r.i1 * W + c.i1])); \
-                }                                                                          \
-            }                                                                              \
-        }                                                                                  \
-    }                                                                                      \
-    static void upsample_bwd_##SUF(const T *gy, T *gx, int64_t planes, int64_t H,          \
-                                   int64_t W, int64_t K)                                   \
-    {                                                                                      \
-        const int64_t HK = H * K, WK = W * K;                                              \
-        for (int64_t i = 0; i < planes * H * W; i++)                                       \
-            gx[i] = 0;                                                                     \
-        for (int64_t oy = 0; oy < HK; oy++) {                                              \
-            axis_tap r = axis_tap_at(oy, H, K);                                            \
-            for (int64_t ox = 0; ox < WK; ox++) {                                          \
-                axis_tap c = axis_tap_at(ox, W, K);                                        \
-                for (int64_t p = 0; p < planes; p++) {                                     \
-                    T *gp = gx + p * H * W;                                                \
-                    double g = gy[(p * HK + oy) * WK + ox];                                \
-                    gp[r.i0 * W + c.i0] += (T)(r.l0 * c.l0 * g);                           \
-                    gp[r.i0 * W + c.i1] += (T)(r.l0 * c.l1 * g);                           \
-                    gp[r.i1 * W + c.i0] += (T)(r.l1 * c.l0 * g);                           \
-                    gp[r.i1 * W + c.i1] += (T)(r.l1 * c.l1 * g);                           \
-                }                                                                          \
-            }                                                                              \
-        }                                                                                  \
-    }
-DEFINE_UPSAMPLE(float, f32)
-DEFINE_UPSAMPLE(double, f64)
+/* One source for float and for double: upsample_generic.h, included once per type. */
+#define T float
+#define SUF(name) name##_f32
+#include "upsample_generic.h"
+#define T double
+#define SUF(name) name##_f64
+#include "upsample_generic.h"
 
 static int upsample_check(const sl_tensor *t)
 {

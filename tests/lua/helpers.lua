@@ -13,6 +13,24 @@ function T.test(name, fn)
   tests[#tests + 1] = { name = name, fn = fn }
 end
 
+-- A fresh temporary path (nothing is created there) that the runner removes,
+-- with anything made under it or beside it as path.*, after the current
+-- test, whether it passed or failed.
+local scratch = {}
+function T.tmpname()
+  local path = os.tmpname()
+  scratch[#scratch + 1] = path
+  return path
+end
+
+local function remove_scratch()
+  for i = #scratch, 1, -1 do
+    local q = "'" .. scratch[i]:gsub("'", "'\\''") .. "'"
+    os.execute("rm -rf " .. q .. " " .. q .. ".*")
+    scratch[i] = nil
+  end
+end
+
 local function fail(msg, level)
   error(msg, (level or 1) + 2)
 end
@@ -85,6 +103,7 @@ function T.run()
     local ok, err = xpcall(t.fn, function(e)
       return type(e) == "table" and e[SKIP] and e or debug.traceback(e)
     end)
+    remove_scratch()
     collectgarbage() -- exercise __gc between tests
     if not ok and type(err) == "table" and err[SKIP] then
       skipped = skipped + 1
