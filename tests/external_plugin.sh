@@ -69,4 +69,32 @@ SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab "$work/u
 SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab plugins | grep -q halve
 LD_LIBRARY_PATH="$prefix/lib" symlab plugins | grep -q "example" ||
     { echo "installed example plugin not found"; exit 1; }
+
+# A third-party weight layer (the structure tests' dense.c, public headers
+# only) built here: the installed symmetry techniques must see it exactly as
+# they see linear.
+here=$(cd "$(dirname "$0")" && pwd)
+cc -std=c11 -Wall -Wextra -Werror -shared -fPIC "$here/plugins/dense.c" -o "$work/plugins/dense.so" \
+    $(pkg-config --cflags --libs symlab)
+cat >"$work/structure.lua" <<'LUA'
+local sl = require "symlab"
+local function net(t)
+  local m = sl.nn.sequential({ sl.nn[t] { in_features = 4, out_features = 6 }, sl.nn.relu(),
+                               sl.nn[t] { in_features = 6, out_features = 3 } }, { dtype = "f64" })
+  for i, p in ipairs(m:parameters()) do -- the same weights in both
+    local flat = {}
+    for k = 1, p.tensor:numel() do flat[k] = math.sin(7 * i + k) end
+    p.tensor:assign(sl.tensor.from(flat, p.tensor:shape(), "f64"))
+  end
+  return m
+end
+local a, b = net("linear"), net("dense")
+assert(b:structure().hidden[1].symmetry == "permute,rescale", "dense is not a weight layer")
+local ma, mb = sl.probe.symmetry_metrics(a), sl.probe.symmetry_metrics(b)
+local ca, cb = sl.probe.conserved(a), sl.probe.conserved(b)
+for k, v in pairs(ma) do assert(mb[k] == v, "symmetry_metrics " .. k) end
+for k, v in pairs(ca) do assert(cb[k] == v, "conserved " .. k) end
+print("external weight layer: symmetry_metrics and conserved as for linear")
+LUA
+SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab "$work/structure.lua"
 echo "external plugin: passed"
