@@ -596,6 +596,20 @@ START_TEST(csv_bad_files_name_the_line)
     write_text(partial, "1,nan,0\n");
     ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT, "'nan'");
 
+    /* Finite as a double but not in f32, the dataset's type: refused, not inf. */
+    write_text(partial, "1,2,0\n3,1e39,1\n");
+    ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT,
+                       "column 2: 1e+39 is out of the f32 range");
+    snprintf(want, sizeof want, "%s:2:", partial);
+    ck_assert_ptr_nonnull(strstr(sl_last_error(), want));
+    write_text(partial, "1,2,0\n3,4,-1e39\n");
+    ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, false, &d), SL_EFORMAT,
+                       ":2: column 3: -1e+39 is out of the f32 range");
+    /* Text after a NUL byte is not silently dropped. */
+    write_bytes(partial, "1,2,0\n3,4,1\0xx\n", 15);
+    ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT,
+                       ":2: NUL byte in the line");
+
     const char *label = tmp_path("label.csv");
     write_text(label, "1,2,0\n1,2,1.5\n");
     ck_assert_sl_fails(sl_dataset_csv(label, false, -1, true, &d), SL_EFORMAT, ":2:");
