@@ -520,6 +520,21 @@ START_TEST(idx_dataset_pairs_files)
     ck_assert_ptr_nonnull(strstr(sl_last_error(), lab));
     ck_assert_ptr_null(d.x.data);
 
+    /* A negative label in a signed labels file (i8, i16, i32) names its value
+     * and entry.  Entry 0, because freeing the tensor before formatting the
+     * message (an old bug) overwrites exactly the first bytes of the block. */
+    write_bytes(img, buf, images_file(buf, 2, 2, 3));
+    const int8_t neg8[2] = {-3, 1};
+    write_bytes(lab, buf, idx_image(buf, 0x09, 1, (const int32_t[]){2}, neg8, 2));
+    ck_assert_sl_fails(sl_dataset_idx(img, lab, &d), SL_EFORMAT,
+                       "label -3 of entry 0 is negative");
+    uint8_t neg32[8];
+    put_be(neg32, (uint32_t)-70000, 4);
+    put_be(neg32 + 4, 4, 4);
+    write_bytes(lab, buf, idx_image(buf, 0x0C, 1, (const int32_t[]){2}, neg32, 8));
+    ck_assert_sl_fails(sl_dataset_idx(img, lab, &d), SL_EFORMAT, "label -70000 of entry 0");
+    ck_assert_ptr_null(d.y.data);
+
     /* Labels given as images and vice versa. */
     ck_assert_sl_fails(sl_dataset_idx(lab, lab, &d), SL_EFORMAT, lab);
     ck_assert_sl_fails(sl_dataset_idx("/nonexistent/dir/x", lab, &d), SL_EIO,
