@@ -31,7 +31,7 @@ sl_dataset *slua_new_dataset(lua_State *L)
     return &u->d;
 }
 
-static int d_close(lua_State *L)
+static int d_gc(lua_State *L)
 {
     slua_dataset *u = to_dataset(L, 1);
     if (!u->closed) {
@@ -39,6 +39,12 @@ static int d_close(lua_State *L)
         u->closed = true;
     }
     return 0;
+}
+
+static int d_close(lua_State *L)
+{
+    slua_refuse_busy(L, 1, "dataset");
+    return d_gc(L);
 }
 
 /* ---- readers ------------------------------------------------------------------- */
@@ -219,7 +225,7 @@ static const luaL_Reg methods[] = {{"size", m_size},           {"split", m_split
                                    {"subset", m_subset},       {"close", d_close},
                                    {NULL, NULL}};
 
-static const luaL_Reg metamethods[] = {{"__gc", d_close},
+static const luaL_Reg metamethods[] = {{"__gc", d_gc},
                                        {"__close", d_close},
                                        {"__len", m_len},
                                        {"__tostring", m_tostring},

@@ -1,0 +1,104 @@
+-- tests/lua/test_reliability.lua — hostile use of the Lua API: objects closed
+-- while training uses them, out-of-range options, non-finite data, results
+-- files with several writers.  Each case once crashed, wrapped or was
+-- silently accepted; each must now be a one-line error or work.
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+package.path = here .. "/?.lua;" .. package.path
+local T = require "helpers"
+local sl = require "symlab"
+
+-- A small regression problem: 16 rows of 3 features, 2 targets.
+local function toy_data()
+  local x, y = {}, {}
+  for i = 1, 16 do
+    x[i] = { i / 16, (i % 3) / 3, 1 - i / 16 }
+    y[i] = { x[i][1] - x[i][2], x[i][3] }
+  end
+  return sl.data.from(sl.tensor.from(x), sl.tensor.from(y))
+end
+
+local function toy_net()
+  return sl.nn.sequential({ sl.nn.linear(3, 4), sl.nn.tanh(), sl.nn.linear(4, 2) }, { seed = 3 })
+end
+
+local function train_opts(extra)
+  local o = { epochs = 3, batch = 4, loss = "mse", progress = "never" }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+-- ---- closing what sl.train uses ----------------------------------------------------
+
+T.test("closing the model, optimizer, data or a hook inside on_epoch is refused", function()
+  local d, val = toy_data(), toy_data()
+  local net = toy_net()
+  local opt = sl.optim.sgd(net, { lr = 0.01 })
+  local hook = sl.hook.syre { gamma = 1e-3 }
+  local cases = {
+    { "model", function() net:close() end },
+    { "optimizer", function() opt:close() end },
+    { "dataset", function() d:close() end },
+    { "dataset", function() val:close() end },
+    { "hook", function() hook:close() end },
+  }
+  for _, c in ipairs(cases) do
+    local epochs = 0
+    T.raises(function()
+      sl.train(net, opt, d, train_opts { val = val, hooks = { hook },
+        on_epoch = function() epochs = epochs + 1; c[2]() end })
+    end, "cannot close the " .. c[1] .. ": sl.train is using it", c[1])
+    T.eq(epochs, 1, c[1] .. ": training stops at the error")
+  end
+  -- Nothing was closed: everything still works, and closes after training.
+  local hist = sl.train(net, opt, d, train_opts { val = val, hooks = { hook } })
+  T.eq(#hist, 3)
+  T.ok(hist[3].val_loss == hist[3].val_loss, "val_loss is a number")
+  hook:close(); opt:close(); val:close(); d:close(); net:close()
+  T.raises(function() net:numel() end, "closed model")
+end)
+
+T.test("a <close> variable leaving scope inside on_epoch is refused too", function()
+  local d = toy_data()
+  local net = toy_net()
+  local opt = sl.optim.sgd(net, { lr = 0.01 })
+  T.raises(function()
+    sl.train(net, opt, d, train_opts { on_epoch = function()
+      local alias <close> = net -- luacheck: ignore
+    end })
+  end, "cannot close the model")
+  T.eq(net:numel(), 3 * 4 + 4 + 4 * 2 + 2)
+end)
+
+T.test("objects dropped inside on_epoch stay alive until sl.train returns", function()
+  local net = toy_net()
+  local opts = train_opts { epochs = 4, val = toy_data(), hooks = { sl.hook.syre { gamma = 1e-3 } } }
+  opts.on_epoch = function()
+    opts.val, opts.hooks = nil, nil
+    collectgarbage(); collectgarbage()
+  end
+  local hist = sl.train(net, sl.optim.sgd(net, { lr = 0.01 }), toy_data(), opts)
+  T.eq(#hist, 4)
+  T.ok(hist[4].val_loss == hist[4].val_loss, "validation still ran")
+  collectgarbage()
+end)
+
+T.test("sl.train inside on_epoch with the same objects", function()
+  local d, net = toy_data(), toy_net()
+  local opt = sl.optim.sgd(net, { lr = 0.01 })
+  local inner = 0
+  sl.train(net, opt, d, train_opts { epochs = 2, on_epoch = function()
+    sl.train(net, opt, d, train_opts { epochs = 1 })
+    inner = inner + 1
+  end })
+  T.eq(inner, 2)
+  -- The inner run's end does not release the outer run's marks.
+  T.raises(function()
+    sl.train(net, opt, d, train_opts { epochs = 2, on_epoch = function()
+      sl.train(net, opt, d, train_opts { epochs = 1 })
+      net:close()
+    end })
+  end, "cannot close the model")
+  net:close()
+end)
+
+T.run()
