@@ -3,6 +3,7 @@
 #ifndef SYMLAB_CORE_INTERNAL_H
 #define SYMLAB_CORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,21 @@ int sl_loss_backward(sl_model *model, const sl_loss_type *loss, const sl_tensor 
                      const sl_tensor *y, bool want_grad, double *value, const sl_tensor **pred);
 /* Rows of pred (B, C) whose argmax equals the i64 label in y (B). */
 int64_t sl_count_correct(const sl_tensor *pred, const sl_tensor *y);
+
+/* Checked int64 arithmetic for sizes computed from user-given numbers
+ * (options, file headers, shapes): signed overflow is undefined behaviour,
+ * so it must be caught before the range check that would use the result.
+ * Each stores a op b in *out and returns false if it does not fit. */
+static inline bool sl_mul_ok(int64_t a, int64_t b, int64_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool sl_add_ok(int64_t a, int64_t b, int64_t *out)
+{
+    return !__builtin_add_overflow(a, b, out);
+}
+/* The product of n non-negative extents, or false if it overflows. */
+bool sl_numel_ok(int n, const int64_t *shape, int64_t *out);
 
 /* Number of elements in arr (a true array, not a pointer). */
 #define SL_COUNTOF(arr) (sizeof(arr) / sizeof((arr)[0]))

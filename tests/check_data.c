@@ -848,6 +848,13 @@ START_TEST(batcher_reuses_memory_and_drops_last)
     ck_assert_sl_fails(sl_batcher_new(&d, 24, SL_F32, true, 1, true, &b), SL_EINVAL, "24");
     ck_assert_sl_fails(sl_batcher_new(&d, 0, SL_F32, true, 1, false, &b), SL_EINVAL, "batch");
     ck_assert_sl_fails(sl_batcher_new(&d, 4, SL_I64, true, 1, false, &b), SL_EDTYPE, "i64");
+    /* A batch of INT64_MAX rows is one batch of all 23 (its count once
+     * overflowed computing (n + batch - 1) / batch). */
+    ck_assert_sl_ok(sl_batcher_new(&d, INT64_MAX, SL_F32, true, 1, false, &b));
+    ck_assert_int_eq(sl_batcher_nbatches(b), 1);
+    ck_assert_int_eq(sl_batcher_next(b, &x, &y), 1);
+    ck_assert_int_eq(x->shape[0], 23);
+    sl_batcher_free(b);
     sl_dataset_release(&d);
 }
 END_TEST

@@ -160,9 +160,10 @@ static int m_subset(lua_State *L)
         n = (int64_t)luaL_len(L, 2);
     } else {
         lua_Integer first = luaL_checkinteger(L, 2), count = luaL_checkinteger(L, 3);
-        if (first < 1 || count < 0 || first - 1 + count > size)
-            return luaL_error(L, "subset: rows %d..%d outside 1..%d", (int)first,
-                              (int)(first + count - 1), (int)size);
+        /* size - (first - 1), not first - 1 + count: count may be near maxinteger. */
+        if (first < 1 || count < 0 || first - 1 > size || count > size - (first - 1))
+            return luaL_error(L, "subset: %I rows from row %I do not fit in 1..%I", count,
+                              first, (lua_Integer)size);
         n = count;
     }
     void **slot = slua_box(L, NULL, free_index);

@@ -101,4 +101,52 @@ T.test("sl.train inside on_epoch with the same objects", function()
   net:close()
 end)
 
+-- ---- numbers out of range -----------------------------------------------------------
+
+local maxint = math.maxinteger
+
+T.test("sizes that overflow int64 are refused, naming the option", function()
+  T.raises(function() sl.nn.sequential { sl.nn.linear(maxint, maxint) } end,
+           "in_features * out_features (" .. maxint .. " * " .. maxint .. ") is out of range")
+  local conv = sl.nn.sequential { sl.nn.conv2d { in_channels = 1, out_channels = 1,
+                                                 kernel_size = 3, padding = 1 << 40 } }
+  T.raises(function() conv:forward(sl.tensor.zeros({ 1, 1, 4, 4 })) end,
+           "padding 1099511627776 is out of range for input [1, 1, 4, 4]")
+  local expand = sl.nn.sequential { sl.nn.input_expand { extra = maxint } }
+  T.raises(function() expand:forward(sl.tensor.zeros({ 1, 4 })) end,
+           "extra " .. maxint .. " is out of range for input [1, 4]")
+  local image = sl.nn.sequential { sl.nn.input_expand { factor = 1 << 62 } }
+  T.raises(function() image:forward(sl.tensor.zeros({ 1, 1, 4, 4 })) end,
+           "factor " .. (1 << 62) .. " is out of range")
+  T.raises(function() sl.nn.sequential { sl.nn.conv2d { in_channels = 4, out_channels = 2,
+                                                       kernel_size = 1 << 31 } } end,
+           "parameter 'weight' of shape [2, 4, 2147483648, 2147483648] has more elements")
+  -- Each layer fits; together they do not.
+  T.raises(function() sl.nn.sequential { sl.nn.linear(1 << 31, 1 << 31),
+                                         sl.nn.linear(1 << 31, 1 << 31) } end,
+           "parameter count overflows at '1.weight'")
+  T.raises(function() sl.tensor.zeros({ 4 }):reshape({ (1 << 62) + 1, 4 }) end,
+           "element count of [" .. ((1 << 62) + 1) .. ", 4] overflows")
+end)
+
+T.test("ds:subset with a huge count is refused, not wrapped past the bounds check", function()
+  local d = toy_data()
+  T.raises(function() d:subset(2, maxint) end, maxint .. " rows from row 2 do not fit in 1..16")
+  T.raises(function() d:subset(maxint, 2) end, "do not fit")
+  T.eq(#d:subset(2, 15), 15)
+end)
+
+T.test("a batch larger than the dataset is one batch, even at maxinteger", function()
+  local function run(batch)
+    local net = toy_net()
+    local hist = sl.train(net, sl.optim.sgd(net, { lr = 0.1 }), toy_data(),
+                          train_opts { batch = batch, seed = 5 })
+    return hist[3].loss, net:flat_params():get(1)
+  end
+  local loss16, w16 = run(16)
+  local loss, w = run(maxint)
+  T.eq(loss, loss16)
+  T.eq(w, w16)
+end)
+
 T.run()
