@@ -17,6 +17,11 @@ void sl_aligned_free(void *p);
 /* strdup that sets SL_ENOMEM on failure. */
 char *sl_strdup(const char *s);
 
+/* Checks the defaults of an option spec: each must parse as its option's
+ * type (and be among its choices).  A failure is the technique's bug, and
+ * the message says so, naming `owner` and the option. */
+int sl_option_spec_check(const sl_option_spec *spec, const char *owner);
+
 /* Releases every tensor of an array of n and frees nothing else. */
 void sl_tensor_release_all(sl_tensor *t, int n);
 

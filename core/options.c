@@ -273,23 +273,32 @@ static const sl_option_spec *spec_find(const sl_option_spec *spec, const char *k
     return NULL;
 }
 
+int sl_option_spec_check(const sl_option_spec *spec, const char *owner)
+{
+    for (const sl_option_spec *sp = spec; sp && sp->name; sp++) {
+        if (!sp->default_value)
+            continue;
+        option d = {0};
+        bool parses = parse_text(owner, sp->name, sp->type, sp->default_value, &d) == SL_OK;
+        if (!parses || (sp->type == SL_OPT_STRING && sp->choices &&
+                        !in_choices(sp->choices, sp->default_value)))
+            return sl_error(SL_EINVAL, "%s: its own default '%s' of option '%s' is not %s%s "
+                            "(a bug in %s, not in the options given)", owner, sp->default_value,
+                            sp->name, parses ? "among " : type_name(sp->type),
+                            parses ? sp->choices : "", owner);
+    }
+    return SL_OK;
+}
+
 int sl_options_validate(sl_options *o, const sl_option_spec *spec, const char *owner)
 {
     if (!o)
         return sl_error(SL_EINVAL, "%s: no options object", owner);
-    for (const sl_option_spec *sp = spec; sp && sp->name; sp++) {
-        if (sp->default_value) {
-            option d = {0};
-            SL_TRY(parse_text(owner, sp->name, sp->type, sp->default_value, &d));
-            if (sp->type == SL_OPT_STRING && sp->choices &&
-                !in_choices(sp->choices, sp->default_value))
-                return sl_error(SL_EINVAL, "%s: default '%s' of option '%s' is not among %s",
-                                owner, sp->default_value, sp->name, sp->choices);
-        } else if (!find(o, sp->name)) {
+    SL_TRY(sl_option_spec_check(spec, owner));
+    for (const sl_option_spec *sp = spec; sp && sp->name; sp++)
+        if (!sp->default_value && !find(o, sp->name))
             return sl_error(SL_EINVAL, "%s: missing required option '%s' (%s)", owner, sp->name,
                             sp->help ? sp->help : type_name(sp->type));
-        }
-    }
     for (int i = 0; i < o->count; i++) {
         const sl_option_spec *sp = spec_find(spec, o->items[i].key);
         if (!sp)

@@ -16,5 +16,6 @@
 #include <symlab/data.h>
 #include <symlab/train.h>
 #include <symlab/plugin.h>
+#include <symlab/registry.h>
 
 #endif
