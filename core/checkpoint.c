@@ -21,15 +21,14 @@
  * parsed by a small strict parser for the subset of JSON the format uses:
  * objects, arrays, strings with escapes and non-negative integers.
  *
- * Saving writes "<path>.tmp.XXXXXX" beside the target and renames it into
- * place after fsync, so a crash leaves the old file or the new one, never
- * half of one.  Loading validates everything into staging tensors before it
+ * Saving writes "<path>.tmp.<pid>.XXXXXX" beside the target and renames it
+ * into place after fsync (symlab/files.h), so a crash leaves the old file or
+ * the new one, never half of one.  Loading validates everything into staging tensors before it
  * touches the model, so a failed load leaves the model unchanged.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,50 +252,14 @@ static int write_all(FILE *f, sl_model *m, const text *h)
     return 0;
 }
 
-/* New checkpoints get the mode an existing file had, else rw-r--r--
- * (mkstemp's 0600 would hide results from the rest of a group). */
-static void set_mode(int fd, const char *path)
-{
-    struct stat st;
-    mode_t mode = 0644;
-    if (stat(path, &st) == 0)
-        mode = st.st_mode & 07777;
-    (void)fchmod(fd, mode);
-}
-
-/* Makes the rename itself durable (best effort: some file systems refuse
- * to open or sync a directory, and the data is already safe). */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 /* Writes header h and m's tensors to a temporary file beside path and
- * renames it over path. */
+ * renames it over path (symlab/files.h: unique per writer, orphans of dead
+ * writers removed). */
 static int save_atomically(sl_model *m, const text *h, const char *path)
 {
-    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
-    char *tmp = malloc(n);
-    if (!tmp)
-        return sl_error(SL_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = sl_error(SL_EIO, "%s: cannot create a temporary file: %s", path,
-                          strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    set_mode(fd, path);
+    char *tmp;
+    int fd;
+    SL_TRY(sl_file_temp(path, &tmp, &fd));
     FILE *f = fdopen(fd, "wb");
     int failed = !f || write_all(f, m, h) < 0;
     int err = errno;
@@ -305,16 +268,12 @@ static int save_atomically(sl_model *m, const text *h, const char *path)
             err = errno;
         failed = 1;
     }
-    if (!failed && rename(tmp, path) != 0) {
-        err = errno;
-        failed = 1;
-    }
-    int rc = SL_OK;
-    if (!failed)
-        sync_parent_dir(path);
+    int rc;
     if (failed) {
         remove(tmp);
         rc = sl_error(SL_EIO, "%s: cannot write checkpoint: %s", path, strerror(err));
+    } else {
+        rc = sl_file_commit(tmp, path);
     }
     free(tmp);
     return rc;

@@ -14,6 +14,7 @@
 #include <symlab/model.h>
 #include <symlab/optim.h>
 #include <symlab/data.h>
+#include <symlab/files.h>
 #include <symlab/train.h>
 #include <symlab/plugin.h>
 #include <symlab/registry.h>
