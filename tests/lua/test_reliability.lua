@@ -149,4 +149,65 @@ T.test("a batch larger than the dataset is one batch, even at maxinteger", funct
   T.eq(w, w16)
 end)
 
+-- ---- results files with two writers ------------------------------------------------
+
+-- The symlab running this test, quoted for the shell (nil if not symlab).
+local function symlab_cmd()
+  local i, prog = -1, nil
+  while arg and arg[i] do prog = arg[i]; i = i - 1 end
+  if not prog or not prog:find("symlab") then return nil end
+  return "'" .. prog:gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+T.test("two writers of one results file never tear it", function()
+  local prog = symlab_cmd()
+  if not prog then print("       (skipped: not run by the symlab executable)") return end
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir '" .. dir .. "'"))
+  local path, writer = dir .. "/history.csv", dir .. "/writer.lua"
+  -- Each writer rewrites the file with its own 3000 rows, again and again.
+  local f = assert(io.open(writer, "w"))
+  f:write([[
+local results = require "symlab.results"
+local rows = {}
+for i = 1, 3000 do rows[i] = { epoch = i, writer = arg[2] } end
+for _ = 1, 60 do results.write_csv(arg[1], rows, { "epoch", "writer" }) end
+]])
+  f:close()
+  local function expected(id)
+    local lines = { "epoch,writer" }
+    for i = 1, 3000 do lines[#lines + 1] = i .. "," .. id end
+    return table.concat(lines, "\n") .. "\n"
+  end
+  local want = { [expected("a")] = true, [expected("b")] = true }
+  local run = string.format("%s '%s' '%s'", prog, writer, path)
+  local p = io.popen(string.format("(%s a 2>&1 & A=$!; %s b 2>&1 & B=$!; wait $A; ra=$?; " ..
+                                   "wait $B; echo \"rc=$ra,$?\")", run, run))
+  local reads, torn = 0, 0
+  for _ = 1, 400 do
+    local s = slurp(path)
+    if s then
+      reads = reads + 1
+      if not want[s] then torn = torn + 1 end
+    end
+  end
+  local out = p:read("a")
+  p:close()
+  T.ok(out:find("rc=0,0", 1, true), "both writers succeed: " .. out)
+  T.eq(torn, 0, "torn reads out of " .. reads)
+  T.ok(want[slurp(path)], "the final file is one writer's")
+  local left = io.popen("ls '" .. dir .. "'"):read("a")
+  T.eq(left, "history.csv\nwriter.lua\n", "no temporary file left")
+  os.execute("rm -rf '" .. dir .. "'")
+end)
+
 T.run()
