@@ -36,6 +36,7 @@
 #endif
 
 #define QC_MAX_QUBITS 14   /* 16 * 4^14 = 4 GiB: beyond that rho does not fit here */
+#define QC_MAX_LAYERS 100000 /* far beyond any trainable depth; keeps counts in int */
 
 /* ---- density.c: rho storage and in-place superoperator passes ----------- */
 
