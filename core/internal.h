@@ -50,6 +50,15 @@ static inline bool sl_add_ok(int64_t a, int64_t b, int64_t *out)
 /* The product of n non-negative extents, or false if it overflows. */
 bool sl_numel_ok(int n, const int64_t *shape, int64_t *out);
 
+/* NaN and infinities (finite.c).  The index (row-major, from 0) of the
+ * first non-finite element of a real tensor, -1 if none or not real. */
+int64_t sl_tensor_first_nonfinite(const sl_tensor *t);
+/* SL_ENUMERIC "<what>: x has a non-finite value (nan) in row 17" (rows from
+ * 1), for x and real y of d. */
+int sl_check_finite_dataset(const sl_dataset *d, const char *what);
+/* SL_ENUMERIC "<what>: parameter '0.weight' holds a non-finite value ...". */
+int sl_check_finite_params(sl_model *m, const char *what);
+
 /* Number of elements in arr (a true array, not a pointer). */
 #define SL_COUNTOF(arr) (sizeof(arr) / sizeof((arr)[0]))
 

@@ -149,6 +149,49 @@ T.test("a batch larger than the dataset is one batch, even at maxinteger", funct
   T.eq(w, w16)
 end)
 
+-- ---- values that were silently accepted ------------------------------------------------
+
+T.test("sl.train refuses seed = -1 as sequential does", function()
+  local net = toy_net()
+  local opt = sl.optim.sgd(net, { lr = 0.01 })
+  T.raises(function() sl.nn.sequential({ sl.nn.linear(2, 2) }, { seed = -1 }) end, "seed")
+  T.raises(function() sl.train(net, opt, toy_data(), train_opts { seed = -1 }) end,
+           "train: option 'seed' must be >= 0, got -1")
+end)
+
+T.test("NaN or infinity in the validation set or the parameters is an error", function()
+  local net = toy_net()
+  local opt = sl.optim.sgd(net, { lr = 0.01 })
+  local x = {}
+  for i = 1, 4 do x[i] = { 0.1 * i, 0, 1 } end
+  x[3][2] = 0 / 0
+  local bad_val = sl.data.from(sl.tensor.from(x), sl.tensor.zeros({ 4, 2 }))
+  T.raises(function() sl.train(net, opt, toy_data(), train_opts { val = bad_val }) end,
+           "train: the validation set: x has a non-finite value (nan) in row 3")
+  local y = sl.tensor.zeros({ 4, 2 })
+  y:set(4, 1, math.huge)
+  local bad_y = sl.data.from(sl.tensor.from({ { 0, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 } }), y)
+  T.raises(function() sl.train(net, opt, toy_data(), train_opts { val = bad_y }) end,
+           "y has a non-finite value (inf) in row 4")
+  local hist = sl.train(net, opt, toy_data(), train_opts { val = toy_data() })
+  T.eq(#hist, 3)
+  local p = net:flat_params()
+  p:set(5, -math.huge)
+  T.raises(function() sl.train(net, opt, toy_data(), train_opts { val = toy_data() }) end,
+           "train: parameter '0.weight' holds a non-finite value (-inf) at element 5")
+end)
+
+T.test("a validation loss that overflows stops training", function()
+  -- Finite parameters and data whose loss is not: 1e30^2 overflows f32.
+  local net = sl.nn.sequential({ sl.nn.linear(1, 1, { bias = false }) }, { seed = 1 })
+  net:flat_params():set(1, 1e30)
+  local small = sl.data.from(sl.tensor.from({ { 0 } }), sl.tensor.from({ { 0 } }))
+  local huge = sl.data.from(sl.tensor.from({ { 1e10 } }), sl.tensor.from({ { 0 } }))
+  T.raises(function()
+    sl.train(net, sl.optim.sgd(net, { lr = 0 }), small, train_opts { epochs = 2, batch = 1, val = huge })
+  end, "train: validation loss is inf after epoch 1")
+end)
+
 -- ---- results files with two writers ------------------------------------------------
 
 -- The symlab running this test, quoted for the shell (nil if not symlab).
