@@ -27,6 +27,14 @@ local function train_opts(extra)
   return o
 end
 
+-- The symlab running this test, quoted for the shell (nil if not symlab).
+local function symlab_cmd()
+  local i, prog = -1, nil
+  while arg and arg[i] do prog = arg[i]; i = i - 1 end
+  if not prog or not prog:find("symlab") then return nil end
+  return "'" .. prog:gsub("'", "'\\''") .. "'"
+end
+
 -- ---- closing what sl.train uses ----------------------------------------------------
 
 T.test("closing the model, optimizer, data or a hook inside on_epoch is refused", function()
@@ -192,15 +200,19 @@ T.test("a validation loss that overflows stops training", function()
   end, "train: validation loss is inf after epoch 1")
 end)
 
--- ---- results files with two writers ------------------------------------------------
+-- ---- messages ------------------------------------------------------------------------
 
--- The symlab running this test, quoted for the shell (nil if not symlab).
-local function symlab_cmd()
-  local i, prog = -1, nil
-  while arg and arg[i] do prog = arg[i]; i = i - 1 end
-  if not prog or not prog:find("symlab") then return nil end
-  return "'" .. prog:gsub("'", "'\\''") .. "'"
-end
+T.test("symlab without arguments says so with the symlab: prefix, then the usage", function()
+  local prog = symlab_cmd()
+  if not prog then print("       (skipped: not run by the symlab executable)") return end
+  local p = io.popen(prog .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  T.ok(out:find("^symlab: no script or command given\nusage: symlab ") and out:find("\nrc=2\n$"),
+       out)
+end)
+
+-- ---- results files with two writers ------------------------------------------------
 
 local function slurp(path)
   local f = io.open(path, "rb")
