@@ -212,6 +212,27 @@ T.test("symlab without arguments says so with the symlab: prefix, then the usage
        out)
 end)
 
+T.test("a script using a type whose plugin was refused is told why", function()
+  local prog = symlab_cmd()
+  if not prog then print("       (skipped: not run by the symlab executable)") return end
+  -- The test plugins are built beside the symlab under test (which libtool
+  -- may run from the build tree's .libs).
+  local builddir = ((arg[-1] or "."):match("^(.*)/[^/]*$") or "."):gsub("/%.libs$", "")
+  local plugins = builddir .. "/tests/plugins/.libs"
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write("local sl = require 'symlab'\nlocal m = sl.nn.bad_abi {}\n")
+  f:close()
+  local p = io.popen(string.format("SYMLAB_PLUGIN_PATH='%s' %s '%s' 2>&1; echo \"rc=$?\"",
+                                   plugins, prog, script))
+  local out = p:read("a")
+  p:close()
+  os.remove(script)
+  T.ok(out:find("no module type 'bad_abi' (its plugin was refused: plugin '", 1, true) and
+       out:find("bad_abi.so' has incompatible ABI version", 1, true) and out:find("\nrc=1\n$"),
+       out)
+end)
+
 -- ---- results files with two writers ------------------------------------------------
 
 local function slurp(path)
