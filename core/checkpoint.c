@@ -21,9 +21,9 @@
  * parsed by a small strict parser for the subset of JSON the format uses:
  * objects, arrays, strings with escapes and non-negative integers.
  *
- * Saving writes "<path>.tmp.<pid>.XXXXXX" beside the target and renames it
- * into place after fsync (symlab/files.h), so a crash leaves the old file or
- * the new one, never half of one.  Loading validates everything into staging tensors before it
+ * Saving writes "<path>.tmp.XXXXXX" beside the target and renames it into
+ * place after fsync, so a crash leaves the old file or the new one, never
+ * half of one.  Loading validates everything into staging tensors before it
  * touches the model, so a failed load leaves the model unchanged.
  */
 #include "config.h"
@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -247,36 +246,21 @@ static int write_all(FILE *f, sl_model *m, const text *h)
     for (int i = 0; i < model_ntensors(m); i++)
         if (write_model_tensor(f, model_tensor(m, i)) < 0)
             return -1;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        return -1;
     return 0;
 }
 
 /* Writes header h and m's tensors to a temporary file beside path and
- * renames it over path (symlab/files.h: unique per writer, orphans of dead
- * writers removed). */
+ * renames it over path (core/atomic.c). */
 static int save_atomically(sl_model *m, const text *h, const char *path)
 {
-    char *tmp;
-    int fd;
-    SL_TRY(sl_file_temp(path, &tmp, &fd));
-    FILE *f = fdopen(fd, "wb");
-    int failed = !f || write_all(f, m, h) < 0;
-    int err = errno;
-    if (f ? fclose(f) != 0 : close(fd) != 0) {
-        if (!failed)
-            err = errno;
-        failed = 1;
+    sl_atomic_file a;
+    SL_TRY(sl_atomic_begin(path, &a));
+    if (write_all(a.f, m, h) < 0) {
+        int err = errno;
+        sl_atomic_abort(&a);
+        return sl_error(SL_EIO, "%s: cannot write checkpoint: %s", path, strerror(err));
     }
-    int rc;
-    if (failed) {
-        remove(tmp);
-        rc = sl_error(SL_EIO, "%s: cannot write checkpoint: %s", path, strerror(err));
-    } else {
-        rc = sl_file_commit(tmp, path);
-    }
-    free(tmp);
-    return rc;
+    return sl_atomic_commit(&a, "checkpoint");
 }
 
 int sl_model_save(sl_model *m, const char *path)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <symlab/symlab.h>
 
@@ -21,6 +22,21 @@ char *sl_strdup(const char *s);
  * type (and be among its choices).  A failure is the technique's bug, and
  * the message says so, naming `owner` and the option. */
 int sl_option_spec_check(const sl_option_spec *spec, const char *owner);
+
+/* A file written atomically: sl_atomic_begin opens "<path>.tmp.<pid>.XXXXXX"
+ * beside path (a->f, mode of an existing path or 0644), after removing the
+ * orphans of dead writers (symlab/files.h has the rules); sl_atomic_commit
+ * flushes, fsyncs and renames it over path; sl_atomic_abort (also safe after
+ * a failed begin or commit) closes and removes it.  `what` names the content
+ * in the commit's error ("checkpoint"). */
+typedef struct sl_atomic_file {
+    const char *path; /* borrowed: the target */
+    char *tmp;        /* the temporary file's name */
+    FILE *f;
+} sl_atomic_file;
+int sl_atomic_begin(const char *path, sl_atomic_file *a);
+int sl_atomic_commit(sl_atomic_file *a, const char *what);
+void sl_atomic_abort(sl_atomic_file *a);
 
 /* Releases every tensor of an array of n and frees nothing else. */
 void sl_tensor_release_all(sl_tensor *t, int n);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "lua/lsymlab.h"
 
@@ -309,9 +308,7 @@ static int l_clock(lua_State *L)
 static int l_file_temp(lua_State *L)
 {
     char *tmp;
-    int fd;
-    slua_check(L, sl_file_temp(luaL_checkstring(L, 1), &tmp, &fd));
-    close(fd);
+    slua_check(L, sl_file_temp(luaL_checkstring(L, 1), &tmp));
     lua_pushstring(L, tmp);
     free(tmp);
     return 1;

@@ -29,14 +29,12 @@ extern "C" {
 #endif
 
 /* Creates a new empty temporary file beside `path` (after removing stale
- * ones, see above) with the mode an existing `path` has, else rw-r--r--.
- * On success *tmp is its name (malloc'ed; the caller frees it) and *fd is
- * open for writing.  SL_EIO naming `path` if it cannot be created. */
-SL_API int sl_file_temp(const char *path, char **tmp, int *fd);
-
-/* Renames tmp over path and makes the rename durable (best effort); on
- * failure removes tmp and returns SL_EIO naming path. */
-SL_API int sl_file_commit(const char *tmp, const char *path);
+ * ones, see above) with the mode an existing `path` has, else rw-r--r--,
+ * for a writer that writes it and renames it over `path` itself (or
+ * removes it).  *tmp is its name (malloc'ed; the caller frees it).  SL_EIO
+ * naming `path` if it cannot be created.  Checkpoints (sl_model_save) are
+ * written this way inside the library. */
+SL_API int sl_file_temp(const char *path, char **tmp);
 
 #ifdef __cplusplus
 }
