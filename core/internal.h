@@ -23,8 +23,14 @@ char *sl_strdup(const char *s);
 void sl_flags_text(unsigned flags, const char *const *names, int nnames, char *buf,
                    size_t size);
 
-/* A file written atomically: sl_atomic_begin opens "<path>.tmp.XXXXXX"
- * beside path (a->f, mode of an existing path or 0644); sl_atomic_commit
+/* Checks the defaults of an option spec: each must parse as its option's
+ * type (and be among its choices).  A failure is the technique's bug, and
+ * the message says so, naming `owner` and the option. */
+int sl_option_spec_check(const sl_option_spec *spec, const char *owner);
+
+/* A file written atomically: sl_atomic_begin opens "<path>.tmp.<pid>.XXXXXX"
+ * beside path (a->f, mode of an existing path or 0644), after removing the
+ * orphans of dead writers (symlab/files.h has the rules); sl_atomic_commit
  * flushes, fsyncs and renames it over path; sl_atomic_abort (also safe after
  * a failed begin or commit) closes and removes it.  `what` names the content
  * in the commit's error ("checkpoint"). */
@@ -71,6 +77,30 @@ int sl_loss_backward(sl_model *model, const sl_loss_type *loss, const sl_tensor 
                      const sl_tensor *y, bool want_grad, double *value, const sl_tensor **pred);
 /* Rows of pred (B, C) whose argmax equals the i64 label in y (B). */
 int64_t sl_count_correct(const sl_tensor *pred, const sl_tensor *y);
+
+/* Checked int64 arithmetic for sizes computed from user-given numbers
+ * (options, file headers, shapes): signed overflow is undefined behaviour,
+ * so it must be caught before the range check that would use the result.
+ * Each stores a op b in *out and returns false if it does not fit. */
+static inline bool sl_mul_ok(int64_t a, int64_t b, int64_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool sl_add_ok(int64_t a, int64_t b, int64_t *out)
+{
+    return !__builtin_add_overflow(a, b, out);
+}
+/* The product of n non-negative extents, or false if it overflows. */
+bool sl_numel_ok(int n, const int64_t *shape, int64_t *out);
+
+/* NaN and infinities (finite.c).  The index (row-major, from 0) of the
+ * first non-finite element of a real tensor, -1 if none or not real. */
+int64_t sl_tensor_first_nonfinite(const sl_tensor *t);
+/* SL_ENUMERIC "<what>: x has a non-finite value (nan) in row 17" (rows from
+ * 1), for x and real y of d. */
+int sl_check_finite_dataset(const sl_dataset *d, const char *what);
+/* SL_ENUMERIC "<what>: parameter '0.weight' holds a non-finite value ...". */
+int sl_check_finite_params(sl_model *m, const char *what);
 
 /* Number of elements in arr (a true array, not a pointer). */
 #define SL_COUNTOF(arr) (sizeof(arr) / sizeof((arr)[0]))

@@ -1,4 +1,6 @@
-/* core/loader.c — loading plugins with dlopen() and checking their ABI. */
+/* core/loader.c — discovering plugins: the search path, directory scans,
+ * dlopen() and the ABI check, and the public registry entry points that
+ * discover on first use.  The table itself is registry.c's. */
 #include "config.h"
 
 #include <dirent.h>
@@ -54,7 +56,9 @@ static int read_descriptor(const char *path, const sl_plugin *d, sl_plugin *out)
     return SL_OK;
 }
 
-int sl_plugin_load(const char *path)
+/* Loads one file; `note` keeps a failure (and the names of the types the
+ * refused descriptor lists) for `symlab plugins` and for lookups. */
+static int load(const char *path, bool note)
 {
     SL_TRY(sl_registry_init()); /* built-ins first, so clashes are caught */
     loaded **grown = realloc(plugins, (size_t)(nplugins + 1) * sizeof *grown);
@@ -82,8 +86,10 @@ int sl_plugin_load(const char *path)
     }
     const sl_plugin *(*entry)(void);
     *(void **)&entry = sym; /* POSIX: function pointers round-trip through void * */
-    if ((rc = read_descriptor(path, entry(), &p->desc)) < 0)
+    if ((rc = read_descriptor(path, entry(), &p->desc)) < 0) {
+        memset(&p->desc, 0, sizeof p->desc); /* half-read: list no types */
         goto fail;
+    }
     if (p->desc.init && (rc = p->desc.init()) < 0) {
         rc = sl_error_context(SL_EPLUGIN, "plugin '%s': error during initialization", path);
         goto fail;
@@ -97,6 +103,8 @@ int sl_plugin_load(const char *path)
     plugins[nplugins++] = p;
     return SL_OK;
 fail:
+    if (note) /* before dlclose: the descriptor's names live in the plugin */
+        sl_registry_note_failure(sl_last_error(), path, &p->desc);
     free(p->file);
     free(p->basename);
     if (p->handle)
@@ -104,6 +112,8 @@ fail:
     free(p);
     return rc;
 }
+
+int sl_plugin_load(const char *path) { return load(path, false); }
 
 static bool shadowed(const char *name)
 {
@@ -119,7 +129,9 @@ static int is_plugin_file(const struct dirent *e)
     return n > 3 && strcmp(e->d_name + n - 3, ".so") == 0;
 }
 
-void sl_loader_scan(const char *dir)
+/* Loads every *.so in dir (sorted by name), noting failures; a file whose
+ * name matches an already-loaded plugin's is shadowed and skipped. */
+static void scan(const char *dir)
 {
     struct dirent **names = NULL;
     int n = scandir(dir, &names, is_plugin_file, alphasort);
@@ -129,12 +141,64 @@ void sl_loader_scan(const char *dir)
             char *path = malloc(len);
             if (path) {
                 snprintf(path, len, "%s/%s", dir, names[i]->d_name);
-                if (sl_plugin_load(path) < 0)
-                    sl_registry_note_failure(sl_last_error());
+                load(path, true);
                 free(path);
             }
         }
         free(names[i]);
     }
     free(names);
+}
+
+/* ---- discovery on first use ------------------------------------------------ */
+
+static bool started;
+static int init_status;
+
+/* Runs once per process.  A plain flag rather than pthread_once: a
+ * plugin's init() may itself look types up, which must not deadlock; hosts
+ * call sl_registry_init before starting threads. */
+static void init_once(void)
+{
+    started = true;
+    init_status = sl_registry_add(sl_builtin_plugin(), "built-in");
+    if (init_status < 0)
+        return;
+    const char *env = getenv("SYMLAB_PLUGIN_PATH");
+    if (env && *env) {
+        char *copy = strdup(env);
+        for (char *save = NULL, *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
+             dir = strtok_r(NULL, ":", &save))
+            scan(dir);
+        free(copy);
+    }
+    scan(sl_path(SL_PATH_PLUGINS));
+}
+
+int sl_registry_init(void)
+{
+    if (!started)
+        init_once();
+    if (init_status < 0)
+        return sl_error(init_status, "registry: built-in types could not be registered");
+    return SL_OK;
+}
+
+int sl_plugin_register(const sl_plugin *plugin, const char *origin)
+{
+    SL_TRY(sl_registry_init());
+    return sl_registry_add(plugin, origin);
+}
+
+const void *sl_registry_find(sl_kind kind, const char *name)
+{
+    if (sl_registry_init() < 0)
+        return NULL;
+    return sl_registry_lookup(kind, name);
+}
+
+int sl_registry_count(void)
+{
+    sl_registry_init();
+    return sl_registry_size();
 }

@@ -131,6 +131,7 @@ static int parse_cli(int argc, char **argv, cli *c)
         }
     }
     if (i >= argc) {
+        fputs("symlab: no script or command given\n", stderr); /* every error line has it */
         usage(stderr);
         return EXIT_USAGE;
     }

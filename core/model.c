@@ -239,6 +239,7 @@ static int name_tensors(sl_module *mod, void *arg)
     return list_names(&m->buffers, &m->nbuffers, mod, mod->buffers, mod->nbuffers);
 }
 
+/* Fits: sl_module_add_param refused shapes whose count overflows. */
 static int64_t decl_numel(const sl_decl *d)
 {
     int64_t n = 1;
@@ -252,7 +253,9 @@ static int carve_arena(sl_model *m)
 {
     int64_t total = 0;
     for (int i = 0; i < m->nparams; i++)
-        total += decl_numel(m->params[i].decl);
+        if (!sl_add_ok(total, decl_numel(m->params[i].decl), &total))
+            return sl_error(SL_EINVAL, "model: the parameter count overflows at '%s'",
+                            m->params[i].name);
     m->numel = total;
     SL_TRY(sl_tensor_alloc(&m->arena, m->dtype, 1, &total));
     SL_TRY(sl_tensor_alloc(&m->grad_arena, m->dtype, 1, &total));

@@ -33,6 +33,12 @@ static int declare(sl_module *m, sl_decl **list, int *count, const char *what, c
         if (shape[i] < 0)
             return sl_error(SL_EINVAL, "%s: %s '%s' has a negative extent", m->type->name, what,
                             name);
+    int64_t numel;
+    if (!sl_numel_ok(ndim, shape, &numel)) {
+        char s[128];
+        return sl_error(SL_EINVAL, "%s: %s '%s' of shape %s has more elements than an int64 "
+                        "counts", m->type->name, what, name, sl_shape_str(ndim, shape, s, sizeof s));
+    }
     for (int i = 0; i < m->nparams; i++)
         if (strcmp(m->params[i].name, name) == 0)
             return sl_error(SL_EINVAL, "%s: name '%s' declared twice", m->type->name, name);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,23 +274,32 @@ static const sl_option_spec *spec_find(const sl_option_spec *spec, const char *k
     return NULL;
 }
 
+int sl_option_spec_check(const sl_option_spec *spec, const char *owner)
+{
+    for (const sl_option_spec *sp = spec; sp && sp->name; sp++) {
+        if (!sp->default_value)
+            continue;
+        option d = {0};
+        bool parses = parse_text(owner, sp->name, sp->type, sp->default_value, &d) == SL_OK;
+        if (!parses || (sp->type == SL_OPT_STRING && sp->choices &&
+                        !in_choices(sp->choices, sp->default_value)))
+            return sl_error(SL_EINVAL, "%s: its own default '%s' of option '%s' is not %s%s "
+                            "(a bug in %s, not in the options given)", owner, sp->default_value,
+                            sp->name, parses ? "among " : type_name(sp->type),
+                            parses ? sp->choices : "", owner);
+    }
+    return SL_OK;
+}
+
 int sl_options_validate(sl_options *o, const sl_option_spec *spec, const char *owner)
 {
     if (!o)
         return sl_error(SL_EINVAL, "%s: no options object", owner);
-    for (const sl_option_spec *sp = spec; sp && sp->name; sp++) {
-        if (sp->default_value) {
-            option d = {0};
-            SL_TRY(parse_text(owner, sp->name, sp->type, sp->default_value, &d));
-            if (sp->type == SL_OPT_STRING && sp->choices &&
-                !in_choices(sp->choices, sp->default_value))
-                return sl_error(SL_EINVAL, "%s: default '%s' of option '%s' is not among %s",
-                                owner, sp->default_value, sp->name, sp->choices);
-        } else if (!find(o, sp->name)) {
+    SL_TRY(sl_option_spec_check(spec, owner));
+    for (const sl_option_spec *sp = spec; sp && sp->name; sp++)
+        if (!sp->default_value && !find(o, sp->name))
             return sl_error(SL_EINVAL, "%s: missing required option '%s' (%s)", owner, sp->name,
                             sp->help ? sp->help : type_name(sp->type));
-        }
-    }
     for (int i = 0; i < o->count; i++) {
         const sl_option_spec *sp = spec_find(spec, o->items[i].key);
         if (!sp)
@@ -301,19 +311,41 @@ int sl_options_validate(sl_options *o, const sl_option_spec *spec, const char *o
     return SL_OK;
 }
 
-/* The user's value for key, or the spec default parsed into *tmp; NULL if
- * the key is not declared with type t. */
+/* A getter asked for a key its technique does not declare with that type:
+ * a bug in the technique (a typo in the key, a spec out of step with the
+ * code), which would otherwise read as a silent 0 / false / "".  Recorded
+ * as an error; the sanitizer build (configure --enable-sanitizers), which
+ * the test suite runs under in CI, aborts so that the bug cannot pass. */
+static void misuse(const sl_options *o, const char *key, sl_option_type t)
+{
+    const sl_option_spec *sp = o ? spec_find(o->spec, key) : NULL;
+    const char *owner = o && o->owner ? o->owner : "options";
+    if (!sp)
+        sl_error(SL_EINVAL, "%s: getter for option '%s', which %s", owner, key ? key : "(null)",
+                 o && o->spec ? "is not declared" : "was never validated against a spec");
+    else
+        sl_error(SL_EINVAL, "%s: option '%s' is %s, read as %s", owner, key, type_name(sp->type),
+                 type_name(t));
+#ifdef SL_ABORT_ON_MISUSE
+    fprintf(stderr, "symlab: %s (aborting: a bug in the caller)\n", sl_last_error());
+    abort();
+#endif
+}
+
+/* The user's value for key, or the spec default parsed into *tmp; NULL
+ * (after misuse()) if the key is not declared with type t. */
 static const option *lookup(const sl_options *o, const char *key, sl_option_type t, option *tmp)
 {
-    const option *it = find(o, key);
+    const option *it = key ? find(o, key) : NULL;
     if (it && it->type == t && !it->raw)
         return it;
-    const sl_option_spec *sp = o ? spec_find(o->spec, key) : NULL;
-    if (!sp || sp->type != t || !sp->default_value)
-        return NULL;
+    const sl_option_spec *sp = o && key ? spec_find(o->spec, key) : NULL;
     memset(tmp, 0, sizeof *tmp);
-    if (parse_text(o->owner ? o->owner : "options", key, t, sp->default_value, tmp) < 0)
+    if (!sp || sp->type != t || !sp->default_value ||
+        parse_text(o->owner ? o->owner : "options", key, t, sp->default_value, tmp) < 0) {
+        misuse(o, key, t);
         return NULL;
+    }
     tmp->s = (char *)sp->default_value; /* borrowed, never freed */
     return tmp;
 }

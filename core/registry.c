@@ -1,8 +1,13 @@
-/* core/registry.c — the process-wide table of techniques by kind and name. */
+/* core/registry.c — the process-wide table of techniques by kind and name.
+ *
+ * A leaf: it checks and records descriptors it is given and answers
+ * lookups, and knows nothing of files, search paths or dlopen (loader.c).
+ * It also keeps the refusals the loader reports, so that looking up a type
+ * whose plugin was refused can say why it is missing.
+ */
 #include "config.h"
 
-#include <dlfcn.h>
-#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +26,18 @@ typedef struct entry {
 
 static entry *entries;
 static int nentries, capacity;
-static char **failures;
+
+/* A plugin file that could not be loaded: its message, its file's base name
+ * without ".so", and the "kind:name" of each type its descriptor lists
+ * (none if it could not be read). */
+typedef struct failure {
+    char *message;
+    char *stem;
+    char **types;
+    int ntypes;
+} failure;
+
+static failure *failures;
 static int nfailures;
 
 static const char *const kind_names[SL_KIND_COUNT] = {"module", "hook", "probe", "loss", "optim"};
@@ -39,36 +55,76 @@ static const entry *lookup(sl_kind kind, const char *name)
     return NULL;
 }
 
-/* The types of one descriptor list as (kind, type, name, summary, spec). */
+/* One type of a descriptor list, with the first of its MUST callbacks that
+ * is NULL (NULL if none is). */
 typedef struct listed {
     const void *type;
     const char *name, *summary;
     const sl_option_spec *options;
+    const char *missing;
 } listed;
+
+#define MISSING1(t, a) (!(t)->a ? #a : NULL)
+#define MISSING2(t, a, b) (!(t)->a ? #a : MISSING1(t, b))
+#define MISSING3(t, a, b, c) (!(t)->a ? #a : MISSING2(t, b, c))
+#define MISSING4(t, a, b, c, d) (!(t)->a ? #a : MISSING3(t, b, c, d))
 
 static int list_types(const sl_plugin *p, sl_kind kind, listed *out, int max)
 {
     int n = 0;
-#define LIST(arr, T, HAS_OPTS)                                                            \
+#define LIST(arr, T, OPTS, MISSING)                                                       \
     for (T *const *it = (arr); it && *it && n < max; it++, n++) {                         \
-        out[n] = (listed){*it, (*it)->name, (*it)->summary, HAS_OPTS((*it))};             \
+        out[n] = (listed){*it, (*it)->name, (*it)->summary, OPTS, MISSING};               \
     }
-#define OPTS(t) (t)->options
-#define NO_OPTS(t) NULL
     switch (kind) {
-    case SL_KIND_MODULE: LIST(p->modules, const sl_module_type, OPTS) break;
-    case SL_KIND_HOOK: LIST(p->hooks, const sl_hook_type, OPTS) break;
-    case SL_KIND_PROBE: LIST(p->probes, const sl_probe_type, OPTS) break;
-    case SL_KIND_LOSS: LIST(p->losses, const sl_loss_type, NO_OPTS) break;
-    case SL_KIND_OPTIM: LIST(p->optims, const sl_optim_type, OPTS) break;
+    case SL_KIND_MODULE:
+        LIST(p->modules, const sl_module_type, (*it)->options,
+             MISSING4(*it, create, output_shape, forward, backward))
+        break;
+    case SL_KIND_HOOK:
+        LIST(p->hooks, const sl_hook_type, (*it)->options, MISSING2(*it, create, on_event))
+        break;
+    case SL_KIND_PROBE:
+        LIST(p->probes, const sl_probe_type, (*it)->options, MISSING1(*it, measure))
+        break;
+    case SL_KIND_LOSS: LIST(p->losses, const sl_loss_type, NULL, MISSING1(*it, forward)) break;
+    case SL_KIND_OPTIM:
+        LIST(p->optims, const sl_optim_type, (*it)->options,
+             MISSING3(*it, options, create, step))
+        break;
     }
 #undef LIST
-#undef OPTS
-#undef NO_OPTS
     return n;
 }
 
 #define MAX_TYPES_PER_KIND 256
+
+/* Checks one type of plugin `origin`; `types[0..i)` are the same kind's
+ * earlier entries in the same descriptor. */
+static int check_type(const char *origin, sl_kind k, const listed *types, int i)
+{
+    const listed *t = &types[i];
+    const char *kind = kind_names[k];
+    if (!t->name || !*t->name || !t->summary)
+        return sl_error(SL_EPLUGIN, "plugin '%s': a %s type has no name or summary", origin,
+                        kind);
+    if (t->missing)
+        return sl_error(SL_EPLUGIN, "plugin '%s': %s type '%s' has no %s callback (MUST)",
+                        origin, kind, t->name, t->missing);
+    for (int j = 0; j < i; j++)
+        if (strcmp(types[j].name, t->name) == 0)
+            return sl_error(SL_EPLUGIN, "plugin '%s': lists two %s types named '%s'", origin,
+                            kind, t->name);
+    const entry *e = lookup(k, t->name);
+    if (e)
+        return sl_error(SL_EPLUGIN, "plugin '%s': %s type '%s' is already provided by %s (%s)",
+                        origin, kind, t->name, e->plugin->name, e->origin);
+    /* A default its own type does not parse is the plugin's fault: refuse
+     * it here rather than blame the user's options later. */
+    if (sl_option_spec_check(t->options, t->name) < 0)
+        return sl_error_context(SL_EPLUGIN, "plugin '%s': %s type '%s'", origin, kind, t->name);
+    return SL_OK;
+}
 
 int sl_registry_add(const sl_plugin *p, const char *origin)
 {
@@ -77,16 +133,8 @@ int sl_registry_add(const sl_plugin *p, const char *origin)
     int total = 0;
     for (int k = 0; k < SL_KIND_COUNT; k++) {
         int n = list_types(p, (sl_kind)k, types, MAX_TYPES_PER_KIND);
-        for (int i = 0; i < n; i++) {
-            if (!types[i].name || !*types[i].name || !types[i].summary)
-                return sl_error(SL_EPLUGIN, "plugin '%s': a %s type has no name or summary",
-                                origin, kind_names[k]);
-            const entry *e = lookup((sl_kind)k, types[i].name);
-            if (e)
-                return sl_error(SL_EPLUGIN,
-                                "plugin '%s': %s type '%s' is already provided by %s (%s)", origin,
-                                kind_names[k], types[i].name, e->plugin->name, e->origin);
-        }
+        for (int i = 0; i < n; i++)
+            SL_TRY(check_type(origin, (sl_kind)k, types, i));
         total += n;
     }
     if (nentries + total > capacity) {
@@ -111,39 +159,99 @@ int sl_registry_add(const sl_plugin *p, const char *origin)
     return SL_OK;
 }
 
-int sl_plugin_register(const sl_plugin *plugin, const char *origin)
+/* ---- refusals ---------------------------------------------------------------- */
+
+/* "kind:name", malloc'ed. */
+static char *type_key(sl_kind kind, const char *name)
 {
-    SL_TRY(sl_registry_init());
-    return sl_registry_add(plugin, origin);
+    size_t n = strlen(kind_names[kind]) + strlen(name) + 2;
+    char *key = malloc(n);
+    if (key)
+        snprintf(key, n, "%s:%s", kind_names[kind], name);
+    return key;
 }
 
-void sl_registry_note_failure(const char *message)
+/* The file's base name without a trailing ".so". */
+static char *stem_of(const char *file)
 {
-    char **grown = realloc(failures, (size_t)(nfailures + 1) * sizeof *grown);
+    const char *slash = strrchr(file, '/');
+    const char *base = slash ? slash + 1 : file;
+    size_t n = strlen(base);
+    if (n > 3 && strcmp(base + n - 3, ".so") == 0)
+        n -= 3;
+    return strndup(base, n);
+}
+
+static void note_types(failure *f, const sl_plugin *p)
+{
+    listed types[MAX_TYPES_PER_KIND];
+    for (int k = 0; p && k < SL_KIND_COUNT; k++) {
+        int n = list_types(p, (sl_kind)k, types, MAX_TYPES_PER_KIND);
+        for (int i = 0; i < n; i++) {
+            char **grown = types[i].name ? realloc(f->types, (size_t)(f->ntypes + 1) *
+                                                                 sizeof *grown)
+                                         : NULL;
+            if (!grown)
+                continue;
+            f->types = grown;
+            if ((grown[f->ntypes] = type_key((sl_kind)k, types[i].name)))
+                f->ntypes++;
+        }
+    }
+}
+
+void sl_registry_note_failure(const char *message, const char *file, const sl_plugin *p)
+{
+    failure *grown = realloc(failures, (size_t)(nfailures + 1) * sizeof *grown);
     if (!grown)
         return;
     failures = grown;
-    if ((failures[nfailures] = strdup(message)))
-        nfailures++;
+    failure *f = &failures[nfailures];
+    *f = (failure){.message = strdup(message), .stem = file ? stem_of(file) : NULL};
+    if (!f->message) {
+        free(f->stem);
+        return;
+    }
+    note_types(f, p);
+    nfailures++;
 }
 
-const void *sl_registry_find(sl_kind kind, const char *name)
+int sl_registry_failure_count(void) { return nfailures; }
+
+const char *sl_registry_failure(int i) { return i >= 0 && i < nfailures ? failures[i].message : NULL; }
+
+/* The refusal that explains why `name` of `kind` is missing: a refused
+ * descriptor that lists it, else a refused file named after it. */
+static const char *refusal_for(sl_kind kind, const char *name)
 {
-    if (sl_registry_init() < 0)
-        return NULL;
+    char *key = type_key(kind, name);
+    const char *why = NULL;
+    for (int i = 0; key && !why && i < nfailures; i++)
+        for (int j = 0; !why && j < failures[i].ntypes; j++)
+            if (strcmp(failures[i].types[j], key) == 0)
+                why = failures[i].message;
+    free(key);
+    for (int i = 0; !why && i < nfailures; i++)
+        if (failures[i].stem && strcmp(failures[i].stem, name) == 0)
+            why = failures[i].message;
+    return why;
+}
+
+/* ---- lookups ------------------------------------------------------------------ */
+
+const void *sl_registry_lookup(sl_kind kind, const char *name)
+{
     const entry *e = name ? lookup(kind, name) : NULL;
-    if (!e) {
+    if (e)
+        return e->type;
+    const char *why = name ? refusal_for(kind, name) : NULL;
+    if (why)
+        sl_error(SL_ENOTFOUND, "no %s type '%s' (its plugin was refused: %s)",
+                 sl_kind_name(kind), name, why);
+    else
         sl_error(SL_ENOTFOUND, "no %s type '%s'; `symlab plugins` lists what is available",
                  sl_kind_name(kind), name ? name : "(null)");
-        return NULL;
-    }
-    return e->type;
-}
-
-int sl_registry_count(void)
-{
-    sl_registry_init();
-    return nentries;
+    return NULL;
 }
 
 int sl_registry_get(int i, sl_registry_entry *out)
@@ -155,89 +263,7 @@ int sl_registry_get(int i, sl_registry_entry *out)
     return SL_OK;
 }
 
-int sl_registry_failure_count(void) { return nfailures; }
-
-const char *sl_registry_failure(int i) { return i >= 0 && i < nfailures ? failures[i] : NULL; }
-
-/* ---- paths ---------------------------------------------------------------- */
-
-/* True when the libsymlab running is the one in its build tree. */
-static bool uninstalled(void)
-{
-    static int cached = -1;
-    if (cached < 0) {
-        Dl_info info;
-        char self[PATH_MAX], build[PATH_MAX];
-        cached = dladdr((void *)&sl_path, &info) && info.dli_fname &&
-                 realpath(info.dli_fname, self) && realpath(SL_BUILD_LIBDIR, build) &&
-                 strncmp(self, build, strlen(build)) == 0 && self[strlen(build)] == '/';
-    }
-    return cached;
-}
-
-const char *sl_path(sl_path_kind kind)
-{
-    bool build = uninstalled();
-    switch (kind) {
-    case SL_PATH_PLUGINS: return build ? SL_BUILD_PLUGINDIR : SL_PLUGINDIR;
-    case SL_PATH_LUA: return build ? SL_BUILD_LUADIR : SL_LUADIR;
-    case SL_PATH_DATA: return build ? SL_BUILD_DATADIR : SL_DATADIR;
-    }
-    return "";
-}
-
-/* ---- initialisation ------------------------------------------------------- */
-
-static bool started;
-static int init_status;
-
-/* Runs once per process.  A plain flag rather than pthread_once: a
- * plugin's init() may itself look types up, which must not deadlock; hosts
- * call sl_registry_init before starting threads. */
-static void init_once(void)
-{
-    started = true;
-    init_status = sl_registry_add(sl_builtin_plugin(), "built-in");
-    if (init_status < 0)
-        return;
-    const char *env = getenv("SYMLAB_PLUGIN_PATH");
-    if (env && *env) {
-        char *copy = strdup(env);
-        for (char *save = NULL, *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
-             dir = strtok_r(NULL, ":", &save))
-            sl_loader_scan(dir);
-        free(copy);
-    }
-    sl_loader_scan(sl_path(SL_PATH_PLUGINS));
-}
-
-int sl_registry_init(void)
-{
-    if (!started)
-        init_once();
-    if (init_status < 0)
-        return sl_error(init_status, "registry: built-in types could not be registered");
-    return SL_OK;
-}
-
-int sl_probe_run(const char *name, const sl_options *opt, sl_model *model,
-                 const sl_dataset *data, sl_record *out)
-{
-    const sl_probe_type *type = sl_registry_find(SL_KIND_PROBE, name);
-    if (!type)
-        return SL_ENOTFOUND;
-    sl_options *own = sl_options_copy(opt);
-    if (!own)
-        return SL_ENOMEM;
-    int rc = sl_options_validate(own, type->options, type->name);
-    if (rc >= 0) {
-        rc = type->measure(own, model, data, out);
-        if (rc < 0)
-            rc = sl_error_context(rc, "probe %s", name);
-    }
-    sl_options_free(own);
-    return rc;
-}
+int sl_registry_size(void) { return nentries; }
 
 const sl_plugin *sl_registry_provider(sl_kind kind, const void *type)
 {

@@ -60,6 +60,16 @@ void *sl_aligned_calloc(size_t count, size_t size)
 
 void sl_aligned_free(void *p) { free(p); }
 
+bool sl_numel_ok(int n, const int64_t *shape, int64_t *out)
+{
+    int64_t numel = 1;
+    for (int i = 0; i < n; i++)
+        if (!sl_mul_ok(numel, shape[i], &numel))
+            return false;
+    *out = numel;
+    return true;
+}
+
 char *sl_strdup(const char *s)
 {
     char *d = strdup(s);
@@ -218,8 +228,10 @@ int sl_tensor_reshape(const sl_tensor *t, int ndim, const int64_t *shape, sl_ten
             infer = i;
         } else if (shape[i] < 0) {
             return sl_error(SL_EINVAL, "reshape: negative extent %lld", (long long)shape[i]);
-        } else {
-            known *= shape[i];
+        } else if (!sl_mul_ok(known, shape[i], &known)) {
+            char b[128];
+            return sl_error(SL_ESHAPE, "reshape: the element count of %s overflows",
+                            sl_shape_str(ndim, shape, b, sizeof b));
         }
     }
     int64_t numel = sl_tensor_numel(t);

@@ -152,6 +152,10 @@ static int finish_epoch(run *r, int64_t correct, double t0)
         }
         sl_record_free(val);
         SL_TRY(rc);
+        double val_loss;
+        if (sl_record_get(row, "val_loss", &val_loss) == SL_OK && !isfinite(val_loss))
+            return sl_error(SL_ENUMERIC, "train: validation loss is %g after epoch %lld (the "
+                            "parameters diverged)", val_loss, (long long)r->ctx.epoch + 1);
     }
     SL_TRY(call_hooks(r, SL_EV_EPOCH_END));
     for (int i = 0; i < sl_record_count(r->ctx.metrics); i++)
@@ -200,11 +204,17 @@ static int setup(run *r, sl_options *opt)
         return sl_error(SL_EINVAL, "train: epochs must be >= 0 and batch, eval_batch >= 1");
     if (!r->args->train)
         return sl_error(SL_EINVAL, "train: no training set");
+    if (r->args->val)
+        SL_TRY(sl_check_finite_dataset(r->args->val, "train: the validation set"));
+    SL_TRY(sl_check_finite_params(r->model, "train"));
     if (!(r->loss = sl_registry_find(SL_KIND_LOSS, sl_options_string(opt, "loss"))))
         return sl_error_context(SL_ENOTFOUND, "train: option 'loss'");
     if ((r->record_every = sl_options_int(opt, "record_steps")) < 0)
         return sl_error(SL_EINVAL, "train: record_steps must be >= 0, got %lld",
                         (long long)r->record_every);
+    if (sl_options_int(opt, "seed") < 0) /* as sequential{seed = -1} is; it would wrap */
+        return sl_error(SL_EINVAL, "train: option 'seed' must be >= 0, got %lld",
+                        (long long)sl_options_int(opt, "seed"));
     uint64_t seed = (uint64_t)sl_options_int(opt, "seed");
     SL_TRY(sl_batcher_new(r->args->train, batch, sl_model_dtype(r->model),
                           sl_options_bool(opt, "shuffle"), seed, sl_options_bool(opt, "drop_last"),

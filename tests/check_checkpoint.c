@@ -5,14 +5,17 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -618,6 +621,149 @@ START_TEST(test_save_into_missing_directory)
 }
 END_TEST
 
+/* ---- orphaned temporaries ---------------------------------------------------- */
+
+/* Number of entries of tmpdir whose name starts with prefix. */
+static int count_prefixed(const char *prefix)
+{
+    DIR *d = opendir(sl_test_tmpdir());
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+/* Sets the modification time of tmpdir/name to `seconds` ago. */
+static void age_file(const char *name, double seconds)
+{
+    struct timespec t[2] = {{.tv_sec = time(NULL) - (time_t)seconds}, {0}};
+    t[1] = t[0];
+    ck_assert_int_eq(utimensat(AT_FDCWD, sl_test_tmp_path(name), t, 0), 0);
+}
+
+/* Ages every entry of tmpdir whose name starts with prefix. */
+static void age_prefixed(const char *prefix, double seconds)
+{
+    DIR *d = opendir(sl_test_tmpdir());
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            age_file(e->d_name, seconds);
+    closedir(d);
+}
+
+/* An empty file tmpdir/name, `seconds` old. */
+static void touch_aged(const char *name, double seconds)
+{
+    FILE *f = fopen(sl_test_tmp_path(name), "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    age_file(name, seconds);
+}
+
+/* The pid of a process that has exited. */
+static long dead_pid(void)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    return (long)child;
+}
+
+/* A model of about 8 MB, so that saving takes long enough to be killed in
+ * the middle. */
+static sl_model *big_model(void)
+{
+    sl_model *m = NULL;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    sl_test_add_linear(m, 1000, 1000, true);
+    ck_assert_sl_ok(sl_model_build(m, 3));
+    return m;
+}
+
+START_TEST(test_killed_writer_leaves_no_lasting_orphan)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", sl_test_tmp_path("big.safetensors"));
+    sl_model *m = big_model();
+    /* kill -9 a child in the middle of saving until one leaves its temporary. */
+    int orphans = 0;
+    for (int attempt = 0; attempt < 50 && orphans == 0; attempt++) {
+        pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+            for (;;)
+                if (sl_model_save(m, path) < 0)
+                    _exit(1);
+        }
+        int status = 0;
+        while (count_prefixed("big.safetensors.tmp.") == 0)
+            ck_assert_msg(waitpid(child, &status, WNOHANG) == 0, "the saving child exited");
+        kill(child, SIGKILL);
+        ck_assert_int_eq(waitpid(child, &status, 0), child);
+        ck_assert(WIFSIGNALED(status));
+        orphans = count_prefixed("big.safetensors.tmp.");
+    }
+    ck_assert_int_ge(orphans, 1);
+    /* A fresh orphan may belong to a writer elsewhere: kept for now. */
+    ck_assert_sl_ok(sl_model_save(m, path));
+    ck_assert_int_eq(count_prefixed("big.safetensors.tmp."), orphans);
+    /* Eleven minutes later the next save removes it. */
+    age_prefixed("big.safetensors.tmp.", 11 * 60);
+    ck_assert_sl_ok(sl_model_save(m, path));
+    ck_assert_int_eq(count_prefixed("big.safetensors.tmp."), 0);
+    ck_assert_sl_ok(sl_model_load(m, path));
+    sl_model_free(m);
+}
+END_TEST
+
+START_TEST(test_orphan_removal_touches_only_our_dead_temporaries)
+{
+    char name[128];
+    long dead = dead_pid(), me = (long)getpid();
+    struct {
+        const char *fmt;
+        long pid;
+        double age;
+        bool removed;
+    } files[] = {
+        {"m.st.tmp.%ld.aB3dE9", dead, 11 * 60, true},    /* dead writer, idle */
+        {"m.st.tmp.%ld.aB3dE8", dead, 60, false},        /* dead, but maybe remote */
+        {"m.st.tmp.%ld.aB3dE7", me, 60 * 60, false},     /* a live writer */
+        {"m.st.tmp.%ld.aB3dE6", me, 25 * 3600, true},    /* pid reused: too old */
+        /* "%.0ld" prints nothing for 0: the older names carry no pid. */
+        {"m.st.tmp.xY7zQ1%.0ld", 0, 25 * 3600, true},    /* older naming, old */
+        {"m.st.tmp.xY7zQ2%.0ld", 0, 3600, false},        /* older naming, recent */
+        {"m.st.tmp.%ld.aB3dE", dead, 25 * 3600, false},  /* not mkstemp's suffix */
+        {"m.st.tmp.%ld.aB3dE5x", dead, 25 * 3600, false},
+        {"m.st.tmp.%ldx.aB3dE5", dead, 25 * 3600, false},
+        {"m.st.tmpx.%ld.aB3dE5", dead, 25 * 3600, false},
+        {"m.stx.tmp.%ld.aB3dE5", dead, 25 * 3600, false}, /* another file's */
+        {"xm.st.tmp.%ld.aB3dE5", dead, 25 * 3600, false},
+    };
+    size_t n = sizeof files / sizeof files[0];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, files[i].fmt, files[i].pid);
+        touch_aged(name, files[i].age);
+    }
+    sl_model *m = small_model(SL_F32, 4);
+    ck_assert_sl_ok(sl_model_save(m, sl_test_tmp_path("m.st")));
+    int kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, files[i].fmt, files[i].pid);
+        ck_assert_msg((access(sl_test_tmp_path(name), F_OK) != 0) == files[i].removed, "%s: %s", name,
+                      files[i].removed ? "kept" : "removed");
+        kept += !files[i].removed;
+    }
+    ck_assert_int_eq(count_entries(sl_test_tmpdir()), 1 + kept); /* and the checkpoint */
+    sl_model_free(m);
+}
+END_TEST
+
 START_TEST(test_requires_built_model)
 {
     sl_model *m = NULL;
@@ -988,6 +1134,8 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_save_into_missing_directory);
     tcase_add_test(tc, test_requires_built_model);
     tcase_add_test(tc, test_load_missing_file);
+    tcase_add_test(tc, test_killed_writer_leaves_no_lasting_orphan);
+    tcase_add_test(tc, test_orphan_removal_touches_only_our_dead_temporaries);
     suite_add_tcase(s, tc);
     tc = tcase_create("fixtures");
     sl_test_add_tmpdir(tc);

@@ -477,6 +477,21 @@ START_TEST(idx_dataset_pairs_files)
     ck_assert_ptr_nonnull(strstr(sl_last_error(), lab));
     ck_assert_ptr_null(d.x.data);
 
+    /* A negative label in a signed labels file (i8, i16, i32) names its value
+     * and entry.  Entry 0, because freeing the tensor before formatting the
+     * message (an old bug) overwrites exactly the first bytes of the block. */
+    write_bytes(img, buf, images_file(buf, 2, 2, 3));
+    const int8_t neg8[2] = {-3, 1};
+    write_bytes(lab, buf, idx_image(buf, 0x09, 1, (const int32_t[]){2}, neg8, 2));
+    ck_assert_sl_fails(sl_dataset_idx(img, lab, &d), SL_EFORMAT,
+                       "label -3 of entry 0 is negative");
+    uint8_t neg32[8];
+    put_be(neg32, (uint32_t)-70000, 4);
+    put_be(neg32 + 4, 4, 4);
+    write_bytes(lab, buf, idx_image(buf, 0x0C, 1, (const int32_t[]){2}, neg32, 8));
+    ck_assert_sl_fails(sl_dataset_idx(img, lab, &d), SL_EFORMAT, "label -70000 of entry 0");
+    ck_assert_ptr_null(d.y.data);
+
     /* Labels given as images and vice versa. */
     ck_assert_sl_fails(sl_dataset_idx(lab, lab, &d), SL_EFORMAT, lab);
     ck_assert_sl_fails(sl_dataset_idx("/nonexistent/dir/x", lab, &d), SL_EIO,
@@ -548,6 +563,20 @@ START_TEST(csv_bad_files_name_the_line)
                        "column 2: '' is not a number");
     write_text(partial, "1,nan,0\n");
     ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT, "'nan'");
+
+    /* Finite as a double but not in f32, the dataset's type: refused, not inf. */
+    write_text(partial, "1,2,0\n3,1e39,1\n");
+    ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT,
+                       "column 2: 1e+39 is out of the f32 range");
+    snprintf(want, sizeof want, "%s:2:", partial);
+    ck_assert_ptr_nonnull(strstr(sl_last_error(), want));
+    write_text(partial, "1,2,0\n3,4,-1e39\n");
+    ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, false, &d), SL_EFORMAT,
+                       ":2: column 3: -1e+39 is out of the f32 range");
+    /* Text after a NUL byte is not silently dropped. */
+    write_bytes(partial, "1,2,0\n3,4,1\0xx\n", 15);
+    ck_assert_sl_fails(sl_dataset_csv(partial, false, -1, true, &d), SL_EFORMAT,
+                       ":2: NUL byte in the line");
 
     const char *label = sl_test_tmp_path("label.csv");
     write_text(label, "1,2,0\n1,2,1.5\n");
@@ -771,6 +800,13 @@ START_TEST(batcher_reuses_memory_and_drops_last)
     ck_assert_sl_fails(sl_batcher_new(&d, 24, SL_F32, true, 1, true, &b), SL_EINVAL, "24");
     ck_assert_sl_fails(sl_batcher_new(&d, 0, SL_F32, true, 1, false, &b), SL_EINVAL, "batch");
     ck_assert_sl_fails(sl_batcher_new(&d, 4, SL_I64, true, 1, false, &b), SL_EDTYPE, "i64");
+    /* A batch of INT64_MAX rows is one batch of all 23 (its count once
+     * overflowed computing (n + batch - 1) / batch). */
+    ck_assert_sl_ok(sl_batcher_new(&d, INT64_MAX, SL_F32, true, 1, false, &b));
+    ck_assert_int_eq(sl_batcher_nbatches(b), 1);
+    ck_assert_int_eq(sl_batcher_next(b, &x, &y), 1);
+    ck_assert_int_eq(x->shape[0], 23);
+    sl_batcher_free(b);
     sl_dataset_release(&d);
 }
 END_TEST

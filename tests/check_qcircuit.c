@@ -719,6 +719,25 @@ START_TEST(test_bad_options)
     sl_options_set_string(o, "circuit", "ry 0");
     sl_options_set_string(o, "observable", "0.5 ZZ");
     ck_assert_sl_fails(sl_model_add(m, "qcircuit", o), SL_EINVAL, "observable");
+    /* Values that were once accepted silently: an infinite coefficient or
+     * angle, and 2^32 + 1 layers wrapped to one by an int cast. */
+    sl_options_set_string(o, "observable", "1e999 ZZZZ");
+    ck_assert_sl_fails(sl_model_add(m, "qcircuit", o), SL_EINVAL,
+                       "observable term 1: coefficient '1e999' is not a finite number");
+    sl_options_set_string(o, "observable", "ZZZZ - 1e400 ZZZZ");
+    ck_assert_sl_fails(sl_model_add(m, "qcircuit", o), SL_EINVAL, "observable term 2");
+    sl_options_set_string(o, "observable", "ZZZZ");
+    sl_options_set_string(o, "circuit", "ry 0\ndepolarizing 0 1e999");
+    ck_assert_sl_fails(sl_model_add(m, "qcircuit", o), SL_EINVAL,
+                       "circuit line 2: '1e999' is not a finite number");
+    sl_options_free(o);
+    o = sl_options_new();
+    sl_options_set_int(o, "n_qubits", 2);
+    sl_options_set_int(o, "layers", ((int64_t)1 << 32) + 1);
+    ck_assert_sl_fails(sl_model_add(m, "qcircuit", o), SL_EINVAL,
+                       "option 'layers' must be in [1, 100000], got 4294967297");
+    sl_options_set_int(o, "layers", 0);
+    ck_assert_sl_fails(sl_model_add(m, "qcircuit", o), SL_EINVAL, "got 0");
     sl_options_free(o);
     sl_model_free(m);
 }

@@ -184,5 +184,6 @@ int64_t sl_batcher_nbatches(const sl_batcher *b)
 {
     if (!b)
         return 0;
-    return b->drop_last ? b->n / b->batch : (b->n + b->batch - 1) / b->batch;
+    /* Not (n + batch - 1) / batch: batch may be as large as INT64_MAX. */
+    return b->n / b->batch + (!b->drop_last && b->n % b->batch != 0);
 }

@@ -1,8 +1,9 @@
 /* core/data/csv.c — numeric CSV files as datasets.
  *
  * The accepted format is deliberately small: one row per line (LF or CRLF),
- * cells separated by commas, every cell a finite number as strtod reads it
- * (surrounding blanks allowed), an optional header line whose cells are not
+ * cells separated by commas, every cell a number as strtod reads it that is
+ * finite in f32, the type the dataset is stored in (surrounding blanks
+ * allowed; no NUL bytes anywhere), an optional header line whose cells are not
  * read, and blank lines only at the end.  No quoting.  Every row must have
  * as many cells as the first (header included).  Errors name the file, the
  * 1-based line and, for a bad cell, the 1-based column, as editors count.
@@ -10,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +115,10 @@ static int parse_cell(const csv_parse *p, char *cell, int col, double *out)
         return sl_error(SL_EFORMAT, "%s:%lld: column %d: '%.40s' is not a number", p->path,
                         (long long)p->line, col + 1, cell);
     }
+    /* The dataset is stored in f32: 1e39 would silently become inf there. */
+    if (!isfinite((float)v))
+        return sl_error(SL_EFORMAT, "%s:%lld: column %d: %g is out of the f32 range "
+                        "(|x| <= %g)", p->path, (long long)p->line, col + 1, v, (double)FLT_MAX);
     if (p->classes && col == p->label && (v < 0 || v != floor(v) || v > CSV_MAX_CLASS))
         return sl_error(SL_EFORMAT, "%s:%lld: column %d: label %g is not a class (an integer "
                         "in [0, %.0f])", p->path, (long long)p->line, col + 1, v, CSV_MAX_CLASS);
@@ -183,10 +189,14 @@ static int parse_text(csv_parse *p, char *buf, size_t len)
     for (char *s = buf; s < end;) {
         char *nl = memchr(s, '\n', (size_t)(end - s));
         char *eol = nl ? nl : end;
+        p->line++;
+        /* A NUL would end the line early as C strings go, dropping the rest. */
+        if (memchr(s, '\0', (size_t)(eol - s)))
+            return sl_error(SL_EFORMAT, "%s:%lld: NUL byte in the line (not a text file?)",
+                            p->path, (long long)p->line);
         *eol = '\0';
         if (eol > s && eol[-1] == '\r')
             eol[-1] = '\0';
-        p->line++;
         SL_TRY(parse_line(p, s));
         s = eol + 1;
     }

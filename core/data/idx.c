@@ -284,16 +284,15 @@ static int labels_to_i64(const char *path, const sl_tensor *lab, sl_tensor *y)
                         sl_shape_str(lab->ndim, lab->shape, s, sizeof s));
     }
     SL_TRY(sl_tensor_alloc(y, SL_I64, 1, lab->shape));
-    SL_TRY(sl_tensor_copy(y, lab));
+    int rc = sl_tensor_copy(y, lab);
     const int64_t *v = y->data;
-    for (int64_t i = 0; i < lab->shape[0]; i++) {
-        if (v[i] < 0) {
-            sl_tensor_release(y);
-            return sl_error(SL_EFORMAT, "%s: label %lld of entry %lld is negative", path,
-                            (long long)v[i], (long long)i);
-        }
-    }
-    return SL_OK;
+    for (int64_t i = 0; rc == SL_OK && i < lab->shape[0]; i++)
+        if (v[i] < 0) /* the message reads v[i]: format it before releasing y */
+            rc = sl_error(SL_EFORMAT, "%s: label %lld of entry %lld is negative", path,
+                          (long long)v[i], (long long)i);
+    if (rc < 0)
+        sl_tensor_release(y);
+    return rc;
 }
 
 int sl_dataset_idx(const char *images_path, const char *labels_path, sl_dataset *out)

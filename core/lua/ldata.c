@@ -31,7 +31,7 @@ sl_dataset *slua_new_dataset(lua_State *L)
     return &u->d;
 }
 
-static int d_close(lua_State *L)
+static int d_gc(lua_State *L)
 {
     slua_dataset *u = to_dataset(L, 1);
     if (!u->closed) {
@@ -39,6 +39,12 @@ static int d_close(lua_State *L)
         u->closed = true;
     }
     return 0;
+}
+
+static int d_close(lua_State *L)
+{
+    slua_refuse_busy(L, 1, "dataset");
+    return d_gc(L);
 }
 
 /* ---- readers ------------------------------------------------------------------- */
@@ -154,9 +160,10 @@ static int m_subset(lua_State *L)
         n = (int64_t)luaL_len(L, 2);
     } else {
         lua_Integer first = luaL_checkinteger(L, 2), count = luaL_checkinteger(L, 3);
-        if (first < 1 || count < 0 || first - 1 + count > size)
-            return luaL_error(L, "subset: rows %d..%d outside 1..%d", (int)first,
-                              (int)(first + count - 1), (int)size);
+        /* size - (first - 1), not first - 1 + count: count may be near maxinteger. */
+        if (first < 1 || count < 0 || first - 1 > size || count > size - (first - 1))
+            return luaL_error(L, "subset: %I rows from row %I do not fit in 1..%I", count,
+                              first, (lua_Integer)size);
         n = count;
     }
     void **slot = slua_box(L, NULL, free_index);
@@ -219,7 +226,7 @@ static const luaL_Reg methods[] = {{"size", m_size},           {"split", m_split
                                    {"subset", m_subset},       {"close", d_close},
                                    {NULL, NULL}};
 
-static const luaL_Reg metamethods[] = {{"__gc", d_close},
+static const luaL_Reg metamethods[] = {{"__gc", d_gc},
                                        {"__close", d_close},
                                        {"__len", m_len},
                                        {"__tostring", m_tostring},

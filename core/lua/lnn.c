@@ -128,12 +128,18 @@ sl_model *slua_check_model(lua_State *L, int idx)
     return u->m;
 }
 
-static int model_close(lua_State *L)
+static int model_gc(lua_State *L)
 {
     slua_model *u = to_model(L, 1);
     sl_model_free(u->m);
     u->m = NULL;
     return 0;
+}
+
+static int model_close(lua_State *L)
+{
+    slua_refuse_busy(L, 1, "model");
+    return model_gc(L);
 }
 
 static const sl_option_spec sequential_options[] = {
@@ -592,7 +598,7 @@ static const luaL_Reg model_methods[] = {
     {"output_shape", m_output_shape}, {"save", m_save},         {"load", m_load},
     {"reset", m_reset},           {"close", model_close},       {NULL, NULL}};
 
-static const luaL_Reg model_meta[] = {{"__gc", model_close},   {"__close", model_close},
+static const luaL_Reg model_meta[] = {{"__gc", model_gc},   {"__close", model_close},
                                       {"__len", m_len},        {"__tostring", m_tostring},
                                       {NULL, NULL}};
 

@@ -28,12 +28,18 @@ sl_optim *slua_check_optim(lua_State *L, int idx)
     return u->o;
 }
 
-static int o_close(lua_State *L)
+static int o_gc(lua_State *L)
 {
     slua_optim *u = to_optim(L, 1);
     sl_optim_free(u->o);
     u->o = NULL;
     return 0;
+}
+
+static int o_close(lua_State *L)
+{
+    slua_refuse_busy(L, 1, "optimizer");
+    return o_gc(L);
 }
 
 /* sl.optim.<type>(net, {options}): upvalue 1 is the type name. */
@@ -117,7 +123,7 @@ static const luaL_Reg methods[] = {{"step", m_step},   {"reset", m_reset}, {"lr"
                                    {"close", o_close}, {NULL, NULL}};
 
 static const luaL_Reg metamethods[] = {
-    {"__gc", o_close}, {"__close", o_close}, {"__tostring", m_tostring}, {NULL, NULL}};
+    {"__gc", o_gc}, {"__close", o_close}, {"__tostring", m_tostring}, {NULL, NULL}};
 
 void slua_open_optim(lua_State *L)
 {

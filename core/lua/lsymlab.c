@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -303,6 +304,18 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* sl.file_temp(path) -> the name of a new empty file beside path, unique to
+ * this writer, for writing and then os.rename over path (symlab/files.h;
+ * also removes orphans that dead writers left for path). */
+static int l_file_temp(lua_State *L)
+{
+    char *tmp;
+    slua_check(L, sl_file_temp(luaL_checkstring(L, 1), &tmp));
+    lua_pushstring(L, tmp);
+    free(tmp);
+    return 1;
+}
+
 /* sl.<name> for a name the binding does not define: the pure-Lua helper
  * module symlab.<name> (scripts/lib/symlab/<name>.lua: results, table, qc,
  * ...), loaded on first use and cached in sl; nil if there is none. */
@@ -348,6 +361,8 @@ int luaopen_symlab(lua_State *L)
     lua_setfield(L, sl, "set_threads");
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, sl, "clock");
+    lua_pushcfunction(L, l_file_temp);
+    lua_setfield(L, sl, "file_temp");
     lua_pushstring(L, slua_config_string(L, "datadir"));
     lua_setfield(L, sl, "datadir");
     lua_pushstring(L, slua_config_string(L, "luadir"));

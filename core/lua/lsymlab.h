@@ -162,6 +162,14 @@ bool slua_progress_wanted(const char *mode);
 void slua_progress_step(const sl_step_info *s);
 void slua_progress_abort(void);
 
+/* Objects in use by a running sl.train (lbusy.c): slua_busy adds delta to
+ * the mark of the userdata at idx (a mark also keeps it from being
+ * collected); slua_refuse_busy raises "cannot close the <what>: sl.train is
+ * using it" if the userdata at idx is marked.  Every close() method and
+ * __close calls it; __gc does not need to. */
+void slua_busy(lua_State *L, int idx, int delta);
+void slua_refuse_busy(lua_State *L, int idx, const char *what);
+
 /* A table whose missing fields are resolved by name in the registry: reading
  * t.<name> finds the type of `kind` called <name> (an error naming it if
  * there is none) and caches `ctor` as a closure with the name as upvalue 1.

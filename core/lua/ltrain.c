@@ -33,12 +33,18 @@ sl_hook *slua_check_hook(lua_State *L, int idx)
     return u->h;
 }
 
-static int h_close(lua_State *L)
+static int h_gc(lua_State *L)
 {
     slua_hook *u = to_hook(L, 1);
     sl_hook_free(u->h);
     u->h = NULL;
     return 0;
+}
+
+static int h_close(lua_State *L)
+{
+    slua_refuse_busy(L, 1, "hook");
+    return h_gc(L);
 }
 
 /* sl.hook.<type>{options} -> hook: upvalue 1 is the type name. */
@@ -73,7 +79,7 @@ static int h_tostring(lua_State *L)
 
 static const luaL_Reg hook_methods[] = {{"name", h_name}, {"close", h_close}, {NULL, NULL}};
 static const luaL_Reg hook_meta[] = {
-    {"__gc", h_close}, {"__close", h_close}, {"__tostring", h_tostring}, {NULL, NULL}};
+    {"__gc", h_gc}, {"__close", h_close}, {"__tostring", h_tostring}, {NULL, NULL}};
 
 void slua_open_hook(lua_State *L)
 {
@@ -240,6 +246,42 @@ static sl_hook **check_hooks(lua_State *L, int opts, int *n)
     return hooks;
 }
 
+/* Pushes a list of what sl_train will use (net, opt, ds, opts.val and
+ * opts.hooks' entries, already checked), read once so that on_epoch changing
+ * opts cannot unbalance the marks. */
+static int push_in_use(lua_State *L, int opts)
+{
+    lua_createtable(L, 8, 0);
+    int list = lua_gettop(L), n = 0;
+    for (int i = 1; i <= 3; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, list, ++n);
+    }
+    if (opts && lua_getfield(L, opts, "val") != LUA_TNIL)
+        lua_rawseti(L, list, ++n);
+    else
+        lua_pop(L, opts ? 1 : 0);
+    if (opts && lua_getfield(L, opts, "hooks") == LUA_TTABLE) {
+        for (lua_Integer i = 1, count = luaL_len(L, -1); i <= count; i++) {
+            lua_geti(L, -1, i);
+            lua_rawseti(L, list, ++n);
+        }
+    }
+    lua_pop(L, opts ? 1 : 0);
+    return list;
+}
+
+static void mark_in_use(lua_State *L, int list, int delta)
+{
+    for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, list); i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        slua_busy(L, -1, delta);
+        lua_pop(L, 1);
+    }
+}
+
+/* sl.train(net, opt, ds, {epochs=, batch=, ..., hooks=, val=, on_epoch=}) -> history */
+
 /* opts.record_steps: true means every step, false none, N every N-th. */
 static void set_record_steps(lua_State *L, int opts, sl_options *opt)
 {
@@ -364,7 +406,10 @@ static int l_train(lua_State *L)
     args.on_step = st.progress || st.on_step ? on_step : NULL;
     args.userdata = &st;
 
+    int in_use = push_in_use(L, opts);
+    mark_in_use(L, in_use, 1); /* closing any of them in on_epoch is refused */
     int rc = sl_train(m, o, &args, opt);
+    mark_in_use(L, in_use, -1);
     if (rc < 0 && st.drawn)
         slua_progress_abort();
     if (st.error_ref != LUA_NOREF) {

@@ -127,17 +127,27 @@ static int conv2d_geometry(const conv2d_state *s, int ndim, const int64_t *in, c
     if (ndim != 4 || in[1] != s->in_channels)
         return sl_error(SL_ESHAPE, "conv2d: expected input (B, %lld, H, W), got %s",
                         (long long)s->in_channels, sl_shape_str(ndim, in, got, sizeof got));
-    int64_t k = s->kernel, p = s->padding;
-    if (in[2] + 2 * p < k || in[3] + 2 * p < k)
+    int64_t k = s->kernel, p = s->padding, hp, wp;
+    if (!sl_add_ok(in[2], p, &hp) || !sl_add_ok(hp, p, &hp) || !sl_add_ok(in[3], p, &wp) ||
+        !sl_add_ok(wp, p, &wp))
+        return sl_error(SL_EINVAL, "conv2d: padding %lld is out of range for input %s",
+                        (long long)p, sl_shape_str(ndim, in, got, sizeof got));
+    if (hp < k || wp < k)
         return sl_error(SL_ESHAPE,
                         "conv2d: input %s is smaller than kernel_size %lld (padding %lld)",
                         sl_shape_str(ndim, in, got, sizeof got), (long long)k, (long long)p);
     *g = (conv_geom){.batch = in[0], .c = in[1], .h = in[2], .w = in[3],
                      .o = s->out_channels, .k = k, .s = s->stride, .p = p};
-    g->ho = (g->h + 2 * p - k) / g->s + 1;
-    g->wo = (g->w + 2 * p - k) / g->s + 1;
-    g->rows = g->c * k * k;
-    g->npix = g->ho * g->wo;
+    g->ho = (hp - k) / g->s + 1;
+    g->wo = (wp - k) / g->s + 1;
+    /* rows * npix is the size of one image's im2col columns.  The weight's
+     * declaration already bounds C*k*k; only padding makes Ho*Wo huge. */
+    int64_t cols;
+    if (!sl_numel_ok(3, (const int64_t[]){g->c, k, k}, &g->rows))
+        return sl_error(SL_EINVAL, "conv2d: kernel_size %lld is out of range", (long long)k);
+    if (!sl_mul_ok(g->ho, g->wo, &g->npix) || !sl_mul_ok(g->rows, g->npix, &cols))
+        return sl_error(SL_EINVAL, "conv2d: padding %lld is out of range for input %s",
+                        (long long)p, sl_shape_str(ndim, in, got, sizeof got));
     return SL_OK;
 }
 

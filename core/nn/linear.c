@@ -50,7 +50,10 @@ static int linear_create(sl_module *m, const sl_options *opt)
     if (out <= 0)
         return sl_error(SL_EINVAL, "linear: out_features must be > 0, got %lld",
                         (long long)out);
-    int64_t wshape[2] = {out, in};
+    int64_t wshape[2] = {out, in}, numel;
+    if (!sl_numel_ok(2, wshape, &numel))
+        return sl_error(SL_EINVAL, "linear: in_features * out_features (%lld * %lld) is out of "
+                        "range", (long long)in, (long long)out);
     SL_TRY(sl_module_add_param(m, "weight", 2, wshape));
     if (bias)
         SL_TRY(sl_module_add_param(m, "bias", 1, &out));

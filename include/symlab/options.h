@@ -62,8 +62,11 @@ SL_API int sl_options_parse(sl_options *o, const char *text);
 SL_API int sl_options_validate(sl_options *o, const sl_option_spec *spec, const char *owner);
 
 /* Getters: the user's value, else the default of the bound spec.  Asking for
- * a key that the spec does not declare, or with the wrong type, is a
- * programming error: the getter returns 0 / false / "" . */
+ * a key that the spec does not declare, or with the wrong type (or of
+ * options never validated, for a key the user did not set), is a bug in the
+ * caller: the getter records an SL_EINVAL naming the technique and the key
+ * (sl_last_error) and returns 0 / false / "".  A symlab built with
+ * --enable-sanitizers aborts there instead, so tests cannot miss it. */
 SL_API int64_t sl_options_int(const sl_options *o, const char *key);
 SL_API double sl_options_float(const sl_options *o, const char *key);
 SL_API bool sl_options_bool(const sl_options *o, const char *key);

@@ -18,7 +18,12 @@
  *   loss types   — scalar objectives with their gradient;
  *   optim types  — update rules over the flat parameter vector.
  * Names are unique across all loaded plugins within a kind; a later
- * plugin offering a taken name is refused.
+ * plugin offering a taken name is refused, and so is a plugin listing two
+ * types of one name and kind, or a type whose MUST callback is NULL or
+ * whose option spec has a default its own type does not parse.
+ *
+ * This header is what a plugin author needs; the host's side (loading,
+ * the registry, searching it) is in symlab/registry.h.
  *
  * MUST/MAY: every callback marked MUST is non-NULL; MAY may be NULL.
  * Callbacks return SL_OK or a negative sl_status after sl_error().
@@ -145,71 +150,6 @@ typedef struct sl_plugin {
 
 /* The one symbol a plugin exports. */
 SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void);
-
-/* ---- Host side: the registry ------------------------------------------- */
-
-typedef enum sl_kind {
-    SL_KIND_MODULE = 0,
-    SL_KIND_HOOK = 1,
-    SL_KIND_PROBE = 2,
-    SL_KIND_LOSS = 3,
-    SL_KIND_OPTIM = 4
-} sl_kind;
-#define SL_KIND_COUNT 5
-
-/* "module", "hook", "probe", "loss", "optim". */
-SL_API const char *sl_kind_name(sl_kind kind);
-
-/* Registers the built-in types, then loads every plugin (*.so) found on the
- * search path: each directory of SYMLAB_PLUGIN_PATH (colon-separated), then
- * the build tree's plugins when the running libsymlab is the build tree's,
- * else the installed plugindir.
- * A plugin that fails to load is skipped and its error kept (see
- * sl_registry_failure); the host keeps running.  Idempotent. */
-SL_API int sl_registry_init(void);
-
-/* Loads one plugin file and registers its types.  Errors name the file:
- * dlopen failure (with dlerror), no entry point, ABI mismatch (both
- * versions), a name already taken, failing init. */
-SL_API int sl_plugin_load(const char *path);
-
-/* Registers a descriptor already in memory (built-ins, tests). */
-SL_API int sl_plugin_register(const sl_plugin *plugin, const char *origin);
-
-/* The type registered under `name` in `kind`, cast to the kind's type; NULL
- * with SL_ENOTFOUND set ("no module type 'foo'; see `symlab plugins`"). */
-SL_API const void *sl_registry_find(sl_kind kind, const char *name);
-
-/* One registered type, for listings. */
-typedef struct sl_registry_entry {
-    sl_kind kind;
-    const char *name;
-    const char *summary;
-    const sl_option_spec *options; /* may be NULL */
-    const sl_plugin *plugin;       /* the descriptor that provided it */
-    const char *origin;            /* file path, or "built-in" */
-} sl_registry_entry;
-
-SL_API int sl_registry_count(void);
-SL_API int sl_registry_get(int i, sl_registry_entry *out);
-
-/* Plugins skipped by sl_registry_init: the i-th failure message. */
-SL_API int sl_registry_failure_count(void);
-SL_API const char *sl_registry_failure(int i);
-
-/* Directories this libsymlab uses.  When the running libsymlab is the one in
- * its build tree (symlab used uninstalled), these are the build and source
- * tree's directories; otherwise the installed ones. */
-typedef enum sl_path_kind {
-    SL_PATH_PLUGINS = 0, /* built-in plugin directory */
-    SL_PATH_LUA = 1,     /* pure-Lua helpers (scripts/lib) */
-    SL_PATH_DATA = 2     /* shipped datasets (data/) */
-} sl_path_kind;
-SL_API const char *sl_path(sl_path_kind kind);
-
-/* Runs the probe `name` (options validated against its spec). */
-SL_API int sl_probe_run(const char *name, const sl_options *opt, sl_model *model,
-                        const sl_dataset *data, sl_record *out);
 
 #ifdef __cplusplus
 }

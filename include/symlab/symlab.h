@@ -17,7 +17,9 @@
 #include <symlab/schedule.h>
 #include <symlab/data.h>
 #include <symlab/datasets.h>
+#include <symlab/files.h>
 #include <symlab/train.h>
 #include <symlab/plugin.h>
+#include <symlab/registry.h>
 
 #endif

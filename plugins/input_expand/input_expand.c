@@ -130,11 +130,21 @@ static int expand_output_shape(sl_module *m, int ndim, const int64_t *in, int *o
     *out_ndim = ndim;
     for (int i = 0; i < ndim; i++)
         out[i] = in[i];
+    /* Checked (a GCC/Clang builtin): a huge `factor` or `extra` must be an
+     * error, not signed overflow.  forward and backward then compute the
+     * same sizes from an input that passed here. */
+    char got[128];
     if (form == MODE_IMAGE) {
-        out[2] = in[2] * s->factor;
-        out[3] = in[3] * s->factor;
-    } else {
-        out[1] = in[1] + vector_extra(s, in[1]);
+        if (__builtin_mul_overflow(in[2], s->factor, &out[2]) ||
+            __builtin_mul_overflow(in[3], s->factor, &out[3]))
+            return sl_error(SL_EINVAL, "input_expand: factor %lld is out of range for input %s",
+                            (long long)s->factor, sl_shape_str(ndim, in, got, sizeof got));
+    } else if ((s->extra < 0 && __builtin_mul_overflow(s->factor - 1, in[1], &out[1])) ||
+               __builtin_add_overflow(in[1], vector_extra(s, in[1]), &out[1])) {
+        return sl_error(SL_EINVAL, "input_expand: %s %lld is out of range for input %s",
+                        s->extra >= 0 ? "extra" : "factor",
+                        (long long)(s->extra >= 0 ? s->extra : s->factor),
+                        sl_shape_str(ndim, in, got, sizeof got));
     }
     return SL_OK;
 }

@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,9 +147,9 @@ static int parse_double(const stmt *s, int i, double *out)
 {
     char *end;
     *out = strtod(s->word[i], &end);
-    if (*end)
-        return sl_error(SL_EINVAL, "qcircuit: circuit line %d: '%s' is not a number", s->line,
-                        s->word[i]);
+    if (*end || end == s->word[i] || !isfinite(*out))
+        return sl_error(SL_EINVAL, "qcircuit: circuit line %d: '%s' is not a finite number",
+                        s->line, s->word[i]);
     return SL_OK;
 }
 

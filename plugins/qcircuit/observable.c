@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,9 @@ int qc_obs_parse(qc_observable *o, const char *text)
         if (isdigit((unsigned char)*p) || *p == '.') {
             char *end;
             coef = strtod(p, &end);
+            if (!isfinite(coef))
+                return sl_error(SL_EINVAL, "qcircuit: observable term %d: coefficient '%.*s' "
+                                "is not a finite number", term + 1, (int)(end - p), p);
             p = skip_space(end);
             if (*p == '*')
                 p = skip_space(p + 1);

@@ -28,7 +28,15 @@
 
 #include <symlab/symlab.h>
 
+/* CMPLX(x, y) is C11, but glibc's <complex.h> defines it only for GCC.
+ * Where it is missing (clang), build the value with the builtin it stands
+ * for: x + y * I would turn an infinite y into a NaN real part. */
+#ifndef CMPLX
+#define CMPLX(x, y) __builtin_complex((double)(x), (double)(y))
+#endif
+
 #define QC_MAX_QUBITS 14   /* 16 * 4^14 = 4 GiB: beyond that rho does not fit here */
+#define QC_MAX_LAYERS 100000 /* far beyond any trainable depth; keeps counts in int */
 
 /* ---- density.c: rho storage and in-place superoperator passes ----------- */
 

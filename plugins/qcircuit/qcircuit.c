@@ -74,12 +74,16 @@ static int build_observable(const sl_options *opt, int n, qc_observable *o)
 static int build_circuit(const sl_options *opt, int n, const qc_observable *o, qc_circuit *c)
 {
     const char *ansatz = sl_options_string(opt, "ansatz");
-    int layers = (int)sl_options_int(opt, "layers");
+    int64_t layers = sl_options_int(opt, "layers"); /* checked before it becomes an int */
     qc_circuit_init(c, n);
+    if (layers < 1 || layers > QC_MAX_LAYERS)
+        return sl_error(SL_EINVAL, "qcircuit: option 'layers' must be in [1, %d], got %lld",
+                        QC_MAX_LAYERS, (long long)layers);
     if (strcmp(ansatz, "hea") == 0)
-        return qc_ansatz_hea(c, layers, strcmp(sl_options_string(opt, "entangler"), "cz") == 0);
+        return qc_ansatz_hea(c, (int)layers,
+                             strcmp(sl_options_string(opt, "entangler"), "cz") == 0);
     if (strcmp(ansatz, "qaoa") == 0)
-        return qc_ansatz_qaoa(c, layers, o);
+        return qc_ansatz_qaoa(c, (int)layers, o);
     const char *text = sl_options_string(opt, "circuit");
     if (!*text)
         return sl_error(SL_EINVAL, "qcircuit: ansatz=custom needs the circuit option");

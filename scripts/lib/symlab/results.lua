@@ -7,11 +7,15 @@
 --   local dir = results.outdir(arg[1] or "results")               -- mkdir -p
 --   results.plot(dir .. "/fig.png", gnuplot_script)               -- if gnuplot is there
 --
--- Both write `path .. ".tmp"` first and rename it over `path`, so a crash or
--- an error never leaves a half-written file and earlier results survive.
+-- Both write a temporary file beside `path` first and rename it over `path`,
+-- so a crash or an error never leaves a half-written file and earlier
+-- results survive.  Each writer gets its own temporary (sl.file_temp), so two
+-- runs writing one path (a sweep) never tear each other's file: a reader
+-- sees one complete version or the other.
 -- Numbers are written with %.17g (integers as integers), which reads back
 -- to the same double.  In CSV, NaN and infinities are written as nan, inf,
 -- -inf; JSON has no such numbers, so they become null.
+local sl = require "symlab"
 local M = {}
 
 local function number_text(v)
@@ -48,7 +52,8 @@ end
 -- Writes the text made by `produce(f)` to path atomically.
 local function write_atomic(path, produce)
   assert(type(path) == "string", "results: path must be a string")
-  local tmp = path .. ".tmp"
+  local made, tmp = pcall(sl.file_temp, path)
+  if not made then error("results: " .. tostring(tmp), 3) end
   local f, err = io.open(tmp, "w")
   if not f then error("results: cannot write " .. tmp .. ": " .. tostring(err), 3) end
   local ok, perr = pcall(produce, f)
