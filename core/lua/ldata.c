@@ -18,8 +18,7 @@ static slua_dataset *to_dataset(lua_State *L, int idx)
 sl_dataset *slua_check_dataset(lua_State *L, int idx)
 {
     slua_dataset *u = to_dataset(L, idx);
-    if (u->closed)
-        luaL_error(L, "attempt to use a closed dataset");
+    slua_check_open(L, !u->closed, "dataset");
     return &u->d;
 }
 

@@ -123,8 +123,7 @@ static slua_model *to_model(lua_State *L, int idx) { return luaL_checkudata(L, i
 sl_model *slua_check_model(lua_State *L, int idx)
 {
     slua_model *u = to_model(L, idx);
-    if (u->m == NULL)
-        luaL_error(L, "attempt to use a closed model");
+    slua_check_open(L, u->m != NULL, "model");
     return u->m;
 }
 

@@ -18,8 +18,7 @@ static slua_optim *to_optim(lua_State *L, int idx) { return luaL_checkudata(L, i
 sl_optim *slua_check_optim(lua_State *L, int idx)
 {
     slua_optim *u = to_optim(L, idx);
-    if (u->o == NULL)
-        luaL_error(L, "attempt to use a closed optimizer");
+    slua_check_open(L, u->o != NULL, "optimizer");
     lua_getiuservalue(L, idx, 1);
     slua_model *owner = luaL_testudata(L, -1, SLUA_MODEL);
     if (owner == NULL || owner->m == NULL)

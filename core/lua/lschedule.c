@@ -25,17 +25,23 @@ static slua_schedule *to_schedule(lua_State *L, int idx)
 sl_schedule *slua_check_schedule(lua_State *L, int idx)
 {
     slua_schedule *u = to_schedule(L, idx);
-    if (u->s == NULL)
-        luaL_error(L, "attempt to use a closed schedule");
+    slua_check_open(L, u->s != NULL, "schedule");
     return u->s;
 }
 
-static int s_close(lua_State *L)
+static int s_gc(lua_State *L)
 {
     slua_schedule *u = to_schedule(L, 1);
     sl_schedule_free(u->s);
     u->s = NULL;
     return 0;
+}
+
+/* close() and __close: refused while sl.train uses the schedule. */
+static int s_close(lua_State *L)
+{
+    slua_refuse_busy(L, 1, "schedule");
+    return s_gc(L);
 }
 
 /* sl.optim.schedule.<kind>{options}: upvalue 1 is the kind. */
@@ -146,7 +152,7 @@ static const luaL_Reg methods[] = {{"lr", m_lr},           {"advance", m_advance
                                    {"kind", m_kind},       {"interval", m_interval},
                                    {"close", s_close},     {NULL, NULL}};
 static const luaL_Reg metamethods[] = {
-    {"__gc", s_close}, {"__close", s_close}, {"__tostring", m_tostring}, {NULL, NULL}};
+    {"__gc", s_gc}, {"__close", s_close}, {"__tostring", m_tostring}, {NULL, NULL}};
 
 void slua_open_schedule(lua_State *L)
 {

@@ -162,6 +162,10 @@ bool slua_progress_wanted(const char *mode);
 void slua_progress_step(const sl_step_info *s);
 void slua_progress_abort(void);
 
+/* Raises "attempt to use a closed <what>" unless open: the check every
+ * userdata class makes before touching its C object (laux.c). */
+void slua_check_open(lua_State *L, bool open, const char *what);
+
 /* Objects in use by a running sl.train (lbusy.c): slua_busy adds delta to
  * the mark of the userdata at idx (a mark also keeps it from being
  * collected); slua_refuse_busy raises "cannot close the <what>: sl.train is

@@ -24,8 +24,7 @@ static slua_tensor *to_tensor(lua_State *L, int idx)
 sl_tensor *slua_check_tensor(lua_State *L, int idx)
 {
     slua_tensor *u = to_tensor(L, idx);
-    if (u->closed)
-        luaL_error(L, "attempt to use a closed tensor");
+    slua_check_open(L, !u->closed, "tensor");
     return &u->t;
 }
 

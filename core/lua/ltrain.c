@@ -28,8 +28,7 @@ static slua_hook *to_hook(lua_State *L, int idx) { return luaL_checkudata(L, idx
 sl_hook *slua_check_hook(lua_State *L, int idx)
 {
     slua_hook *u = to_hook(L, idx);
-    if (u->h == NULL)
-        luaL_error(L, "attempt to use a closed hook");
+    slua_check_open(L, u->h != NULL, "hook");
     return u->h;
 }
 
@@ -246,9 +245,9 @@ static sl_hook **check_hooks(lua_State *L, int opts, int *n)
     return hooks;
 }
 
-/* Pushes a list of what sl_train will use (net, opt, ds, opts.val and
- * opts.hooks' entries, already checked), read once so that on_epoch changing
- * opts cannot unbalance the marks. */
+/* Pushes a list of what sl_train will use (net, opt, ds, opts.val,
+ * opts.schedule and opts.hooks' entries, already checked), read once so that
+ * on_epoch changing opts cannot unbalance the marks. */
 static int push_in_use(lua_State *L, int opts)
 {
     lua_createtable(L, 8, 0);
@@ -258,6 +257,10 @@ static int push_in_use(lua_State *L, int opts)
         lua_rawseti(L, list, ++n);
     }
     if (opts && lua_getfield(L, opts, "val") != LUA_TNIL)
+        lua_rawseti(L, list, ++n);
+    else
+        lua_pop(L, opts ? 1 : 0);
+    if (opts && lua_getfield(L, opts, "schedule") != LUA_TNIL)
         lua_rawseti(L, list, ++n);
     else
         lua_pop(L, opts ? 1 : 0);

@@ -42,17 +42,19 @@ T.test("closing the model, optimizer, data or a hook inside on_epoch is refused"
   local net = toy_net()
   local opt = sl.optim.sgd(net, { lr = 0.01 })
   local hook = sl.hook.syre { gamma = 1e-3 }
+  local sched = sl.optim.schedule.step { step_size = 1, gamma = 0.5 }
   local cases = {
     { "model", function() net:close() end },
     { "optimizer", function() opt:close() end },
     { "dataset", function() d:close() end },
     { "dataset", function() val:close() end },
     { "hook", function() hook:close() end },
+    { "schedule", function() sched:close() end },
   }
   for _, c in ipairs(cases) do
     local epochs = 0
     T.raises(function()
-      sl.train(net, opt, d, train_opts { val = val, hooks = { hook },
+      sl.train(net, opt, d, train_opts { val = val, hooks = { hook }, schedule = sched,
         on_epoch = function() epochs = epochs + 1; c[2]() end })
     end, "cannot close the " .. c[1] .. ": sl.train is using it", c[1])
     T.eq(epochs, 1, c[1] .. ": training stops at the error")
