@@ -1,0 +1,25 @@
+/* plugins/equivariant — equivariant layers and the probes that study their
+ * loss landscape (background in docs/background/equivariance.md).
+ *
+ *   deepsets  module  permutation-equivariant linear map on sets (deepsets.c)
+ *   set_pool  module  invariant sum / mean over a set (deepsets.c)
+ *   gconv     module  C_N group convolution between permutation
+ *                     representations: regular, quotient, trivial (gconv.c)
+ */
+#include "config.h"
+
+#include "eq.h"
+
+static const sl_module_type *const modules[] = {&eq_deepsets_type, &eq_set_pool_type,
+                                                &eq_gconv_type, NULL};
+
+static const sl_plugin plugin = {
+    SL_PLUGIN_HEADER,
+    .name = "equivariant",
+    .version = "0.1.0",
+    .license = "MIT",
+    .summary = "equivariant layers (Deep Sets, cyclic group convolutions)",
+    .modules = modules,
+};
+
+SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void) { return &plugin; }

@@ -1,0 +1,492 @@
+/* The equivariant plugin: gradient checks, exact equivariance for every
+ * group element, the dense matrix each layer computes, and the structure
+ * walker's view of networks built from these layers.
+ *
+ * Group actions are written here, independently of the plugin: an element
+ * acts on one sample's flat entries as a permutation `map`, (g x)[i] =
+ * x[map[i]].  C_N on c channels over orbits of p points (channel-major):
+ * (r^k x)[ch, a] = x[ch, (a - k) mod p].  S_n on a set (c, n): (σ x)[ch, i]
+ * = x[ch, σ(i)] (every element σ of S_n is visited, so the convention's
+ * direction does not matter as long as input and output use the same). */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#include "testutil.h"
+
+static void setup(void) { ck_assert_sl_ok(sl_registry_init()); }
+
+#define GRAD(label, type, text, ...) \
+    sl_test_gradcheck(label, type, text, false, 7, 0.0, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__))
+
+/* ---- models and small helpers ------------------------------------------------ */
+
+/* A built f64 model from "type", "options" pairs ("-": no options), its
+ * parameters redrawn N(0, 0.5²) so that every tap and bias is generic. */
+static sl_model *stack(const char *const *spec, uint64_t seed)
+{
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    for (int i = 0; spec[i]; i += 2) {
+        sl_options *o = sl_test_options(strcmp(spec[i + 1], "-") == 0 ? NULL : spec[i + 1]);
+        ck_assert_sl_ok(sl_model_add(m, spec[i], o));
+        sl_options_free(o);
+    }
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    sl_rng r;
+    sl_rng_seed(&r, seed + 1);
+    for (int i = 0; i < sl_model_nparams(m); i++)
+        ck_assert_sl_ok(sl_tensor_normal(sl_model_param(m, i), &r, 0.0, 0.5));
+    return m;
+}
+
+static sl_model *one_module(const char *type, const char *text, uint64_t seed)
+{
+    return stack((const char *const[]){type, text ? text : "-", NULL}, seed);
+}
+
+/* f(x) as a new f64 tensor (the model's output buffer is reused). */
+static sl_tensor run(sl_model *m, const sl_tensor *x)
+{
+    const sl_tensor *y;
+    ck_assert_sl_ok(sl_model_forward(m, x, &y));
+    sl_tensor out = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&out, SL_F64, y->ndim, y->shape));
+    ck_assert_sl_ok(sl_tensor_copy(&out, y));
+    return out;
+}
+
+/* A new tensor like x with every sample's entries permuted: y[b, i] = x[b, map[i]]. */
+static sl_tensor act(const int64_t *map, const sl_tensor *x)
+{
+    sl_tensor y = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&y, SL_F64, x->ndim, x->shape));
+    const int64_t B = x->shape[0], w = sl_tensor_numel(x) / B;
+    const double *src = x->data;
+    double *dst = y.data;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < w; i++)
+            dst[b * w + i] = src[b * w + map[i]];
+    return y;
+}
+
+/* max |a - b| / max(1, max |a|). */
+static double rel_gap(const sl_tensor *a, const sl_tensor *b)
+{
+    ck_assert(sl_tensor_same_shape(a, b));
+    double gap = 0, scale = 1;
+    for (int64_t i = 0; i < sl_tensor_numel(a); i++) {
+        gap = fmax(gap, fabs(sl_tensor_flat_get(a, i) - sl_tensor_flat_get(b, i)));
+        scale = fmax(scale, fabs(sl_tensor_flat_get(a, i)));
+    }
+    return gap / scale;
+}
+
+/* The cyclic shift r^k on c channels over orbits of p points. */
+static void cyclic_map(int64_t k, int64_t c, int64_t p, int64_t *map)
+{
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t a = 0; a < p; a++)
+            map[ch * p + a] = ch * p + ((a - k) % p + p) % p;
+}
+
+/* The idx-th permutation of 0..n-1 (factorial number system), idx < n!. */
+static void nth_permutation(int64_t idx, int64_t n, int64_t *sigma)
+{
+    int64_t pool[16];
+    for (int64_t i = 0; i < n; i++)
+        pool[i] = i;
+    for (int64_t i = 0, left = n; i < n; i++, left--) {
+        int64_t f = 1;
+        for (int64_t j = 2; j < left; j++)
+            f *= j;
+        int64_t pick = idx / f;
+        idx %= f;
+        sigma[i] = pool[pick];
+        for (int64_t j = pick; j + 1 < left; j++)
+            pool[j] = pool[j + 1];
+    }
+}
+
+/* σ acting on the elements of a set of c channels: entry (ch, i) <- (ch, σ(i)). */
+static void set_map(const int64_t *sigma, int64_t c, int64_t n, int64_t *map)
+{
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t i = 0; i < n; i++)
+            map[ch * n + i] = ch * n + sigma[i];
+}
+
+/* Largest equivariance error of m over `nelem` group elements, element e
+ * acting on inputs by in_maps[e] and on outputs by out_maps[e]. */
+static double equivariance_error(sl_model *m, const sl_tensor *x, int64_t nelem,
+                                 const int64_t *in_maps, int64_t in_w, const int64_t *out_maps,
+                                 int64_t out_w)
+{
+    sl_tensor y = run(m, x);
+    double worst = 0;
+    for (int64_t e = 0; e < nelem; e++) {
+        sl_tensor gx = act(in_maps + e * in_w, x);
+        sl_tensor fgx = run(m, &gx);
+        sl_tensor gfx = act(out_maps + e * out_w, &y);
+        worst = fmax(worst, rel_gap(&gfx, &fgx));
+        sl_tensor_release(&gx);
+        sl_tensor_release(&fgx);
+        sl_tensor_release(&gfx);
+    }
+    sl_tensor_release(&y);
+    return worst;
+}
+
+static sl_tensor random_input(int ndim, const int64_t *shape, uint64_t seed)
+{
+    sl_tensor x = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, ndim, shape));
+    sl_rng r;
+    sl_rng_seed(&r, seed);
+    ck_assert_sl_ok(sl_tensor_normal(&x, &r, 0.0, 1.0));
+    return x;
+}
+
+/* ---- gradient checks ------------------------------------------------------------ */
+
+START_TEST(gradcheck_deepsets)
+{
+    GRAD("deepsets", "deepsets", "in_channels=3,out_channels=4", 2, 3, 5);
+    GRAD("deepsets no bias", "deepsets", "in_channels=2,out_channels=3,bias=false", 3, 2, 4);
+    GRAD("deepsets one element", "deepsets", "in_channels=2,out_channels=2", 2, 2, 1);
+    GRAD("set_pool mean", "set_pool", "reduce=mean", 2, 3, 4);
+    GRAD("set_pool sum", "set_pool", "reduce=sum", 2, 3, 4);
+}
+END_TEST
+
+START_TEST(gradcheck_gconv)
+{
+    GRAD("gconv regular->regular", "gconv", "group=4,in_channels=2,out_channels=3", 2, 8);
+    GRAD("gconv lift trivial->regular", "gconv",
+         "group=5,in_channels=3,out_channels=2,in_rep=trivial", 2, 3);
+    GRAD("gconv regular->trivial", "gconv",
+         "group=4,in_channels=2,out_channels=3,out_rep=trivial", 2, 8);
+    GRAD("gconv regular->quotient", "gconv",
+         "group=6,in_channels=2,out_channels=2,out_rep=quotient,out_subgroup=2", 2, 12);
+    GRAD("gconv quotient->regular", "gconv",
+         "group=6,in_channels=2,out_channels=2,in_rep=quotient,in_subgroup=3,bias=false", 3, 4);
+    GRAD("gconv quotient->quotient", "gconv",
+         "group=6,in_channels=1,out_channels=2,in_rep=quotient,in_subgroup=2,"
+         "out_rep=quotient,out_subgroup=3", 2, 3);
+}
+END_TEST
+
+/* ---- exact equivariance -------------------------------------------------------- */
+
+/* gconv on C_N from orbits of p to orbits of q, every r^k. */
+static double gconv_equivariance(const char *text, int64_t N, int64_t cin, int64_t p,
+                                 int64_t cout, int64_t q, uint64_t seed)
+{
+    sl_model *m = one_module("gconv", text, seed);
+    int64_t in_w = cin * p, out_w = cout * q;
+    int64_t *in_maps = malloc((size_t)(N * in_w) * sizeof *in_maps);
+    int64_t *out_maps = malloc((size_t)(N * out_w) * sizeof *out_maps);
+    for (int64_t k = 0; k < N; k++) {
+        cyclic_map(k, cin, p, in_maps + k * in_w);
+        cyclic_map(k, cout, q, out_maps + k * out_w);
+    }
+    sl_tensor x = random_input(2, SHAPE(3, in_w), seed + 1);
+    double err = equivariance_error(m, &x, N, in_maps, in_w, out_maps, out_w);
+    printf("equivariance gconv %s: max rel err %.2e over %lld elements\n", text, err,
+           (long long)N);
+    sl_tensor_release(&x);
+    free(in_maps);
+    free(out_maps);
+    sl_model_free(m);
+    return err;
+}
+
+START_TEST(gconv_equivariant_every_element)
+{
+    const double tol = 1e-12;
+    ck_assert_double_le(gconv_equivariance("group=4,in_channels=2,out_channels=3", 4, 2, 4, 3,
+                                           4, 1), tol);
+    ck_assert_double_le(gconv_equivariance("group=6,in_channels=1,out_channels=2,in_rep=trivial",
+                                           6, 1, 1, 2, 6, 2), tol);
+    ck_assert_double_le(gconv_equivariance("group=6,in_channels=2,out_channels=3,out_rep=trivial",
+                                           6, 2, 6, 3, 1, 3), tol);
+    ck_assert_double_le(gconv_equivariance("group=6,in_channels=2,out_channels=2,"
+                                           "out_rep=quotient,out_subgroup=2",
+                                           6, 2, 6, 2, 3, 4), tol);
+    ck_assert_double_le(gconv_equivariance("group=6,in_channels=2,out_channels=2,"
+                                           "in_rep=quotient,in_subgroup=3",
+                                           6, 2, 2, 2, 6, 5), tol);
+    ck_assert_double_le(gconv_equivariance("group=6,in_channels=2,out_channels=3,"
+                                           "in_rep=quotient,in_subgroup=2,out_rep=quotient,"
+                                           "out_subgroup=3",
+                                           6, 2, 3, 3, 2, 6), tol);
+    ck_assert_double_le(gconv_equivariance("group=8,in_channels=1,out_channels=2,"
+                                           "in_rep=quotient,in_subgroup=2,out_rep=quotient,"
+                                           "out_subgroup=4",
+                                           8, 1, 4, 2, 2, 7), tol);
+}
+END_TEST
+
+/* deepsets and set_pool on sets of n = 4: all 24 elements of S_4. */
+START_TEST(deepsets_equivariant_every_element)
+{
+    const int64_t n = 4, cin = 3, cout = 2, nperm = 24;
+    int64_t *in_maps = malloc((size_t)(nperm * cin * n) * sizeof *in_maps);
+    int64_t *out_maps = malloc((size_t)(nperm * cout * n) * sizeof *out_maps);
+    int64_t *pool_maps = malloc((size_t)(nperm * cin) * sizeof *pool_maps);
+    for (int64_t e = 0; e < nperm; e++) {
+        int64_t sigma[4];
+        nth_permutation(e, n, sigma);
+        set_map(sigma, cin, n, in_maps + e * cin * n);
+        set_map(sigma, cout, n, out_maps + e * cout * n);
+        for (int64_t c = 0; c < cin; c++) /* invariance: the identity on outputs */
+            pool_maps[e * cin + c] = c;
+    }
+    sl_tensor x = random_input(3, SHAPE(3, cin, n), 11);
+    sl_model *m = one_module("deepsets", "in_channels=3,out_channels=2", 12);
+    double err = equivariance_error(m, &x, nperm, in_maps, cin * n, out_maps, cout * n);
+    printf("equivariance deepsets: max rel err %.2e over %lld elements\n", err, (long long)nperm);
+    ck_assert_double_le(err, 1e-12);
+    sl_model_free(m);
+    const char *reduce[] = {"reduce=sum", "reduce=mean"};
+    for (int r = 0; r < 2; r++) {
+        m = one_module("set_pool", reduce[r], 13);
+        err = equivariance_error(m, &x, nperm, in_maps, cin * n, pool_maps, cin);
+        ck_assert_double_le(err, 1e-12);
+        sl_model_free(m);
+    }
+    sl_tensor_release(&x);
+    free(in_maps);
+    free(out_maps);
+    free(pool_maps);
+}
+END_TEST
+
+/* The check can fail: a generic dense layer is not equivariant. */
+START_TEST(dense_layer_is_not_equivariant)
+{
+    const int64_t N = 4, c = 2, w = N * c;
+    int64_t maps[4 * 8];
+    for (int64_t k = 0; k < N; k++)
+        cyclic_map(k, c, N, maps + k * w);
+    sl_model *m = one_module("linear", "in_features=8,out_features=8", 21);
+    sl_tensor x = random_input(2, SHAPE(3, w), 22);
+    double err = equivariance_error(m, &x, N, maps, w, maps, w);
+    ck_assert_msg(err > 1e-3, "a random linear layer passed as equivariant (%g)", err);
+    sl_tensor_release(&x);
+    sl_model_free(m);
+}
+END_TEST
+
+/* ---- the dense matrix a layer computes ------------------------------------------ */
+
+/* W (out_w, in_w) and b (out_w) of an affine one-module model read off its
+ * outputs: f(0) = b, f(e_j) - f(0) = W[:, j].  x_shape's first entry is
+ * replaced by the batch of in_w + 1 rows. */
+static void dense_by_basis(sl_model *m, int ndim, const int64_t *x_shape, int64_t in_w,
+                           int64_t out_w, double *W, double *b)
+{
+    int64_t shape[SL_MAX_DIMS];
+    for (int i = 0; i < ndim; i++)
+        shape[i] = x_shape[i];
+    shape[0] = in_w + 1;
+    sl_tensor x = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, ndim, shape));
+    for (int64_t j = 0; j < in_w; j++)
+        ((double *)x.data)[j * in_w + j] = 1.0; /* row in_w stays 0 */
+    sl_tensor y = run(m, &x);
+    const double *Y = y.data;
+    for (int64_t r = 0; r < out_w; r++) {
+        b[r] = Y[in_w * out_w + r];
+        for (int64_t j = 0; j < in_w; j++)
+            W[r * in_w + j] = Y[j * out_w + r] - b[r];
+    }
+    sl_tensor_release(&y);
+    sl_tensor_release(&x);
+}
+
+static double param(sl_model *m, const char *name, const int64_t *idx)
+{
+    int i = sl_model_find_param(m, name);
+    ck_assert_int_ge(i, 0);
+    return sl_tensor_get(sl_model_param(m, i), idx);
+}
+
+START_TEST(gconv_dense_equivalent)
+{
+    /* C_6, 2 channels regular (p = 6) -> 3 channels on C_6/C_2 (q = 3): d = 3 */
+    const int64_t cin = 2, p = 6, cout = 3, q = 3, d = 3, in_w = cin * p, out_w = cout * q;
+    sl_model *m = one_module("gconv", "group=6,in_channels=2,out_channels=3,out_rep=quotient,"
+                                      "out_subgroup=2", 31);
+    ck_assert_int_eq(sl_model_numel(m), cout * cin * d + cout);
+    double W[9 * 12], b[9], gap = 0;
+    dense_by_basis(m, 2, SHAPE(1, in_w), in_w, out_w, W, b);
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t bb = 0; bb < q; bb++) {
+            gap = fmax(gap, fabs(b[o * q + bb] - param(m, "0.bias", (int64_t[]){o})));
+            for (int64_t c = 0; c < cin; c++)
+                for (int64_t a = 0; a < p; a++) {
+                    int64_t t = ((bb - a) % d + d) % d;
+                    double want = param(m, "0.weight", (int64_t[]){o, c, t});
+                    gap = fmax(gap, fabs(W[(o * q + bb) * in_w + c * p + a] - want));
+                }
+        }
+    ck_assert_double_le(gap, 1e-12);
+    sl_model_free(m);
+}
+END_TEST
+
+START_TEST(deepsets_dense_equivalent)
+{
+    const int64_t cin = 2, cout = 3, n = 4, in_w = cin * n, out_w = cout * n;
+    sl_model *m = one_module("deepsets", "in_channels=2,out_channels=3", 32);
+    ck_assert_int_eq(sl_model_numel(m), 2 * cout * cin + cout);
+    double W[12 * 8], b[12], gap = 0;
+    dense_by_basis(m, 3, SHAPE(1, cin, n), in_w, out_w, W, b);
+    /* Y = X Λ + (1/n) 1 1ᵀ X Γ + 1 βᵀ, with weight[o, 0, c] = Λ[c, o], weight[o, 1, c] = Γ[c, o] */
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t i = 0; i < n; i++) {
+            gap = fmax(gap, fabs(b[o * n + i] - param(m, "0.bias", (int64_t[]){o})));
+            for (int64_t c = 0; c < cin; c++)
+                for (int64_t j = 0; j < n; j++) {
+                    double want = (i == j ? param(m, "0.weight", (int64_t[]){o, 0, c}) : 0.0) +
+                                  param(m, "0.weight", (int64_t[]){o, 1, c}) / (double)n;
+                    gap = fmax(gap, fabs(W[(o * n + i) * in_w + c * n + j] - want));
+                }
+        }
+    ck_assert_double_le(gap, 1e-12);
+    sl_model_free(m);
+}
+END_TEST
+
+/* ---- options and shapes ---------------------------------------------------------- */
+
+static int add_gconv(const char *text)
+{
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    sl_options *o = sl_test_options(text);
+    int rc = sl_model_add(m, "gconv", o);
+    sl_options_free(o);
+    sl_model_free(m);
+    return rc;
+}
+
+START_TEST(bad_options_are_errors)
+{
+    ck_assert_sl_fails(add_gconv("group=6,in_channels=1,out_channels=1,in_rep=quotient"),
+                       SL_EINVAL, "in_subgroup");
+    ck_assert_sl_fails(add_gconv("group=6,in_channels=1,out_channels=1,out_rep=quotient,"
+                                 "out_subgroup=4"),
+                       SL_EINVAL, "out_subgroup must divide group=6");
+    ck_assert_sl_fails(add_gconv("group=6,in_channels=1,out_channels=1,in_subgroup=2"),
+                       SL_EINVAL, "in_rep=quotient");
+    ck_assert_sl_fails(add_gconv("group=0,in_channels=1,out_channels=1"), SL_EINVAL, "group");
+    ck_assert_sl_fails(add_gconv("group=4,in_channels=1,out_channels=1,in_rep=standard"),
+                       SL_EINVAL, "in_rep");
+    sl_model *m = one_module("gconv", "group=4,in_channels=2,out_channels=1", 1);
+    int64_t out[SL_MAX_DIMS];
+    int nd;
+    ck_assert_sl_fails(sl_model_output_shape(m, 2, SHAPE(5, 6), &nd, out), SL_ESHAPE,
+                       "expected input (B, 8)");
+    sl_model_free(m);
+    m = one_module("deepsets", "in_channels=2,out_channels=1", 1);
+    ck_assert_sl_fails(sl_model_output_shape(m, 2, SHAPE(5, 2), &nd, out), SL_ESHAPE,
+                       "expected input (B, 2, n)");
+    sl_model_free(m);
+}
+END_TEST
+
+/* ---- the structure walker's view ---------------------------------------------------- */
+
+/* Hidden layers have `units` channels each; permuting every one (a cycle,
+ * shuffled) moves the parameters and keeps the function to 1e-12. */
+static void check_hidden_channels(const char *const *spec, int ndim, const int64_t *xshape,
+                                  const int64_t *units, int nhidden)
+{
+    sl_model *m = stack(spec, 40), *p;
+    ck_assert_sl_ok(sl_model_clone(m, SL_F64, &p));
+    sl_structure *s;
+    ck_assert_sl_ok(sl_model_structure(m, &s));
+    ck_assert_int_eq(sl_structure_nhidden(s), nhidden);
+    sl_rng r;
+    sl_rng_seed(&r, 41);
+    for (int h = 0; h < nhidden; h++) {
+        const sl_hidden_layer *H = sl_structure_hidden(s, h);
+        ck_assert_int_eq(H->units, units[h]);
+        ck_assert_uint_eq(H->symmetry & SL_SYM_RESCALE, SL_SYM_RESCALE); /* relu between */
+        int64_t perm[16];
+        for (int64_t j = 0; j < H->units; j++)
+            perm[j] = (j + 1) % H->units;
+        sl_rng_shuffle(&r, perm, H->units);
+        ck_assert_sl_ok(sl_structure_permute(p, s, h, perm));
+    }
+    double moved = 0;
+    for (int64_t i = 0; i < sl_model_numel(m); i++)
+        moved = fmax(moved, fabs(sl_tensor_flat_get(sl_model_flat_params(m), i) -
+                                 sl_tensor_flat_get(sl_model_flat_params(p), i)));
+    ck_assert_msg(moved > 1e-3, "the permutation moved nothing (%g)", moved);
+    sl_tensor x = random_input(ndim, xshape, 42);
+    sl_tensor ya = run(m, &x), yb = run(p, &x);
+    double gap = rel_gap(&ya, &yb);
+    ck_assert_msg(gap < 1e-12, "outputs differ by %.3e after permuting channels", gap);
+    sl_tensor_release(&ya);
+    sl_tensor_release(&yb);
+    sl_tensor_release(&x);
+    sl_structure_free(s);
+    sl_model_free(p);
+    sl_model_free(m);
+}
+
+START_TEST(gconv_network_structure)
+{
+    /* C_4 on R^4: lift the regular input (1 channel) to 3 regular channels,
+     * then 2 channels on C_4/C_2, then an invariant readout and a linear head. */
+    const char *const spec[] = {
+        "gconv", "group=4,in_channels=1,out_channels=3", "relu", "-",
+        "gconv", "group=4,in_channels=3,out_channels=2,out_rep=quotient,out_subgroup=2",
+        "relu", "-",
+        "gconv", "group=4,in_channels=2,out_channels=4,in_rep=quotient,in_subgroup=2,"
+                 "out_rep=trivial", "relu", "-",
+        "linear", "in_features=4,out_features=2", NULL};
+    check_hidden_channels(spec, 2, SHAPE(3, 4), (const int64_t[]){3, 2, 4}, 3);
+}
+END_TEST
+
+START_TEST(deepsets_network_structure)
+{
+    const char *const spec[] = {"deepsets", "in_channels=2,out_channels=5", "relu", "-",
+                                "deepsets", "in_channels=5,out_channels=3", "relu", "-",
+                                "set_pool", "reduce=sum", "linear",
+                                "in_features=3,out_features=2", NULL};
+    check_hidden_channels(spec, 3, SHAPE(3, 2, 4), (const int64_t[]){5, 3}, 2);
+}
+END_TEST
+
+static Suite *equivariant_suite(void)
+{
+    Suite *s = suite_create("equivariant");
+    TCase *g = tcase_create("gradcheck");
+    tcase_add_checked_fixture(g, setup, NULL);
+    tcase_add_test(g, gradcheck_deepsets);
+    tcase_add_test(g, gradcheck_gconv);
+    suite_add_tcase(s, g);
+    TCase *e = tcase_create("equivariance");
+    tcase_add_checked_fixture(e, setup, NULL);
+    tcase_add_test(e, gconv_equivariant_every_element);
+    tcase_add_test(e, deepsets_equivariant_every_element);
+    tcase_add_test(e, dense_layer_is_not_equivariant);
+    tcase_add_test(e, gconv_dense_equivalent);
+    tcase_add_test(e, deepsets_dense_equivalent);
+    tcase_add_test(e, bad_options_are_errors);
+    suite_add_tcase(s, e);
+    TCase *w = tcase_create("structure");
+    tcase_add_checked_fixture(w, setup, NULL);
+    tcase_add_test(w, gconv_network_structure);
+    tcase_add_test(w, deepsets_network_structure);
+    suite_add_tcase(s, w);
+    return s;
+}
+
+int main(void) { return sl_test_run(equivariant_suite()); }
