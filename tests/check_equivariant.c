@@ -7,9 +7,15 @@
  * x[map[i]].  C_N on c channels over orbits of p points (channel-major):
  * (r^k x)[ch, a] = x[ch, (a - k) mod p].  S_n on a set (c, n): (σ x)[ch, i]
  * = x[ch, σ(i)] (every element σ of S_n is visited, so the convention's
- * direction does not matter as long as input and output use the same). */
+ * direction does not matter as long as input and output use the same).
+ *
+ * The Hessian probe is checked against a dense Hessian built here, column by
+ * column from central differences of gradients, whose eigenvalues come from
+ * LAPACK's symmetric eigensolver (dsyev; the test links LAPACKE itself, the
+ * plugin does not). */
 #include "config.h"
 
+#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -464,6 +470,155 @@ START_TEST(deepsets_network_structure)
 }
 END_TEST
 
+/* ---- the Hessian probe ---------------------------------------------------------- */
+
+#define HESS_STEP 1e-5
+
+/* rows x in_w inputs N(0, 1) and rows x out_w targets N(0, 1), f32 as data
+ * come. */
+static sl_dataset regression_data(int64_t rows, int ndim, const int64_t *x_shape, int64_t out_w,
+                                  uint64_t seed)
+{
+    sl_dataset d = {0};
+    int64_t shape[SL_MAX_DIMS];
+    memcpy(shape, x_shape, (size_t)ndim * sizeof *shape);
+    shape[0] = rows;
+    sl_rng r;
+    sl_rng_seed(&r, seed);
+    ck_assert_sl_ok(sl_tensor_alloc(&d.x, SL_F32, ndim, shape));
+    ck_assert_sl_ok(sl_tensor_normal(&d.x, &r, 0.0, 1.0));
+    ck_assert_sl_ok(sl_tensor_alloc(&d.y, SL_F32, 2, SHAPE(rows, out_w)));
+    ck_assert_sl_ok(sl_tensor_normal(&d.y, &r, 0.0, 1.0));
+    return d;
+}
+
+/* The eigenvalues (ascending) of m's MSE Hessian on all of d, from a dense
+ * Hessian of central differences of gradients, symmetrised. */
+static double *dense_hessian_eigenvalues(sl_model *m, const sl_dataset *d)
+{
+    const int64_t n = sl_model_numel(m);
+    const sl_loss_type *mse = sl_registry_find(SL_KIND_LOSS, "mse");
+    sl_tensor x = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, d->x.ndim, d->x.shape));
+    ck_assert_sl_ok(sl_tensor_copy(&x, &d->x));
+    double *H = malloc((size_t)(n * n) * sizeof *H), *gp = malloc((size_t)n * sizeof *gp);
+    double *ev = malloc((size_t)n * sizeof *ev);
+    double *theta = sl_model_flat_params(m)->data;
+    const double *g = sl_model_flat_grads(m)->data;
+    sl_model_set_training(m, false);
+    for (int64_t j = 0; j < n; j++) {
+        double keep = theta[j], value;
+        theta[j] = keep + HESS_STEP;
+        ck_assert_sl_ok(sl_model_loss(m, mse, &x, &d->y, true, &value));
+        memcpy(gp, g, (size_t)n * sizeof *gp);
+        theta[j] = keep - HESS_STEP;
+        ck_assert_sl_ok(sl_model_loss(m, mse, &x, &d->y, true, &value));
+        theta[j] = keep;
+        for (int64_t i = 0; i < n; i++)
+            H[i * n + j] = (gp[i] - g[i]) / (2 * HESS_STEP);
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < i; j++)
+            H[i * n + j] = H[j * n + i] = 0.5 * (H[i * n + j] + H[j * n + i]);
+    ck_assert_int_eq(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)n, H, (lapack_int)n,
+                                   ev), 0);
+    free(gp);
+    free(H);
+    sl_tensor_release(&x);
+    return ev;
+}
+
+static double rec(const sl_record *r, const char *prefix, int i)
+{
+    char name[48];
+    snprintf(name, sizeof name, "%s_%d", prefix, i);
+    double v;
+    ck_assert_sl_ok(sl_record_get(r, name, &v));
+    return v;
+}
+
+/* The probe's k extremes against the dense eigenvalues ev (ascending, n):
+ * the largest gap beyond the probe's own residual bound, relative to the
+ * spectral radius. */
+static double hessian_gap(sl_model *m, const sl_dataset *d, const char *options, int k,
+                          const double *ev, int64_t n)
+{
+    sl_record *r = sl_record_new();
+    sl_options *o = sl_test_options(options);
+    ck_assert_sl_ok(sl_probe_run("hessian", o, m, d, r));
+    double res_min, res_max, scale = fmax(1.0, fmax(fabs(ev[0]), fabs(ev[n - 1]))), gap = 0;
+    ck_assert_sl_ok(sl_record_get(r, "residual_min", &res_min));
+    ck_assert_sl_ok(sl_record_get(r, "residual_max", &res_max));
+    for (int i = 0; i < k; i++) {
+        double lo = rec(r, "lambda_min", i + 1), hi = rec(r, "lambda_max", i + 1);
+        gap = fmax(gap, fmax(0.0, fabs(lo - ev[i]) - res_min) / scale);
+        gap = fmax(gap, fmax(0.0, fabs(hi - ev[n - 1 - i]) - res_max) / scale);
+    }
+    printf("hessian %s: smallest %.10g (dense %.10g), largest %.10g (dense %.10g), residuals "
+           "%.1e %.1e, gap %.1e\n",
+           options, rec(r, "lambda_min", 1), ev[0], rec(r, "lambda_max", 1), ev[n - 1], res_min,
+           res_max, gap);
+    sl_options_free(o);
+    sl_record_free(r);
+    return gap;
+}
+
+/* A tiny tanh MLP (26 parameters): Lanczos over the whole space. */
+START_TEST(hessian_matches_dense_eigensolver)
+{
+    const char *const spec[] = {"linear", "in_features=3,out_features=4", "tanh", "-", "linear",
+                                "in_features=4,out_features=2", NULL};
+    sl_model *m = stack(spec, 50);
+    sl_dataset d = regression_data(20, 2, SHAPE(1, 3), 2, 51);
+    const int64_t n = sl_model_numel(m);
+    double *ev = dense_hessian_eigenvalues(m, &d);
+    ck_assert_msg(ev[0] < 0, "want a point with negative curvature (smallest %g)", ev[0]);
+    ck_assert_double_le(hessian_gap(m, &d, "k=3", 3, ev, n), 1e-8);
+    free(ev);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+}
+END_TEST
+
+/* An equivariant network (38 parameters) with fewer Lanczos steps than
+ * parameters: the extremes converge, within the residual bound reported. */
+START_TEST(hessian_partial_lanczos_on_gconv)
+{
+    const char *const spec[] = {"gconv", "group=6,in_channels=1,out_channels=4", "tanh", "-",
+                                "gconv", "group=6,in_channels=4,out_channels=2,out_rep=trivial",
+                                NULL};
+    sl_model *m = stack(spec, 52);
+    sl_dataset d = regression_data(30, 2, SHAPE(1, 6), 2, 53);
+    const int64_t n = sl_model_numel(m);
+    ck_assert_int_eq(n, 38);
+    double *ev = dense_hessian_eigenvalues(m, &d);
+    ck_assert_double_le(hessian_gap(m, &d, "k=2,iters=30,seed=4", 2, ev, n), 1e-8);
+    free(ev);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+}
+END_TEST
+
+START_TEST(hessian_bad_input)
+{
+    sl_model *m = one_module("linear", "in_features=2,out_features=1", 1);
+    sl_dataset d = regression_data(4, 2, SHAPE(1, 2), 1, 2);
+    sl_record *r = sl_record_new();
+    sl_options *o = sl_test_options(NULL);
+    ck_assert_sl_fails(sl_probe_run("hessian", o, m, NULL, r), SL_EINVAL, "needs data");
+    sl_options_free(o);
+    o = sl_test_options("loss=nope");
+    ck_assert_sl_fails(sl_probe_run("hessian", o, m, &d, r), SL_ENOTFOUND, "nope");
+    sl_options_free(o);
+    o = sl_test_options("k=0");
+    ck_assert_sl_fails(sl_probe_run("hessian", o, m, &d, r), SL_EINVAL, "k must be >= 1");
+    sl_options_free(o);
+    sl_record_free(r);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+}
+END_TEST
+
 static Suite *equivariant_suite(void)
 {
     Suite *s = suite_create("equivariant");
@@ -486,6 +641,12 @@ static Suite *equivariant_suite(void)
     tcase_add_test(w, gconv_network_structure);
     tcase_add_test(w, deepsets_network_structure);
     suite_add_tcase(s, w);
+    TCase *h = tcase_create("hessian");
+    tcase_add_checked_fixture(h, setup, NULL);
+    tcase_add_test(h, hessian_matches_dense_eigensolver);
+    tcase_add_test(h, hessian_partial_lanczos_on_gconv);
+    tcase_add_test(h, hessian_bad_input);
+    suite_add_tcase(s, h);
     return s;
 }
 

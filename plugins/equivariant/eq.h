@@ -12,6 +12,7 @@
 extern const sl_module_type eq_deepsets_type;
 extern const sl_module_type eq_set_pool_type;
 extern const sl_module_type eq_gconv_type;
+extern const sl_probe_type eq_hessian_type;
 
 /* Element i of a contiguous f32 or f64 buffer, as double, and back.  The
  * element loops of these layers are O(size of the activation); the O(size x

@@ -5,6 +5,7 @@
  *   set_pool  module  invariant sum / mean over a set (deepsets.c)
  *   gconv     module  C_N group convolution between permutation
  *                     representations: regular, quotient, trivial (gconv.c)
+ *   hessian   probe   extreme eigenvalues of the loss Hessian (hessian.c)
  */
 #include "config.h"
 
@@ -13,13 +14,16 @@
 static const sl_module_type *const modules[] = {&eq_deepsets_type, &eq_set_pool_type,
                                                 &eq_gconv_type, NULL};
 
+static const sl_probe_type *const probes[] = {&eq_hessian_type, NULL};
+
 static const sl_plugin plugin = {
     SL_PLUGIN_HEADER,
     .name = "equivariant",
     .version = "0.1.0",
     .license = "MIT",
-    .summary = "equivariant layers (Deep Sets, cyclic group convolutions)",
+    .summary = "equivariant layers (Deep Sets, cyclic group convolutions) and the Hessian probe",
     .modules = modules,
+    .probes = probes,
 };
 
 SL_PLUGIN_EXPORT const sl_plugin *sl_plugin_entry(void) { return &plugin; }
