@@ -470,10 +470,6 @@ START_TEST(deepsets_network_structure)
 }
 END_TEST
 
-/* ---- the Hessian probe ---------------------------------------------------------- */
-
-#define HESS_STEP 1e-5
-
 /* rows x in_w inputs N(0, 1) and rows x out_w targets N(0, 1), f32 as data
  * come. */
 static sl_dataset regression_data(int64_t rows, int ndim, const int64_t *x_shape, int64_t out_w,
@@ -491,6 +487,74 @@ static sl_dataset regression_data(int64_t rows, int ndim, const int64_t *x_shape
     ck_assert_sl_ok(sl_tensor_normal(&d.y, &r, 0.0, 1.0));
     return d;
 }
+
+/* The channels-on-axis-1 form (B, c, p) computes the same numbers as (B, c * p). */
+START_TEST(gconv_three_d_layout)
+{
+    sl_model *m = one_module("gconv", "group=6,in_channels=2,out_channels=3,out_rep=quotient,"
+                                      "out_subgroup=3", 60);
+    sl_tensor x3 = random_input(3, SHAPE(4, 2, 6), 61), x2 = {0};
+    ck_assert_sl_ok(sl_tensor_reshape(&x3, 2, SHAPE(4, 12), &x2));
+    sl_tensor y3 = run(m, &x3), y2 = run(m, &x2);
+    ck_assert_int_eq(y3.ndim, 3);
+    ck_assert_int_eq(y3.shape[1], 3);
+    ck_assert_int_eq(y3.shape[2], 2);
+    ck_assert_int_eq(y2.ndim, 2);
+    ck_assert_int_eq(y2.shape[1], 6);
+    for (int64_t i = 0; i < 24; i++)
+        ck_assert(sl_tensor_flat_get(&y3, i) == sl_tensor_flat_get(&y2, i));
+    sl_tensor_release(&y2);
+    sl_tensor_release(&y3);
+    sl_tensor_release(&x2);
+    sl_tensor_release(&x3);
+    sl_model_free(m);
+}
+END_TEST
+
+/* The symmetry probes read a gconv network through the walker: dead
+ * channels (one killed by a large negative bias) and the rescaling
+ * quantity Q_j = |row j of layer 0, every tap, and its bias|² − |column j
+ * of layer 1, every tap|², computed here by loops. */
+START_TEST(symmetry_probes_on_gconv)
+{
+    const char *const spec[] = {"gconv", "group=4,in_channels=1,out_channels=3", "relu", "-",
+                                "gconv", "group=4,in_channels=3,out_channels=2,out_rep=trivial",
+                                NULL};
+    sl_model *m = stack(spec, 62);
+    const int b0 = sl_model_find_param(m, "0.bias");
+    sl_tensor_set(sl_model_param(m, b0), (int64_t[]){1}, -100.0); /* channel 1 never fires */
+    sl_dataset d = regression_data(16, 3, SHAPE(1, 1, 4), 2, 63);
+    sl_record *r = sl_record_new();
+    ck_assert_sl_ok(sl_probe_run("symmetry_metrics", NULL, m, &d, r));
+    double v;
+    ck_assert_sl_ok(sl_record_get(r, "0.units", &v));
+    ck_assert_double_eq(v, 3);
+    ck_assert_sl_ok(sl_record_get(r, "0.dead_fraction", &v));
+    ck_assert_double_eq_tol(v, 1.0 / 3.0, 1e-15);
+    sl_record_clear(r);
+    ck_assert_sl_ok(sl_probe_run("conserved", NULL, m, &d, r));
+    const sl_tensor *w0 = sl_model_param(m, sl_model_find_param(m, "0.weight"));
+    const sl_tensor *w1 = sl_model_param(m, sl_model_find_param(m, "2.weight"));
+    double l2 = 0;
+    for (int64_t j = 0; j < 3; j++) {
+        double q = pow(sl_tensor_get(sl_model_param(m, b0), (int64_t[]){j}), 2);
+        for (int64_t t = 0; t < 4; t++)
+            q += pow(sl_tensor_get(w0, (int64_t[]){j, 0, t}), 2);
+        for (int64_t o = 0; o < 2; o++)
+            q -= pow(sl_tensor_get(w1, (int64_t[]){o, j, 0}), 2);
+        l2 += q * q;
+    }
+    ck_assert_sl_ok(sl_record_get(r, "Q0_l2", &v));
+    ck_assert_double_eq_tol(v, sqrt(l2), 1e-12 * fmax(1.0, v));
+    sl_record_free(r);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+}
+END_TEST
+
+/* ---- the Hessian probe ---------------------------------------------------------- */
+
+#define HESS_STEP 1e-5
 
 /* The eigenvalues (ascending) of m's MSE Hessian on all of d, from a dense
  * Hessian of central differences of gradients, symmetrised. */
@@ -640,6 +704,8 @@ static Suite *equivariant_suite(void)
     tcase_add_checked_fixture(w, setup, NULL);
     tcase_add_test(w, gconv_network_structure);
     tcase_add_test(w, deepsets_network_structure);
+    tcase_add_test(w, gconv_three_d_layout);
+    tcase_add_test(w, symmetry_probes_on_gconv);
     suite_add_tcase(s, w);
     TCase *h = tcase_create("hessian");
     tcase_add_checked_fixture(h, setup, NULL);

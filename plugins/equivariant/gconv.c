@@ -12,7 +12,10 @@
  *     (B, c * p):  entry [ch * p + a] is channel ch at orbit point a,
  *
  * and r^k acts on it by (r^k x)[ch, a] = x[ch, (a - k) mod p]: every channel
- * shifts cyclically by k along its orbit.
+ * shifts cyclically by k along its orbit.  The same numbers may come as
+ * (B, c, p); the output then is (B, c_out, q), which puts the channels on
+ * axis 1, where the symmetry probes read a hidden layer's units (with the
+ * flat form they report dead-unit counts as unknown).
  *
  * The layer.  Between an input of c_in channels on orbits of p points and
  * an output of c_out channels on orbits of q points, the linear maps that
@@ -151,20 +154,27 @@ static int gc_reset(sl_module *m, sl_rng *rng)
     return SL_OK;
 }
 
+/* (B, c_in * p) or (B, c_in, p); the output has the input's rank. */
 static int gc_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
 {
     const gc_state *s = sl_module_state(m);
-    if (ndim != 2 || in[1] != s->in * s->p) {
+    if (!(ndim == 2 && in[1] == s->in * s->p) && !(ndim == 3 && in[1] == s->in && in[2] == s->p)) {
         char got[128];
         return sl_error(SL_ESHAPE,
                         "gconv: expected input (B, %lld) = (B, in_channels %lld x orbit %lld), "
-                        "got %s",
+                        "or (B, %lld, %lld), got %s",
                         (long long)(s->in * s->p), (long long)s->in, (long long)s->p,
+                        (long long)s->in, (long long)s->p,
                         sl_shape_str(ndim, in, got, sizeof got));
     }
-    *out_ndim = 2;
+    *out_ndim = ndim;
     out[0] = in[0];
-    out[1] = s->out * s->q;
+    if (ndim == 2) {
+        out[1] = s->out * s->q;
+    } else {
+        out[1] = s->out;
+        out[2] = s->q;
+    }
     return SL_OK;
 }
 
