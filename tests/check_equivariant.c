@@ -552,6 +552,144 @@ START_TEST(symmetry_probes_on_gconv)
 }
 END_TEST
 
+/* ---- p4: rotations by 90° of square images ------------------------------------------ */
+
+/* (R f)[i, j] = f[j, n - 1 - i] on the n x n planes of a sample of `planes`
+ * planes, and with `p4`, planes grouped by 4 rotations whose index shifts
+ * by one: (g y)[c, r] = R y[c, r - 1 mod 4].  map is for act(). */
+static void rotation_map(int64_t planes, bool p4, int64_t n, int64_t *map)
+{
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int64_t src = p4 ? pl / 4 * 4 + (pl % 4 + 3) % 4 : pl;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++)
+                map[(pl * n + i) * n + j] = (src * n + j) * n + (n - 1 - i);
+    }
+}
+
+/* Equivariance of m under the 4 rotations, g^e the e-fold composite. */
+static double rotation_error(sl_model *m, int ndim, const int64_t *xshape, int64_t in_planes,
+                             bool in_p4, int64_t out_planes, bool out_p4, int64_t n)
+{
+    const int64_t in_w = in_planes * n * n, out_w = out_planes * n * n;
+    int64_t *g_in = malloc((size_t)in_w * sizeof *g_in), *g_out = malloc((size_t)out_w * sizeof *g_out);
+    int64_t *in_maps = malloc((size_t)(4 * in_w) * sizeof *in_maps);
+    int64_t *out_maps = malloc((size_t)(4 * out_w) * sizeof *out_maps);
+    rotation_map(in_planes, in_p4, n, g_in);
+    rotation_map(out_planes, out_p4, n, g_out);
+    for (int64_t i = 0; i < in_w; i++)
+        in_maps[i] = i;
+    for (int64_t i = 0; i < out_w; i++)
+        out_maps[i] = i;
+    for (int e = 1; e < 4; e++) { /* (g^e x)[i] = (g^(e-1) x)[g[i]] */
+        for (int64_t i = 0; i < in_w; i++)
+            in_maps[e * in_w + i] = in_maps[(e - 1) * in_w + g_in[i]];
+        for (int64_t i = 0; i < out_w; i++)
+            out_maps[e * out_w + i] = out_maps[(e - 1) * out_w + g_out[i]];
+    }
+    sl_tensor x = random_input(ndim, xshape, 70);
+    double err = equivariance_error(m, &x, 4, in_maps, in_w, out_maps, out_w);
+    sl_tensor_release(&x);
+    free(g_in);
+    free(g_out);
+    free(in_maps);
+    free(out_maps);
+    return err;
+}
+
+START_TEST(gradcheck_p4)
+{
+    GRAD("p4conv lift", "p4conv", "input=z2,in_channels=2,out_channels=2", 2, 2, 4, 4);
+    GRAD("p4conv p4", "p4conv", "in_channels=2,out_channels=1", 2, 2, 4, 3, 4);
+    GRAD("p4conv 1x1 no bias", "p4conv", "in_channels=1,out_channels=2,kernel_size=1,bias=false",
+         1, 1, 4, 3, 3);
+    GRAD("p4conv lift 5x5", "p4conv", "input=z2,in_channels=1,out_channels=1,kernel_size=5", 1,
+         1, 5, 5);
+    GRAD("p4pool max", "p4pool", "reduce=max", 2, 2, 4, 3, 3);
+    GRAD("p4pool mean", "p4pool", "reduce=mean", 2, 2, 4, 3, 3);
+}
+END_TEST
+
+START_TEST(p4_equivariant_every_rotation)
+{
+    const int64_t n = 5;
+    sl_model *m = one_module("p4conv", "input=z2,in_channels=2,out_channels=3", 71);
+    double err = rotation_error(m, 4, SHAPE(2, 2, n, n), 2, false, 12, true, n);
+    sl_model_free(m);
+    m = one_module("p4conv", "in_channels=2,out_channels=2,kernel_size=3", 72);
+    err = fmax(err, rotation_error(m, 5, SHAPE(2, 2, 4, n, n), 8, true, 8, true, n));
+    sl_model_free(m);
+    m = one_module("p4pool", "reduce=max", 73);
+    err = fmax(err, rotation_error(m, 5, SHAPE(2, 3, 4, n, n), 12, true, 3, false, n));
+    sl_model_free(m);
+    const char *const spec[] = {"p4conv", "input=z2,in_channels=1,out_channels=3", "relu", "-",
+                                "p4conv", "in_channels=3,out_channels=2,kernel_size=5", "p4pool",
+                                "reduce=mean", NULL};
+    m = stack(spec, 74);
+    err = fmax(err, rotation_error(m, 4, SHAPE(2, 1, 6, 6), 1, false, 2, false, 6));
+    sl_model_free(m);
+    printf("equivariance p4: max rel err %.2e over 4 rotations\n", err);
+    ck_assert_double_le(err, 1e-12);
+}
+END_TEST
+
+/* p4conv is conv2d with 4 c_out outputs whose filters are the rotated
+ * copies, R^r ψ[o, c, (s - r) mod 4] for output (o, r) and input plane (c, s),
+ * built here with this file's own R. */
+START_TEST(p4conv_is_a_rotated_conv2d)
+{
+    const int64_t cin = 2, cout = 2, k = 3, n = 6;
+    sl_model *g = one_module("p4conv", "in_channels=2,out_channels=2", 75);
+    sl_model *c = one_module("conv2d", "in_channels=8,out_channels=8,kernel_size=3,padding=1", 76);
+    ck_assert_int_eq(sl_model_numel(g), cout * cin * 4 * k * k + cout);
+    const sl_tensor *psi = sl_model_param(g, sl_model_find_param(g, "0.weight"));
+    sl_tensor *w = sl_model_param(c, sl_model_find_param(c, "0.weight"));
+    sl_tensor *b = sl_model_param(c, sl_model_find_param(c, "0.bias"));
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t r = 0; r < 4; r++) {
+            sl_tensor_set(b, (int64_t[]){o * 4 + r},
+                          param(g, "0.bias", (int64_t[]){o}));
+            for (int64_t ci = 0; ci < cin; ci++)
+                for (int64_t s = 0; s < 4; s++)
+                    for (int64_t u = 0; u < k; u++)
+                        for (int64_t v = 0; v < k; v++) {
+                            int64_t su = u, sv = v; /* (R^r f)[u, v] = f at R applied r times */
+                            for (int64_t t = 0; t < r; t++) {
+                                int64_t nu = sv, nv = k - 1 - su;
+                                su = nu;
+                                sv = nv;
+                            }
+                            double val = sl_tensor_get(psi, (int64_t[]){o, ci, (s - r + 4) % 4,
+                                                                         su, sv});
+                            sl_tensor_set(w, (int64_t[]){o * 4 + r, ci * 4 + s, u, v}, val);
+                        }
+        }
+    sl_tensor x = random_input(5, SHAPE(3, cin, 4, n, n), 77), x4 = {0};
+    ck_assert_sl_ok(sl_tensor_reshape(&x, 4, SHAPE(3, cin * 4, n, n), &x4));
+    sl_tensor yg = run(g, &x), yc = run(c, &x4), yg4 = {0};
+    ck_assert_sl_ok(sl_tensor_reshape(&yg, 4, SHAPE(3, cout * 4, n, n), &yg4));
+    double gap = rel_gap(&yc, &yg4);
+    ck_assert_msg(gap <= 1e-12, "p4conv and its conv2d differ by %.3e", gap);
+    sl_tensor_release(&yg4);
+    sl_tensor_release(&yg);
+    sl_tensor_release(&yc);
+    sl_tensor_release(&x4);
+    sl_tensor_release(&x);
+    sl_model_free(c);
+    sl_model_free(g);
+}
+END_TEST
+
+START_TEST(p4_network_structure)
+{
+    const char *const spec[] = {"p4conv", "input=z2,in_channels=1,out_channels=3", "relu", "-",
+                                "p4conv", "in_channels=3,out_channels=4", "relu", "-",
+                                "p4pool", "reduce=max", "flatten", "-", "linear",
+                                "in_features=64,out_features=2", NULL};
+    check_hidden_channels(spec, 4, SHAPE(2, 1, 4, 4), (const int64_t[]){3, 4}, 2);
+}
+END_TEST
+
 /* ---- the Hessian probe ---------------------------------------------------------- */
 
 #define HESS_STEP 1e-5
@@ -707,6 +845,13 @@ static Suite *equivariant_suite(void)
     tcase_add_test(w, gconv_three_d_layout);
     tcase_add_test(w, symmetry_probes_on_gconv);
     suite_add_tcase(s, w);
+    TCase *p4 = tcase_create("p4");
+    tcase_add_checked_fixture(p4, setup, NULL);
+    tcase_add_test(p4, gradcheck_p4);
+    tcase_add_test(p4, p4_equivariant_every_rotation);
+    tcase_add_test(p4, p4conv_is_a_rotated_conv2d);
+    tcase_add_test(p4, p4_network_structure);
+    suite_add_tcase(s, p4);
     TCase *h = tcase_create("hessian");
     tcase_add_checked_fixture(h, setup, NULL);
     tcase_add_test(h, hessian_matches_dense_eigensolver);

@@ -224,17 +224,17 @@ static const sl_option_spec pool_options[] = {
     {NULL, SL_OPT_INT, NULL, NULL, NULL},
 };
 
-/* State: the factor of the reduction's gradient relative to a sum (1 for
- * sum, 1/n for mean is applied per call since n comes with the input). */
-static int pool_create(sl_module *m, const sl_options *opt)
+int eq_reduce_create(sl_module *m, const sl_options *opt)
 {
     bool *mean = malloc(sizeof *mean);
     if (!mean)
-        return sl_error(SL_ENOMEM, "set_pool: out of memory");
+        return sl_error(SL_ENOMEM, "%s: out of memory", sl_module_type_of(m)->name);
     *mean = strcmp(sl_options_string(opt, "reduce"), "mean") == 0;
     sl_module_set_state(m, mean);
     return SL_OK;
 }
+
+void eq_reduce_destroy(sl_module *m) { free(sl_module_state(m)); }
 
 static int pool_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
 {
@@ -252,7 +252,7 @@ static int pool_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, 
 
 static double pool_scale(const sl_module *m, int64_t n)
 {
-    return *(const bool *)sl_module_state(m) ? 1.0 / (double)n : 1.0;
+    return eq_reduce_mean(m) ? 1.0 / (double)n : 1.0;
 }
 
 static int pool_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
@@ -281,17 +281,15 @@ static int pool_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out
     return SL_OK;
 }
 
-static void pool_destroy(sl_module *m) { free(sl_module_state(m)); }
-
 const sl_module_type eq_set_pool_type = {
     .name = "set_pool",
     .summary = "(B, c, n) -> (B, c): sum or mean over a set's elements, permutation invariant",
     .options = pool_options,
-    .create = pool_create,
+    .create = eq_reduce_create,
     .output_shape = pool_shape,
     .forward = pool_forward,
     .backward = pool_backward,
-    .destroy = pool_destroy,
+    .destroy = eq_reduce_destroy,
     /* One linear reduction applied to each channel alike (as global_avgpool):
      * commutes with any mixing of the channels, and shrinks each channel's
      * extent to one value. */

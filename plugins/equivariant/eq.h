@@ -12,7 +12,18 @@
 extern const sl_module_type eq_deepsets_type;
 extern const sl_module_type eq_set_pool_type;
 extern const sl_module_type eq_gconv_type;
+extern const sl_module_type eq_p4conv_type;
+extern const sl_module_type eq_p4pool_type;
 extern const sl_probe_type eq_hessian_type;
+
+/* The pooling modules (set_pool, p4pool): their option "reduce" chooses a
+ * mean ("mean") or another reduction; the state holds which (deepsets.c). */
+int eq_reduce_create(sl_module *m, const sl_options *opt);
+void eq_reduce_destroy(sl_module *m);
+static inline bool eq_reduce_mean(const sl_module *m)
+{
+    return *(const bool *)sl_module_state(m);
+}
 
 /* Element i of a contiguous f32 or f64 buffer, as double, and back.  The
  * element loops of these layers are O(size of the activation); the O(size x
