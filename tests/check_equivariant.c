@@ -690,6 +690,53 @@ START_TEST(p4_network_structure)
 }
 END_TEST
 
+/* ---- f32: the same numbers as f64, to f32 precision ---------------------------------- */
+
+/* Output and MSE parameter gradients of m and of its f32 clone on one
+ * input: the largest relative gap, over outputs and over gradients. */
+static double f32_gap(const char *const *spec, int ndim, const int64_t *xshape)
+{
+    sl_model *m = stack(spec, 80), *f;
+    ck_assert_sl_ok(sl_model_clone(m, SL_F32, &f));
+    sl_tensor x = random_input(ndim, xshape, 81), xf = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&xf, SL_F32, ndim, xshape));
+    ck_assert_sl_ok(sl_tensor_copy(&xf, &x));
+    sl_tensor y = run(m, &x), yf = run(f, &xf), target = {0};
+    double gap = rel_gap(&y, &yf);
+    ck_assert_sl_ok(sl_tensor_alloc(&target, SL_F32, y.ndim, y.shape)); /* zeros */
+    const sl_loss_type *mse = sl_registry_find(SL_KIND_LOSS, "mse");
+    double v;
+    ck_assert_sl_ok(sl_model_loss(m, mse, &x, &target, true, &v));
+    ck_assert_sl_ok(sl_model_loss(f, mse, &xf, &target, true, &v));
+    gap = fmax(gap, rel_gap(sl_model_flat_grads(m), sl_model_flat_grads(f)));
+    sl_tensor_release(&target);
+    sl_tensor_release(&y);
+    sl_tensor_release(&yf);
+    sl_tensor_release(&xf);
+    sl_tensor_release(&x);
+    sl_model_free(f);
+    sl_model_free(m);
+    return gap;
+}
+
+START_TEST(f32_matches_f64)
+{
+    const char *const sets[] = {"deepsets", "in_channels=2,out_channels=3", "tanh", "-",
+                                "deepsets", "in_channels=3,out_channels=2", "set_pool",
+                                "reduce=mean", NULL};
+    const char *const cyclic[] = {"gconv", "group=6,in_channels=1,out_channels=3", "tanh", "-",
+                                  "gconv", "group=6,in_channels=3,out_channels=2,"
+                                           "out_rep=quotient,out_subgroup=2", NULL};
+    const char *const p4[] = {"p4conv", "input=z2,in_channels=1,out_channels=2", "tanh", "-",
+                              "p4conv", "in_channels=2,out_channels=2", "p4pool", "-", NULL};
+    double gap = f32_gap(sets, 3, SHAPE(3, 2, 5));
+    gap = fmax(gap, f32_gap(cyclic, 2, SHAPE(3, 6)));
+    gap = fmax(gap, f32_gap(p4, 4, SHAPE(2, 1, 5, 5)));
+    printf("f32 against f64: max rel gap %.1e\n", gap);
+    ck_assert_double_le(gap, 1e-5);
+}
+END_TEST
+
 /* ---- the Hessian probe ---------------------------------------------------------- */
 
 #define HESS_STEP 1e-5
@@ -851,6 +898,7 @@ static Suite *equivariant_suite(void)
     tcase_add_test(p4, p4_equivariant_every_rotation);
     tcase_add_test(p4, p4conv_is_a_rotated_conv2d);
     tcase_add_test(p4, p4_network_structure);
+    tcase_add_test(p4, f32_matches_f64);
     suite_add_tcase(s, p4);
     TCase *h = tcase_create("hessian");
     tcase_add_checked_fixture(h, setup, NULL);
