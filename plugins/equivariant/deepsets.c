@@ -121,7 +121,7 @@ static int ds_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     const ds_state *s = sl_module_state(m);
     int nd;
-    int64_t os[3];
+    int64_t os[SL_MAX_DIMS];
     SL_TRY(ds_shape(m, in->ndim, in->shape, &nd, os));
     const sl_dtype dt = in->dtype;
     const int64_t B = in->shape[0], n = in->shape[2], ci = s->in, co = s->out;
@@ -258,7 +258,7 @@ static double pool_scale(const sl_module *m, int64_t n)
 static int pool_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     int nd;
-    int64_t os[2];
+    int64_t os[SL_MAX_DIMS];
     SL_TRY(pool_shape(m, in->ndim, in->shape, &nd, os));
     const int64_t n = in->shape[2];
     row_sums(in->dtype, in->data, in->shape[0] * in->shape[1], n, pool_scale(m, n), out->data);

@@ -200,7 +200,7 @@ static int gc_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     const gc_state *s = sl_module_state(m);
     int nd;
-    int64_t os[2];
+    int64_t os[SL_MAX_DIMS];
     SL_TRY(gc_shape(m, in->ndim, in->shape, &nd, os));
     const sl_dtype dt = in->dtype;
     const int64_t B = in->shape[0], rows = s->out * s->q, cols = s->in * s->p;

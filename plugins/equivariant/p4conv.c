@@ -197,7 +197,7 @@ static int p4_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     const p4_state *s = sl_module_state(m);
     int nd;
-    int64_t os[5];
+    int64_t os[SL_MAX_DIMS];
     SL_TRY(p4_shape(m, in->ndim, in->shape, &nd, os));
     const sl_dtype dt = in->dtype;
     const size_t es = sl_dtype_size(dt);
@@ -324,7 +324,7 @@ static int argmax4(const sl_tensor *in, int64_t row, int64_t HW, int64_t i)
 static int pool_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     int nd;
-    int64_t os[4];
+    int64_t os[SL_MAX_DIMS];
     SL_TRY(pool_shape(m, in->ndim, in->shape, &nd, os));
     const bool mean = eq_reduce_mean(m);
     const int64_t rows = in->shape[0] * in->shape[1], HW = in->shape[3] * in->shape[4];
