@@ -552,6 +552,105 @@ START_TEST(symmetry_probes_on_gconv)
 }
 END_TEST
 
+/* ---- gconv_mixed: direct sums of representations -------------------------------------- */
+
+/* r^k on blocks of (channels, orbit), laid one after another. */
+static void mixed_map(int64_t k, int nblocks, const int64_t *channels, const int64_t *orbit,
+                      int64_t *map)
+{
+    int64_t off = 0;
+    for (int i = 0; i < nblocks; i++) {
+        cyclic_map(k, channels[i], orbit[i], map + off);
+        for (int64_t e = 0; e < channels[i] * orbit[i]; e++)
+            map[off + e] += off;
+        off += channels[i] * orbit[i];
+    }
+}
+
+START_TEST(gradcheck_gconv_mixed)
+{
+    GRAD("gconv_mixed", "gconv_mixed",
+         "group=4,in_reps=regular*2+q2+trivial,out_reps=q2*2+regular+trivial", 2, 11);
+    GRAD("gconv_mixed no bias", "gconv_mixed",
+         "group=6,in_reps=regular,out_reps=q3*2+q2,bias=false", 2, 6);
+}
+END_TEST
+
+START_TEST(gconv_mixed_equivariant_every_element)
+{
+    const int64_t N = 6, ci[3] = {2, 1, 1}, pi[3] = {6, 3, 1}, co[3] = {1, 2, 1},
+                  qo[3] = {2, 6, 3};
+    const int64_t in_w = 2 * 6 + 3 + 1, out_w = 2 + 12 + 3;
+    int64_t in_maps[6 * 16], out_maps[6 * 17];
+    for (int64_t k = 0; k < N; k++) {
+        mixed_map(k, 3, ci, pi, in_maps + k * in_w);
+        mixed_map(k, 3, co, qo, out_maps + k * out_w);
+    }
+    sl_model *m = one_module("gconv_mixed",
+                             "group=6,in_reps=regular*2+q2+trivial,out_reps=q3+regular*2+q2", 90);
+    sl_tensor x = random_input(2, SHAPE(3, in_w), 91);
+    double err = equivariance_error(m, &x, N, in_maps, in_w, out_maps, out_w);
+    printf("equivariance gconv_mixed: max rel err %.2e over %lld elements\n", err, (long long)N);
+    ck_assert_double_le(err, 1e-12);
+    sl_tensor_release(&x);
+    sl_model_free(m);
+}
+END_TEST
+
+/* With one block on each side it is gconv, parameter for parameter. */
+START_TEST(gconv_mixed_single_block_is_gconv)
+{
+    sl_model *g = one_module("gconv", "group=6,in_channels=2,out_channels=3,out_rep=quotient,"
+                                      "out_subgroup=2", 92);
+    sl_model *m = one_module("gconv_mixed", "group=6,in_reps=regular*2,out_reps=q2*3", 93);
+    ck_assert_int_eq(sl_model_numel(g), sl_model_numel(m));
+    ck_assert_sl_ok(sl_tensor_copy(sl_model_flat_params(m), sl_model_flat_params(g)));
+    sl_tensor x = random_input(2, SHAPE(4, 12), 94);
+    sl_tensor yg = run(g, &x), ym = run(m, &x);
+    ck_assert_double_le(rel_gap(&yg, &ym), 0.0);
+    sl_tensor_release(&yg);
+    sl_tensor_release(&ym);
+    sl_tensor_release(&x);
+    sl_model_free(m);
+    sl_model_free(g);
+}
+END_TEST
+
+static int add_mixed(const char *text)
+{
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    sl_options *o = sl_test_options(text);
+    int rc = sl_model_add(m, "gconv_mixed", o);
+    sl_options_free(o);
+    sl_model_free(m);
+    return rc;
+}
+
+/* Opaque: channels of different blocks are not interchangeable, so no
+ * hidden layer spans it; bad block lists are errors naming the option. */
+START_TEST(gconv_mixed_is_opaque)
+{
+    const char *const spec[] = {"gconv", "group=4,in_channels=1,out_channels=2", "relu", "-",
+                                "gconv_mixed", "group=4,in_reps=regular*2,out_reps=q2+regular",
+                                "relu", "-",
+                                "linear", "in_features=6,out_features=1", NULL};
+    sl_model *m = stack(spec, 95);
+    ck_assert_int_eq(sl_module_role_of(sl_model_module(m, 2))->kind, SL_ROLE_OPAQUE);
+    sl_structure *s;
+    ck_assert_sl_ok(sl_model_structure(m, &s));
+    ck_assert_int_eq(sl_structure_nhidden(s), 0);
+    sl_structure_free(s);
+    sl_model_free(m);
+    ck_assert_sl_fails(add_mixed("group=6,in_reps=regular*0,out_reps=regular"), SL_EINVAL,
+                       "in_reps: bad channel count");
+    ck_assert_sl_fails(add_mixed("group=6,in_reps=regular,out_reps=q4"), SL_EINVAL,
+                       "out_reps: 'q4'");
+    ck_assert_sl_fails(add_mixed("group=6,in_reps=regular+,out_reps=regular"), SL_EINVAL,
+                       "in_reps: empty");
+}
+END_TEST
+
 /* ---- p4: rotations by 90° of square images ------------------------------------------ */
 
 /* (R f)[i, j] = f[j, n - 1 - i] on the n x n planes of a sample of `planes`
@@ -892,6 +991,13 @@ static Suite *equivariant_suite(void)
     tcase_add_test(w, gconv_three_d_layout);
     tcase_add_test(w, symmetry_probes_on_gconv);
     suite_add_tcase(s, w);
+    TCase *mx = tcase_create("gconv_mixed");
+    tcase_add_checked_fixture(mx, setup, NULL);
+    tcase_add_test(mx, gradcheck_gconv_mixed);
+    tcase_add_test(mx, gconv_mixed_equivariant_every_element);
+    tcase_add_test(mx, gconv_mixed_single_block_is_gconv);
+    tcase_add_test(mx, gconv_mixed_is_opaque);
+    suite_add_tcase(s, mx);
     TCase *p4 = tcase_create("p4");
     tcase_add_checked_fixture(p4, setup, NULL);
     tcase_add_test(p4, gradcheck_p4);

@@ -12,6 +12,7 @@
 extern const sl_module_type eq_deepsets_type;
 extern const sl_module_type eq_set_pool_type;
 extern const sl_module_type eq_gconv_type;
+extern const sl_module_type eq_gconv_mixed_type;
 extern const sl_module_type eq_p4conv_type;
 extern const sl_module_type eq_p4pool_type;
 extern const sl_probe_type eq_hessian_type;
@@ -65,5 +66,47 @@ static inline int eq_scratch(sl_module *m, int slot, int64_t count, void **ptr)
     size_t n = (size_t)(count > 0 ? count : 1) * sl_dtype_size(sl_module_dtype(m));
     return sl_module_scratch(m, slot, n, ptr);
 }
+
+static inline int64_t eq_gcd(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* A linear map y = W x + b whose dense W (rows, cols) and b (rows) are
+ * tied to the module's parameters 0 (the weight, any shape) and 1 (the
+ * bias): W's entry e is weight[table[e]], b[r] = bias[bias_of_row[r]]
+ * (tied.c).  Forward builds W in scratch slot EQ_TIED_DENSE and runs one
+ * GEMM; backward forms the dense gradient in slot EQ_TIED_DGRAD (so W
+ * stays valid for a second backward) and folds it onto the parameters
+ * through the table.  Inputs are contiguous (B, cols) in effect. */
+enum { EQ_TIED_DENSE = 0, EQ_TIED_DGRAD = 1 };
+typedef struct eq_tied {
+    int64_t rows, cols;
+    int64_t *table;       /* rows * cols, owned */
+    int64_t *bias_of_row; /* rows, owned; NULL: no bias */
+} eq_tied;
+
+/* Allocates the tables (contents for the caller to fill). */
+int eq_tied_init(eq_tied *t, int64_t rows, int64_t cols, bool bias);
+void eq_tied_free(eq_tied *t);
+int eq_tied_forward(sl_module *m, const eq_tied *t, const sl_tensor *in, sl_tensor *out);
+int eq_tied_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
+                     const sl_tensor *grad_out, sl_tensor *grad_in);
+/* dst[e] = w[table[e]] and gw[table[e]] += src[e], for e < n. */
+void eq_tied_expand(sl_dtype dt, const void *w, const int64_t *table, int64_t n, void *dst);
+void eq_tied_fold(sl_dtype dt, const void *src, const int64_t *table, int64_t n, void *gw);
+
+/* Fills the tables of t for one pair of blocks of a C_N group convolution
+ * (gconv.c): output rows [row0, row0 + co q) — co channels on orbits of q —
+ * from input columns [col0, col0 + ci p), entry ((o, b), (c, a)) tied to
+ * weight[base + (o ci + c) d + (b - a) mod d], d = gcd(p, q), and row (o, b)
+ * to bias[ch0 + o].  Returns the block's weight entries, co ci d. */
+int64_t eq_cyclic_block(eq_tied *t, int64_t row0, int64_t col0, int64_t co, int64_t q,
+                        int64_t ci, int64_t p, int64_t base, int64_t ch0);
 
 #endif

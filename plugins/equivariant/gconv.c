@@ -40,10 +40,11 @@
  * checks it).  Parameters: c_out c_in d (+ c_out), against c_out q c_in p
  * (+ c_out q) for the dense layer.
  *
- * Computation: forward rebuilds W in a scratch slot and runs one GEMM, so it
- * costs what the dense layer costs, with no allocation once the scratch is
- * grown; backward forms the dense gradient gᵀ x (a second slot, so that W
- * stays valid) and folds it onto the taps.
+ * Computation (tied.c): an index table made once in create() says which tap
+ * each dense entry is; forward rebuilds W in a scratch slot and runs one
+ * GEMM, so it costs what the dense layer costs, with no allocation once the
+ * scratch is grown; backward forms the dense gradient gᵀ x and folds it
+ * onto the taps through the table.
  *
  * Role.  weight's rows are its output channels and its axis 1 the input
  * channels, the output is channel-major, and bias is per channel: it is a
@@ -66,10 +67,10 @@ typedef struct gc_state {
     int64_t group, in, out;  /* N, c_in, c_out */
     int64_t p, q, d;         /* input and output orbit sizes, taps = gcd(p, q) */
     bool bias;
+    eq_tied tied;            /* W[(o, b), (c, a)] = weight[o, c, (b - a) mod d] */
 } gc_state;
 
 enum { GC_WEIGHT = 0, GC_BIAS = 1 };
-enum { GC_DENSE = 0, GC_DGRAD = 1 }; /* scratch slots: W, and its gradient */
 
 static const sl_option_spec gc_options[] = {
     {"group", SL_OPT_INT, NULL, "N, the order of the cyclic group C_N", NULL},
@@ -85,16 +86,6 @@ static const sl_option_spec gc_options[] = {
     {"bias", SL_OPT_BOOL, "true", "learn a bias per output channel", NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL},
 };
-
-static int64_t gcd64(int64_t a, int64_t b)
-{
-    while (b) {
-        int64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
 
 /* The orbit size of one side's representation, validated. */
 static int orbit_size(const sl_options *opt, const char *side, int64_t group, int64_t *p)
@@ -117,6 +108,22 @@ static int orbit_size(const sl_options *opt, const char *side, int64_t group, in
     return SL_OK;
 }
 
+int64_t eq_cyclic_block(eq_tied *t, int64_t row0, int64_t col0, int64_t co, int64_t q,
+                        int64_t ci, int64_t p, int64_t base, int64_t ch0)
+{
+    const int64_t d = eq_gcd(p, q);
+    for (int64_t o = 0; o < co; o++)
+        for (int64_t b = 0; b < q; b++) {
+            if (t->bias_of_row)
+                t->bias_of_row[row0 + o * q + b] = ch0 + o;
+            for (int64_t c = 0; c < ci; c++)
+                for (int64_t a = 0; a < p; a++)
+                    t->table[(row0 + o * q + b) * t->cols + col0 + c * p + a] =
+                        base + (o * ci + c) * d + ((b - a) % d + d) % d;
+        }
+    return co * ci * d;
+}
+
 static int gc_create(sl_module *m, const sl_options *opt)
 {
     gc_state s = {.group = sl_options_int(opt, "group"),
@@ -130,7 +137,7 @@ static int gc_create(sl_module *m, const sl_options *opt)
                                    "and %lld", (long long)s.in, (long long)s.out);
     SL_TRY(orbit_size(opt, "in", s.group, &s.p));
     SL_TRY(orbit_size(opt, "out", s.group, &s.q));
-    s.d = gcd64(s.p, s.q);
+    s.d = eq_gcd(s.p, s.q);
     SL_TRY(sl_module_add_param(m, "weight", 3, (int64_t[]){s.out, s.in, s.d}));
     if (s.bias)
         SL_TRY(sl_module_add_param(m, "bias", 1, &s.out));
@@ -138,7 +145,9 @@ static int gc_create(sl_module *m, const sl_options *opt)
     if (!st)
         return sl_error(SL_ENOMEM, "gconv: out of memory");
     *st = s;
-    sl_module_set_state(m, st);
+    sl_module_set_state(m, st); /* destroy() frees it from here on */
+    SL_TRY(eq_tied_init(&st->tied, s.out * s.q, s.in * s.p, s.bias));
+    eq_cyclic_block(&st->tied, 0, 0, s.out, s.q, s.in, s.p, 0, 0);
     return SL_OK;
 }
 
@@ -178,44 +187,13 @@ static int gc_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, in
     return SL_OK;
 }
 
-/* Tap of the dense entry ((o, b), (c, a)): (b - a) mod d. */
-static inline int64_t tap(const gc_state *s, int64_t b, int64_t a)
-{
-    return ((b - a) % s->d + s->d) % s->d;
-}
-
-/* W (c_out q, c_in p) from the taps. */
-static void build_dense(const gc_state *s, sl_dtype dt, const void *w, void *W)
-{
-    const int64_t cols = s->in * s->p;
-    for (int64_t o = 0; o < s->out; o++)
-        for (int64_t b = 0; b < s->q; b++)
-            for (int64_t c = 0; c < s->in; c++)
-                for (int64_t a = 0; a < s->p; a++)
-                    eq_st(W, dt, (o * s->q + b) * cols + c * s->p + a,
-                          eq_ld(w, dt, (o * s->in + c) * s->d + tap(s, b, a)));
-}
-
 static int gc_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     const gc_state *s = sl_module_state(m);
     int nd;
     int64_t os[SL_MAX_DIMS];
     SL_TRY(gc_shape(m, in->ndim, in->shape, &nd, os));
-    const sl_dtype dt = in->dtype;
-    const int64_t B = in->shape[0], rows = s->out * s->q, cols = s->in * s->p;
-    void *W;
-    SL_TRY(eq_scratch(m, GC_DENSE, rows * cols, &W));
-    build_dense(s, dt, sl_module_param(m, GC_WEIGHT)->data, W);
-    /* y (B, rows) = x (B, cols) Wᵀ */
-    eq_gemm(dt, false, true, B, rows, cols, 1.0, in->data, cols, W, cols, 0.0, out->data, rows);
-    if (s->bias) {
-        const void *bias = sl_module_param(m, GC_BIAS)->data;
-        for (int64_t i = 0; i < B; i++)
-            for (int64_t r = 0; r < rows; r++)
-                eq_add(out->data, dt, i * rows + r, eq_ld(bias, dt, r / s->q));
-    }
-    return SL_OK;
+    return eq_tied_forward(m, &s->tied, in, out);
 }
 
 static int gc_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
@@ -223,38 +201,15 @@ static int gc_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
 {
     (void)out;
     const gc_state *s = sl_module_state(m);
-    const sl_dtype dt = in->dtype;
-    const int64_t B = in->shape[0], rows = s->out * s->q, cols = s->in * s->p;
-    void *W, *G;
-    SL_TRY(eq_scratch(m, GC_DENSE, rows * cols, &W)); /* forward's matrix */
-    SL_TRY(eq_scratch(m, GC_DGRAD, rows * cols, &G));
-    if (grad_in) /* gx (B, cols) = g (B, rows) W */
-        eq_gemm(dt, false, false, B, cols, rows, 1.0, grad_out->data, rows, W, cols, 0.0,
-                grad_in->data, cols);
-    /* G (rows, cols) = gᵀ x, then each dense entry's gradient onto its tap */
-    eq_gemm(dt, true, false, rows, cols, B, 1.0, grad_out->data, rows, in->data, cols, 0.0, G,
-            cols);
-    void *gw = sl_module_grad(m, GC_WEIGHT)->data;
-    for (int64_t o = 0; o < s->out; o++)
-        for (int64_t c = 0; c < s->in; c++)
-            for (int64_t b = 0; b < s->q; b++)
-                for (int64_t a = 0; a < s->p; a++)
-                    eq_add(gw, dt, (o * s->in + c) * s->d + tap(s, b, a),
-                           eq_ld(G, dt, (o * s->q + b) * cols + c * s->p + a));
-    if (s->bias) {
-        void *gb = sl_module_grad(m, GC_BIAS)->data;
-        for (int64_t o = 0; o < s->out; o++) {
-            double acc = 0;
-            for (int64_t i = 0; i < B; i++)
-                for (int64_t b = 0; b < s->q; b++)
-                    acc += eq_ld(grad_out->data, dt, i * rows + o * s->q + b);
-            eq_add(gb, dt, o, acc);
-        }
-    }
-    return SL_OK;
+    return eq_tied_backward(m, &s->tied, in, grad_out, grad_in);
 }
 
-static void gc_destroy(sl_module *m) { free(sl_module_state(m)); }
+static void gc_destroy(sl_module *m)
+{
+    gc_state *s = sl_module_state(m);
+    eq_tied_free(&s->tied);
+    free(s);
+}
 
 const sl_module_type eq_gconv_type = {
     .name = "gconv",

@@ -205,9 +205,7 @@ static int p4_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
     void *F, *cols;
     SL_TRY(eq_scratch(m, P4_FILTERS, rows * s->cols, &F));
     SL_TRY(eq_scratch(m, P4_COLS, s->cols * HW, &cols));
-    const void *w = sl_module_param(m, P4_WEIGHT)->data;
-    for (int64_t e = 0; e < rows * s->cols; e++)
-        eq_st(F, dt, e, eq_ld(w, dt, s->table[e]));
+    eq_tied_expand(dt, sl_module_param(m, P4_WEIGHT)->data, s->table, rows * s->cols, F);
     for (int64_t b = 0; b < B; b++) {
         char *yb = (char *)out->data + (size_t)(b * rows * HW) * es;
         patches(s, dt, (char *)in->data + (size_t)(b * s->planes * HW) * es, H, W, cols, false);
@@ -248,9 +246,7 @@ static int p4_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
                     true);
         }
     }
-    void *gw = sl_module_grad(m, P4_WEIGHT)->data;
-    for (int64_t e = 0; e < rows * s->cols; e++)
-        eq_add(gw, dt, s->table[e], eq_ld(gF, dt, e));
+    eq_tied_fold(dt, gF, s->table, rows * s->cols, sl_module_grad(m, P4_WEIGHT)->data);
     if (s->bias) {
         void *gbias = sl_module_grad(m, P4_BIAS)->data;
         for (int64_t o = 0; o < s->out; o++) {
