@@ -947,6 +947,47 @@ START_TEST(hessian_partial_lanczos_on_gconv)
 }
 END_TEST
 
+/* The caller's model (an f32 one: the probe works on an f64 clone) keeps
+ * its parameters and gradients, and the same options give the same record. */
+START_TEST(hessian_leaves_model_and_repeats)
+{
+    const char *const spec[] = {"deepsets", "in_channels=1,out_channels=2", "tanh", "-",
+                                "set_pool", "reduce=sum", "linear",
+                                "in_features=2,out_features=1", NULL};
+    sl_model *m64 = stack(spec, 54), *m;
+    ck_assert_sl_ok(sl_model_clone(m64, SL_F32, &m));
+    sl_dataset d = regression_data(10, 3, SHAPE(1, 1, 3), 1, 55);
+    const int64_t n = sl_model_numel(m);
+    for (int64_t i = 0; i < n; i++)
+        ((float *)sl_model_flat_grads(m)->data)[i] = (float)i;
+    sl_tensor before = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&before, SL_F32, 1, &n));
+    ck_assert_sl_ok(sl_tensor_copy(&before, sl_model_flat_params(m)));
+    sl_record *r1 = sl_record_new(), *r2 = sl_record_new();
+    sl_options *o = sl_test_options("k=2,iters=6,seed=3");
+    ck_assert_sl_ok(sl_probe_run("hessian", o, m, &d, r1));
+    ck_assert_sl_ok(sl_probe_run("hessian", o, m, &d, r2));
+    for (int64_t i = 0; i < n; i++) {
+        ck_assert(sl_tensor_flat_get(&before, i) == sl_tensor_flat_get(sl_model_flat_params(m), i));
+        ck_assert(((float *)sl_model_flat_grads(m)->data)[i] == (float)i);
+    }
+    ck_assert_int_eq(sl_record_count(r1), sl_record_count(r2));
+    for (int i = 0; i < sl_record_count(r1); i++)
+        ck_assert_msg(sl_record_value(r1, i) == sl_record_value(r2, i), "%s differs",
+                      sl_record_name(r1, i));
+    double iters;
+    ck_assert_sl_ok(sl_record_get(r1, "iters", &iters));
+    ck_assert_double_eq(iters, 6);
+    sl_options_free(o);
+    sl_record_free(r1);
+    sl_record_free(r2);
+    sl_tensor_release(&before);
+    sl_dataset_release(&d);
+    sl_model_free(m);
+    sl_model_free(m64);
+}
+END_TEST
+
 START_TEST(hessian_bad_input)
 {
     sl_model *m = one_module("linear", "in_features=2,out_features=1", 1);
@@ -1010,6 +1051,7 @@ static Suite *equivariant_suite(void)
     tcase_add_checked_fixture(h, setup, NULL);
     tcase_add_test(h, hessian_matches_dense_eigensolver);
     tcase_add_test(h, hessian_partial_lanczos_on_gconv);
+    tcase_add_test(h, hessian_leaves_model_and_repeats);
     tcase_add_test(h, hessian_bad_input);
     suite_add_tcase(s, h);
     return s;
