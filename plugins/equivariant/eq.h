@@ -1,0 +1,112 @@
+/* plugins/equivariant/eq.h — shared by the files of the equivariant plugin
+ * (internal: nothing here is exported; the plugin exports only
+ * sl_plugin_entry). */
+#ifndef SYMLAB_PLUGIN_EQ_H
+#define SYMLAB_PLUGIN_EQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <symlab/symlab.h>
+
+extern const sl_module_type eq_deepsets_type;
+extern const sl_module_type eq_set_pool_type;
+extern const sl_module_type eq_gconv_type;
+extern const sl_module_type eq_gconv_mixed_type;
+extern const sl_module_type eq_p4conv_type;
+extern const sl_module_type eq_p4pool_type;
+extern const sl_probe_type eq_hessian_type;
+
+/* The pooling modules (set_pool, p4pool): their option "reduce" chooses a
+ * mean ("mean") or another reduction; the state holds which (deepsets.c). */
+int eq_reduce_create(sl_module *m, const sl_options *opt);
+void eq_reduce_destroy(sl_module *m);
+static inline bool eq_reduce_mean(const sl_module *m)
+{
+    return *(const bool *)sl_module_state(m);
+}
+
+/* Element i of a contiguous f32 or f64 buffer, as double, and back.  The
+ * element loops of these layers are O(size of the activation); the O(size x
+ * width) work goes through eq_gemm. */
+static inline double eq_ld(const void *p, sl_dtype dt, int64_t i)
+{
+    return dt == SL_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+static inline void eq_st(void *p, sl_dtype dt, int64_t i, double v)
+{
+    if (dt == SL_F32)
+        ((float *)p)[i] = (float)v;
+    else
+        ((double *)p)[i] = v;
+}
+static inline void eq_add(void *p, sl_dtype dt, int64_t i, double v)
+{
+    if (dt == SL_F32)
+        ((float *)p)[i] += (float)v;
+    else
+        ((double *)p)[i] += v;
+}
+
+/* Row-major C (m x n) = alpha op(A) op(B) + beta C on raw pointers of dtype
+ * dt (sl_sgemm / sl_dgemm). */
+static inline void eq_gemm(sl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                           double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                           double beta, void *c, int64_t ldc)
+{
+    if (dt == SL_F32)
+        sl_sgemm(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
+    else
+        sl_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* One contiguous scratch slot of `count` elements of dt (module.h). */
+static inline int eq_scratch(sl_module *m, int slot, int64_t count, void **ptr)
+{
+    size_t n = (size_t)(count > 0 ? count : 1) * sl_dtype_size(sl_module_dtype(m));
+    return sl_module_scratch(m, slot, n, ptr);
+}
+
+static inline int64_t eq_gcd(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* A linear map y = W x + b whose dense W (rows, cols) and b (rows) are
+ * tied to the module's parameters 0 (the weight, any shape) and 1 (the
+ * bias): W's entry e is weight[table[e]], b[r] = bias[bias_of_row[r]]
+ * (tied.c).  Forward builds W in scratch slot EQ_TIED_DENSE and runs one
+ * GEMM; backward forms the dense gradient in slot EQ_TIED_DGRAD (so W
+ * stays valid for a second backward) and folds it onto the parameters
+ * through the table.  Inputs are contiguous (B, cols) in effect. */
+enum { EQ_TIED_DENSE = 0, EQ_TIED_DGRAD = 1 };
+typedef struct eq_tied {
+    int64_t rows, cols;
+    int64_t *table;       /* rows * cols, owned */
+    int64_t *bias_of_row; /* rows, owned; NULL: no bias */
+} eq_tied;
+
+/* Allocates the tables (contents for the caller to fill). */
+int eq_tied_init(eq_tied *t, int64_t rows, int64_t cols, bool bias);
+void eq_tied_free(eq_tied *t);
+int eq_tied_forward(sl_module *m, const eq_tied *t, const sl_tensor *in, sl_tensor *out);
+int eq_tied_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
+                     const sl_tensor *grad_out, sl_tensor *grad_in);
+/* dst[e] = w[table[e]] and gw[table[e]] += src[e], for e < n. */
+void eq_tied_expand(sl_dtype dt, const void *w, const int64_t *table, int64_t n, void *dst);
+void eq_tied_fold(sl_dtype dt, const void *src, const int64_t *table, int64_t n, void *gw);
+
+/* Fills the tables of t for one pair of blocks of a C_N group convolution
+ * (gconv.c): output rows [row0, row0 + co q) — co channels on orbits of q —
+ * from input columns [col0, col0 + ci p), entry ((o, b), (c, a)) tied to
+ * weight[base + (o ci + c) d + (b - a) mod d], d = gcd(p, q), and row (o, b)
+ * to bias[ch0 + o].  Returns the block's weight entries, co ci d. */
+int64_t eq_cyclic_block(eq_tied *t, int64_t row0, int64_t col0, int64_t co, int64_t q,
+                        int64_t ci, int64_t p, int64_t base, int64_t ch0);
+
+#endif
