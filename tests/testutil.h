@@ -49,6 +49,23 @@ static inline void sl_test_add_linear(sl_model *m, int64_t in, int64_t out, bool
     sl_options_free(o);
 }
 
+/* A built model from (type, options-text) pairs ending with NULL; options
+ * "" or NULL for the type's defaults.  Registers the built-ins and plugins
+ * first. */
+static inline sl_model *sl_test_model(sl_dtype dtype, uint64_t seed, const char *const *spec)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(dtype, &m));
+    for (int i = 0; spec[i]; i += 2) {
+        sl_options *o = sl_test_options(spec[i + 1]);
+        ck_assert_sl_ok(sl_model_add(m, spec[i], o));
+        sl_options_free(o);
+    }
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    return m;
+}
+
 /* An int64_t shape literal and its length: SHAPE(2, 3, 5), NDIM(2, 3, 5). */
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define NDIM(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))

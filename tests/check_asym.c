@@ -1,0 +1,303 @@
+/* tests/check_asym.c — the asym plugin (issue 12): the W-asymmetric linear
+ * layer and FiGLU against finite differences, fixed entries that no
+ * optimizer moves, masks that follow mask_seed and nothing else, and roles
+ * that keep the structure walker from seeing symmetries these layers
+ * removed. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#include "testutil.h"
+
+#define GRADCHECK(label, type, text, ...) \
+    sl_test_gradcheck(label, type, text, false, 7, 0.0, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__))
+
+#define MODEL(dtype, seed, ...) sl_test_model(dtype, seed, (const char *const[]){__VA_ARGS__, NULL})
+
+static sl_tensor random_tensor(int ndim, const int64_t *shape, uint64_t seed)
+{
+    sl_tensor t = {0};
+    sl_rng rng;
+    sl_rng_seed(&rng, seed);
+    ck_assert_sl_ok(sl_tensor_alloc(&t, SL_F64, ndim, shape));
+    ck_assert_sl_ok(sl_tensor_normal(&t, &rng, 0.0, 1.0));
+    return t;
+}
+
+/* ---------------------------------------------------------------- gradients */
+
+START_TEST(asym_linear_gradcheck)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    GRADCHECK("asym_linear", "asym_linear",
+              "in_features=7,out_features=5,n_fix=3,kappa=0.5,mask_seed=4", 3, 7);
+    GRADCHECK("asym_linear no bias", "asym_linear",
+              "in_features=6,out_features=4,n_fix=5,mask_seed=9,bias=false", 2, 6);
+    GRADCHECK("asym_linear n_fix=0", "asym_linear",
+              "in_features=4,out_features=3,n_fix=0,mask_seed=1", 2, 4);
+}
+END_TEST
+
+START_TEST(figlu_gradcheck)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    GRADCHECK("figlu", "figlu", "features=6,mask_seed=3", 4, 6);
+    GRADCHECK("figlu std=0.3", "figlu", "features=3,mask_seed=8,std=0.3", 2, 3);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- fixed entries */
+
+/* The effective weight (out, in) of a one-layer, bias-free asym_linear
+ * model, read through forward alone: y(I) = I W_effᵀ = W_effᵀ exactly
+ * (each output sums one product with 1 and products with 0). */
+static void effective_weight(sl_model *m, int64_t in, int64_t out, double *w)
+{
+    sl_tensor eye = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&eye, SL_F64, 2, SHAPE(in, in)));
+    for (int64_t j = 0; j < in; j++)
+        sl_tensor_set(&eye, SHAPE(j, j), 1.0);
+    const sl_tensor *y;
+    ck_assert_sl_ok(sl_model_forward(m, &eye, &y));
+    for (int64_t i = 0; i < out; i++)
+        for (int64_t j = 0; j < in; j++)
+            w[i * in + j] = sl_tensor_get(y, SHAPE(j, i));
+    sl_tensor_release(&eye);
+}
+
+enum { IN = 9, OUT = 6, NFIX = 4 };
+#define ALIN_OPTIONS "in_features=9,out_features=6,n_fix=4,kappa=0.7,bias=false,mask_seed="
+
+static sl_model *one_layer(uint64_t model_seed, const char *mask_seed)
+{
+    char text[128];
+    snprintf(text, sizeof text, "%s%s", ALIN_OPTIONS, mask_seed);
+    return MODEL(SL_F64, model_seed, "asym_linear", text);
+}
+
+/* Trains a one-layer model for 25 full-batch MSE steps with `optim` and
+ * checks that in every row exactly NFIX entries of W_eff kept their bits,
+ * that they are the weight_fixed buffer's values in column order, and
+ * that every other entry moved. */
+static void check_fixed_under(const char *optim, const char *options)
+{
+    sl_model *m = one_layer(5, "77");
+    double before[OUT * IN], after[OUT * IN];
+    effective_weight(m, IN, OUT, before);
+    sl_tensor x = random_tensor(2, SHAPE(16, IN), 1), y = random_tensor(2, SHAPE(16, OUT), 2);
+    const sl_loss_type *mse = sl_registry_find(SL_KIND_LOSS, "mse");
+    sl_options *o = sl_test_options(options);
+    sl_optim *opt;
+    ck_assert_sl_ok(sl_optim_new(optim, m, o, &opt));
+    for (int step = 0; step < 25; step++) {
+        double loss;
+        ck_assert_sl_ok(sl_model_loss(m, mse, &x, &y, true, &loss));
+        ck_assert_sl_ok(sl_optim_step(opt));
+    }
+    effective_weight(m, IN, OUT, after);
+    const sl_tensor *fixed = sl_model_buffer(m, 0);
+    ck_assert_str_eq(sl_model_buffer_name(m, 0), "0.weight_fixed");
+    for (int64_t i = 0; i < OUT; i++) {
+        int64_t kept = 0;
+        for (int64_t j = 0; j < IN; j++) {
+            if (before[i * IN + j] != after[i * IN + j])
+                continue;
+            ck_assert_int_lt(kept, NFIX);
+            ck_assert_msg(after[i * IN + j] == sl_tensor_get(fixed, SHAPE(i, kept)),
+                          "%s: row %lld col %lld kept %.17g, buffer holds %.17g", optim,
+                          (long long)i, (long long)j, after[i * IN + j],
+                          sl_tensor_get(fixed, SHAPE(i, kept)));
+            kept++;
+        }
+        ck_assert_msg(kept == NFIX, "%s: row %lld kept %lld entries, wanted %d", optim,
+                      (long long)i, (long long)kept, NFIX);
+    }
+    sl_optim_free(opt);
+    sl_options_free(o);
+    sl_tensor_release(&x);
+    sl_tensor_release(&y);
+    sl_model_free(m);
+}
+
+START_TEST(fixed_entries_never_change)
+{
+    check_fixed_under("sgd", "lr=0.2,momentum=0.9,weight_decay=0.1");
+    check_fixed_under("adam", "lr=0.05,weight_decay=0.1");
+    check_fixed_under("adamw", "lr=0.05,weight_decay=0.5");
+}
+END_TEST
+
+/* Only the free entries are parameters: the optimizer has no state for the
+ * fixed ones. */
+START_TEST(fixed_entries_are_not_parameters)
+{
+    sl_model *m = MODEL(SL_F32, 1, "asym_linear",
+                        "in_features=10,out_features=7,n_fix=3,mask_seed=2");
+    ck_assert_int_eq(sl_model_numel(m), 7 * (10 - 3) + 7);
+    ck_assert_str_eq(sl_model_param_name(m, 0), "0.weight");
+    ck_assert_int_eq(sl_model_param(m, 0)->shape[1], 7);
+    ck_assert_int_eq(sl_model_nbuffers(m), 1);
+    sl_model_free(m);
+}
+END_TEST
+
+/* Two models with one mask_seed and different model seeds pin the same
+ * entries to the same values; another mask_seed pins others. */
+START_TEST(masks_follow_mask_seed)
+{
+    sl_model *a = one_layer(1, "31"), *b = one_layer(2, "31"), *c = one_layer(3, "32");
+    double wa[OUT * IN], wb[OUT * IN], wc[OUT * IN];
+    effective_weight(a, IN, OUT, wa);
+    effective_weight(b, IN, OUT, wb);
+    effective_weight(c, IN, OUT, wc);
+    int same_ab = 0, same_ac = 0;
+    for (int i = 0; i < OUT * IN; i++) {
+        same_ab += wa[i] == wb[i];
+        same_ac += wa[i] == wc[i];
+    }
+    ck_assert_int_eq(same_ab, OUT * NFIX); /* the fixed entries, nothing else */
+    ck_assert_int_eq(same_ac, 0);          /* other columns or other values */
+    sl_model_free(a);
+    sl_model_free(b);
+    sl_model_free(c);
+}
+END_TEST
+
+/* Over many rows every column is fixed about equally often (per row the
+ * columns are a uniform draw without replacement), and the fixed values
+ * have standard deviation kappa. */
+START_TEST(mask_columns_are_uniform)
+{
+    enum { ROWS = 3000, COLS = 10, FIX = 3 };
+    sl_model *m = MODEL(SL_F64, 1, "asym_linear",
+                        "in_features=10,out_features=3000,n_fix=3,kappa=0.25,bias=false,"
+                        "mask_seed=5");
+    sl_model *p;
+    ck_assert_sl_ok(sl_model_clone(m, SL_F64, &p));
+    ck_assert_sl_ok(sl_tensor_fill(sl_model_param(p, 0), 1e9)); /* free entries: 1e9 */
+    static double w[ROWS * COLS];
+    effective_weight(p, COLS, ROWS, w);
+    int64_t count[COLS] = {0};
+    double sum2 = 0;
+    for (int64_t i = 0; i < ROWS; i++) {
+        int per_row = 0;
+        for (int64_t j = 0; j < COLS; j++)
+            if (w[i * COLS + j] != 1e9) {
+                count[j]++;
+                per_row++;
+                sum2 += w[i * COLS + j] * w[i * COLS + j];
+            }
+        ck_assert_int_eq(per_row, FIX);
+    }
+    /* each count ~ Binomial(3000, 0.3): mean 900, sd 25 */
+    for (int j = 0; j < COLS; j++)
+        ck_assert_msg(llabs(count[j] - 900) < 125, "column %d fixed %lld times of 3000", j,
+                      (long long)count[j]);
+    double sd = sqrt(sum2 / (ROWS * FIX));
+    ck_assert_msg(fabs(sd - 0.25) < 0.01, "fixed values have sd %g, kappa 0.25", sd);
+    sl_model_free(p);
+    sl_model_free(m);
+}
+END_TEST
+
+/* FiGLU's F is the same for one mask_seed whatever the model seed. */
+START_TEST(figlu_mix_follows_mask_seed)
+{
+    sl_model *a = MODEL(SL_F64, 1, "figlu", "features=5,mask_seed=3");
+    sl_model *b = MODEL(SL_F64, 2, "figlu", "features=5,mask_seed=3");
+    sl_model *c = MODEL(SL_F64, 1, "figlu", "features=5,mask_seed=4");
+    const sl_tensor *fa = sl_model_buffer(a, 0), *fb = sl_model_buffer(b, 0),
+                    *fc = sl_model_buffer(c, 0);
+    int same_ab = 0, same_ac = 0;
+    for (int64_t i = 0; i < 25; i++) {
+        same_ab += sl_tensor_flat_get(fa, i) == sl_tensor_flat_get(fb, i);
+        same_ac += sl_tensor_flat_get(fa, i) == sl_tensor_flat_get(fc, i);
+    }
+    ck_assert_int_eq(same_ab, 25);
+    ck_assert_int_eq(same_ac, 0);
+    /* and the forward is sigmoid(F x) * x */
+    sl_tensor x = random_tensor(2, SHAPE(2, 5), 3);
+    const sl_tensor *y;
+    ck_assert_sl_ok(sl_model_forward(a, &x, &y));
+    for (int64_t r = 0; r < 2; r++)
+        for (int64_t i = 0; i < 5; i++) {
+            double z = 0;
+            for (int64_t j = 0; j < 5; j++)
+                z += sl_tensor_get(fa, SHAPE(i, j)) * sl_tensor_get(&x, SHAPE(r, j));
+            double want = sl_tensor_get(&x, SHAPE(r, i)) / (1 + exp(-z));
+            ck_assert_double_eq_tol(sl_tensor_get(y, SHAPE(r, i)), want, 1e-14);
+        }
+    sl_tensor_release(&x);
+    sl_model_free(a);
+    sl_model_free(b);
+    sl_model_free(c);
+}
+END_TEST
+
+START_TEST(bad_options)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F32, &m));
+    sl_options *o = sl_test_options("in_features=4,out_features=3,n_fix=4,mask_seed=1");
+    ck_assert_sl_fails(sl_model_add(m, "asym_linear", o), SL_EINVAL, "n_fix");
+    sl_options_free(o);
+    o = sl_test_options("in_features=4,out_features=3,n_fix=1");
+    ck_assert_sl_fails(sl_model_add(m, "asym_linear", o), SL_EINVAL, "mask_seed");
+    sl_options_free(o);
+    o = sl_test_options("features=0,mask_seed=1");
+    ck_assert_sl_fails(sl_model_add(m, "figlu", o), SL_EINVAL, "features");
+    sl_options_free(o);
+    sl_model_free(m);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- roles */
+
+/* A standard MLP has hidden layers; its W-asymmetric and σ-asymmetric
+ * versions have none the walker could permute. */
+START_TEST(walker_sees_no_symmetry)
+{
+    sl_model *std = MODEL(SL_F64, 1, "linear", "in_features=5,out_features=4", "relu", "",
+                          "linear", "in_features=4,out_features=3");
+    sl_model *w = MODEL(SL_F64, 1, "asym_linear", "in_features=5,out_features=4,n_fix=2,mask_seed=1",
+                        "relu", "", "asym_linear",
+                        "in_features=4,out_features=3,n_fix=2,mask_seed=2");
+    sl_model *s = MODEL(SL_F64, 1, "linear", "in_features=5,out_features=4", "figlu",
+                        "features=4,mask_seed=1", "linear", "in_features=4,out_features=3");
+    sl_structure *st;
+    ck_assert_sl_ok(sl_model_structure(std, &st));
+    ck_assert_int_eq(sl_structure_nhidden(st), 1);
+    sl_structure_free(st);
+    ck_assert_sl_ok(sl_model_structure(w, &st));
+    ck_assert_int_eq(sl_structure_nhidden(st), 0);
+    sl_structure_free(st);
+    ck_assert_sl_ok(sl_model_structure(s, &st));
+    ck_assert_int_eq(sl_structure_nlayers(st), 2);
+    ck_assert_int_eq(sl_structure_nhidden(st), 0);
+    sl_structure_free(st);
+    sl_model_free(std);
+    sl_model_free(w);
+    sl_model_free(s);
+}
+END_TEST
+
+static Suite *asym_suite(void)
+{
+    Suite *s = suite_create("asym");
+    TCase *layers = tcase_create("layers");
+    tcase_add_test(layers, asym_linear_gradcheck);
+    tcase_add_test(layers, figlu_gradcheck);
+    tcase_add_test(layers, fixed_entries_never_change);
+    tcase_add_test(layers, fixed_entries_are_not_parameters);
+    tcase_add_test(layers, masks_follow_mask_seed);
+    tcase_add_test(layers, mask_columns_are_uniform);
+    tcase_add_test(layers, figlu_mix_follows_mask_seed);
+    tcase_add_test(layers, bad_options);
+    tcase_add_test(layers, walker_sees_no_symmetry);
+    suite_add_tcase(s, layers);
+    return s;
+}
+
+int main(void) { return sl_test_run(asym_suite()); }
