@@ -7,6 +7,8 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -283,6 +285,141 @@ START_TEST(walker_sees_no_symmetry)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- interpolate */
+
+/* A fresh file name under /tmp (the file exists, empty); unlink it after. */
+static void temp_path(char *buf, size_t size)
+{
+    snprintf(buf, size, "/tmp/check_asym.XXXXXX");
+    int fd = mkstemp(buf);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+/* Runs the interpolate probe on a against b (saved to a checkpoint). */
+static sl_record *interpolate(sl_model *a, sl_model *b, const sl_dataset *d, const char *extra)
+{
+    char path[64], text[256];
+    temp_path(path, sizeof path);
+    ck_assert_sl_ok(sl_model_save(b, path));
+    snprintf(text, sizeof text, "other=%s%s%s", path, extra ? "," : "", extra ? extra : "");
+    sl_record *r = sl_test_probe("interpolate", text, a, d);
+    unlink(path);
+    return r;
+}
+
+static double get_i(const sl_record *r, const char *stem, int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s_%d", stem, i);
+    return sl_test_get(r, name);
+}
+
+/* n rows of 4 features and labels in 0..2. */
+static void label_data(sl_dataset *d, int64_t n, uint64_t seed)
+{
+    sl_tensor x = random_tensor(2, SHAPE(n, 4), seed), y = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&y, SL_I64, 1, SHAPE(n)));
+    for (int64_t i = 0; i < n; i++)
+        ((int64_t *)y.data)[i] = i % 3;
+    ck_assert_sl_ok(sl_dataset_from_tensors(&x, &y, d));
+    sl_tensor_release(&x);
+    sl_tensor_release(&y);
+}
+
+/* A model against itself: a flat curve, no barrier. */
+START_TEST(interpolate_identical_models)
+{
+    sl_model *a = MODEL(SL_F32, 3, "asym_linear", "in_features=4,out_features=6,n_fix=2,mask_seed=1",
+                        "relu", "", "linear", "in_features=6,out_features=3");
+    sl_dataset d = {0};
+    label_data(&d, 30, 4);
+    sl_record *r = interpolate(a, a, &d, "points=5");
+    double l0 = get_i(r, "loss", 0), a0 = get_i(r, "acc", 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_double_eq(get_i(r, "lambda", i), i / 4.0);
+        ck_assert_double_eq(get_i(r, "loss", i), l0);
+        ck_assert_double_eq(get_i(r, "acc", i), a0);
+    }
+    ck_assert_double_eq(sl_test_get(r, "barrier"), 0.0);
+    ck_assert_double_eq(sl_test_get(r, "acc_barrier"), 0.0);
+    ck_assert_double_le(fabs(sl_test_get(r, "max_barrier")), 1e-6 * l0);
+    sl_record_free(r);
+    sl_dataset_release(&d);
+    sl_model_free(a);
+}
+END_TEST
+
+/* A linear model under MSE: along the line the residual of row n is
+ * d_n + λ e_n, so L(λ) = mean (d + λ e)², a quadratic whose midpoint
+ * barrier is −mean(e²)/4 and whose rise above the chord is never
+ * positive. */
+START_TEST(interpolate_linear_mse_is_quadratic)
+{
+    enum { N = 20, D = 3, K = 6 };
+    sl_model *a = MODEL(SL_F64, 1, "linear", "in_features=3,out_features=1");
+    sl_model *b = MODEL(SL_F64, 2, "linear", "in_features=3,out_features=1");
+    sl_tensor x = random_tensor(2, SHAPE(N, D), 5), y = random_tensor(2, SHAPE(N, 1), 6);
+    sl_dataset ds = {0};
+    ck_assert_sl_ok(sl_dataset_from_tensors(&x, &y, &ds)); /* rounds to f32: read back */
+    sl_record *r = interpolate(a, b, &ds, "points=6,loss=mse");
+    const sl_tensor *wa = sl_model_param(a, 0), *ba = sl_model_param(a, 1);
+    const sl_tensor *wb = sl_model_param(b, 0), *bb = sl_model_param(b, 1);
+    double dres[N], e[N], q = 0;
+    for (int n = 0; n < N; n++) {
+        dres[n] = sl_tensor_flat_get(ba, 0) - sl_tensor_flat_get(&ds.y, n);
+        e[n] = sl_tensor_flat_get(bb, 0) - sl_tensor_flat_get(ba, 0);
+        for (int j = 0; j < D; j++) {
+            double xv = sl_tensor_flat_get(&ds.x, n * D + j);
+            dres[n] += xv * sl_tensor_flat_get(wa, j);
+            e[n] += xv * (sl_tensor_flat_get(wb, j) - sl_tensor_flat_get(wa, j));
+        }
+        q += e[n] * e[n] / N;
+    }
+    for (int i = 0; i < K; i++) {
+        double t = i / (K - 1.0), want = 0;
+        for (int n = 0; n < N; n++)
+            want += (dres[n] + t * e[n]) * (dres[n] + t * e[n]) / N;
+        ck_assert_double_eq_tol(get_i(r, "loss", i), want, 1e-12 * want);
+    }
+    ck_assert_double_eq_tol(sl_test_get(r, "barrier"), -q / 4, 1e-12 * q);
+    ck_assert_double_le(sl_test_get(r, "max_barrier"), 1e-12 * q); /* the endpoints, 0 */
+    ck_assert_double_ge(sl_test_get(r, "max_barrier"), -1e-12 * q);
+    ck_assert_int_eq(sl_record_get(r, "acc_0", &q), SL_ENOTFOUND); /* no labels */
+    sl_record_free(r);
+    sl_dataset_release(&ds);
+    sl_tensor_release(&x);
+    sl_tensor_release(&y);
+    sl_model_free(a);
+    sl_model_free(b);
+}
+END_TEST
+
+START_TEST(interpolate_bad_options)
+{
+    sl_model *a = MODEL(SL_F32, 1, "linear", "in_features=4,out_features=3");
+    sl_dataset d = {0};
+    label_data(&d, 6, 1);
+    sl_record *r = sl_record_new();
+    sl_options *o = sl_test_options("other=/nonexistent/b.safetensors");
+    ck_assert_sl_fails(sl_probe_run("interpolate", o, a, &d, r), SL_EIO, "other");
+    sl_options_free(o);
+    o = sl_test_options("other=x,points=1");
+    ck_assert_sl_fails(sl_probe_run("interpolate", o, a, &d, r), SL_EINVAL, "points");
+    sl_options_free(o);
+    o = sl_test_options("");
+    ck_assert_sl_fails(sl_probe_run("interpolate", o, a, &d, r), SL_EINVAL, "other");
+    sl_options_free(o);
+    o = sl_test_options("other=x");
+    ck_assert_sl_fails(sl_probe_run("interpolate", o, a, NULL, r), SL_EINVAL, "dataset");
+    sl_options_free(o);
+    sl_record_free(r);
+    sl_dataset_release(&d);
+    sl_model_free(a);
+}
+END_TEST
+
 static Suite *asym_suite(void)
 {
     Suite *s = suite_create("asym");
@@ -297,6 +434,11 @@ static Suite *asym_suite(void)
     tcase_add_test(layers, bad_options);
     tcase_add_test(layers, walker_sees_no_symmetry);
     suite_add_tcase(s, layers);
+    TCase *interp = tcase_create("interpolate");
+    tcase_add_test(interp, interpolate_identical_models);
+    tcase_add_test(interp, interpolate_linear_mse_is_quadratic);
+    tcase_add_test(interp, interpolate_bad_options);
+    suite_add_tcase(s, interp);
     return s;
 }
 

@@ -66,6 +66,27 @@ static inline sl_model *sl_test_model(sl_dtype dtype, uint64_t seed, const char 
     return m;
 }
 
+/* Runs probe `name` with options `text` on m and d; the caller frees the
+ * record. */
+static inline sl_record *sl_test_probe(const char *name, const char *text, sl_model *m,
+                                       const sl_dataset *d)
+{
+    sl_record *r = sl_record_new();
+    ck_assert_ptr_nonnull(r);
+    sl_options *o = sl_test_options(text);
+    ck_assert_sl_ok(sl_probe_run(name, o, m, d, r));
+    sl_options_free(o);
+    return r;
+}
+
+/* The record's value of `name`, failing the test if it is absent. */
+static inline double sl_test_get(const sl_record *r, const char *name)
+{
+    double v;
+    ck_assert_msg(sl_record_get(r, name, &v) == SL_OK, "no '%s' in the record", name);
+    return v;
+}
+
 /* An int64_t shape literal and its length: SHAPE(2, 3, 5), NDIM(2, 3, 5). */
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define NDIM(...) ((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))

@@ -5,6 +5,8 @@
  *
  *   asym_linear  W-asymmetric linear layer (asym_linear.c)
  *   figlu        sigmoid(F x) ⊙ x with a fixed random F (figlu.c)
+ *   interpolate  probe: loss and accuracy along the straight line between
+ *                two models, and the barrier on it (interpolate.c)
  *
  * Why both layers declare themselves opaque to the structure walker
  * (module.h).  The walker's vocabulary describes layers whose hidden units
@@ -39,5 +41,13 @@ enum {
 
 extern const sl_module_type asym_linear_type;
 extern const sl_module_type figlu_type;
+extern const sl_probe_type interpolate_probe;
+
+/* A new model like `model` (same modules, same dtype) holding the
+ * checkpoint `path`, into *out (the caller frees it): the second model of
+ * a pair, for probes that compare two.  Errors name `owner` and the option
+ * "other": an empty path, or the checkpoint's own error (missing file,
+ * other names or shapes). */
+int asym_load_other(sl_model *model, const char *path, const char *owner, sl_model **out);
 
 #endif

@@ -1,0 +1,158 @@
+/* plugins/asym/interpolate.c — the "interpolate" probe: linear mode
+ * connectivity of two models of one architecture.
+ *
+ * Along θ(λ) = (1 − λ) θ₁ + λ θ₂ at k evenly spaced points λ_i = i/(k − 1)
+ * (every parameter and every buffer, so batch norm's running statistics are
+ * interpolated too), it evaluates the loss and, for label targets, the
+ * accuracy on the probe's dataset in evaluation mode.  θ₁ is the probe's
+ * model, θ₂ the checkpoint named by the option `other` (a model saved from
+ * the same architecture; for asymmetric layers, built with the same
+ * mask_seed — the fixed entries are then equal at both ends and stay so).
+ * Entries equal at both ends are kept exactly, not recomputed.
+ *
+ * Records:
+ *   lambda_i, loss_i, acc_i   the curve, i = 0 .. k−1 (acc_* for labels);
+ *   barrier                   L(θ(½)) − ½ (L(θ₁) + L(θ₂)), the midpoint
+ *                             barrier (θ(½) is evaluated even when k is
+ *                             even);
+ *   max_barrier               max_i L(θ(λ_i)) − [(1 − λ_i) L(θ₁) + λ_i L(θ₂)],
+ *                             the largest rise above the chord;
+ *   acc_barrier, max_acc_barrier   the same for the accuracy, as a drop
+ *                             below the chord.
+ * The model itself is not changed.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#include "asym.h"
+
+static const sl_option_spec interp_options[] = {
+    {"other", SL_OPT_STRING, NULL, "checkpoint (safetensors) of the second model, theta_2",
+     NULL},
+    {"points", SL_OPT_INT, "25", "k: evaluate at lambda = i/(k-1), i = 0..k-1 (k >= 2)", NULL},
+    {"loss", SL_OPT_STRING, "cross_entropy", "loss to evaluate", NULL},
+    {"batch", SL_OPT_INT, "1000", "evaluation batch size", NULL},
+    {NULL, SL_OPT_INT, NULL, NULL, NULL}};
+
+/* dst = (1 − t) a + t b elementwise, entries equal in a and b copied. */
+#define DEFINE_LERP(T, SUF)                                                              \
+    static void lerp_##SUF(T *dst, const T *a, const T *b, int64_t n, double t)          \
+    {                                                                                    \
+        for (int64_t i = 0; i < n; i++)                                                  \
+            dst[i] = a[i] == b[i] ? a[i] : (T)((1 - t) * (double)a[i] + t * (double)b[i]); \
+    }
+DEFINE_LERP(float, f32)
+DEFINE_LERP(double, f64)
+
+static void lerp(sl_tensor *dst, const sl_tensor *a, const sl_tensor *b, double t)
+{
+    int64_t n = sl_tensor_numel(dst);
+    if (dst->dtype == SL_F32)
+        lerp_f32(dst->data, a->data, b->data, n, t);
+    else
+        lerp_f64(dst->data, a->data, b->data, n, t);
+}
+
+/* work = θ(t) of a and b, parameters and buffers. */
+static void set_point(sl_model *work, sl_model *a, sl_model *b, double t)
+{
+    lerp(sl_model_flat_params(work), sl_model_flat_params(a), sl_model_flat_params(b), t);
+    for (int i = 0; i < sl_model_nbuffers(work); i++)
+        lerp(sl_model_buffer(work, i), sl_model_buffer(a, i), sl_model_buffer(b, i), t);
+}
+
+typedef struct point {
+    double loss, acc; /* acc NaN without labels */
+} point;
+
+static int evaluate_at(sl_model *work, sl_model *a, sl_model *b, double t,
+                       const sl_options *opt, const sl_dataset *data, sl_record *scratch,
+                       point *p)
+{
+    set_point(work, a, b, t);
+    sl_record_clear(scratch);
+    SL_TRY(sl_evaluate(work, data, sl_options_string(opt, "loss"),
+                       sl_options_int(opt, "batch"), scratch));
+    SL_TRY(sl_record_get(scratch, "loss", &p->loss));
+    if (sl_record_get(scratch, "accuracy", &p->acc) < 0)
+        p->acc = NAN;
+    return SL_OK;
+}
+
+static int put_indexed(sl_record *out, const char *stem, int64_t i, double v)
+{
+    char name[48];
+    snprintf(name, sizeof name, "%s_%lld", stem, (long long)i);
+    return sl_record_set(out, name, v);
+}
+
+/* The curve, then the barriers from it. */
+static int sweep(sl_model *work, sl_model *a, sl_model *b, const sl_options *opt,
+                 const sl_dataset *data, sl_record *scratch, sl_record *out)
+{
+    int64_t k = sl_options_int(opt, "points");
+    point p0, p1, mid, p;
+    SL_TRY(evaluate_at(work, a, b, 0.0, opt, data, scratch, &p0));
+    SL_TRY(evaluate_at(work, a, b, 1.0, opt, data, scratch, &p1));
+    SL_TRY(evaluate_at(work, a, b, 0.5, opt, data, scratch, &mid));
+    bool labels = !isnan(p0.acc);
+    double max_barrier = -INFINITY, max_acc_barrier = -INFINITY;
+    for (int64_t i = 0; i < k; i++) {
+        double t = (double)i / (double)(k - 1);
+        if (i == 0)
+            p = p0;
+        else if (i == k - 1)
+            p = p1;
+        else
+            SL_TRY(evaluate_at(work, a, b, t, opt, data, scratch, &p));
+        SL_TRY(put_indexed(out, "lambda", i, t));
+        SL_TRY(put_indexed(out, "loss", i, p.loss));
+        max_barrier = fmax(max_barrier, p.loss - ((1 - t) * p0.loss + t * p1.loss));
+        if (labels) {
+            SL_TRY(put_indexed(out, "acc", i, p.acc));
+            max_acc_barrier = fmax(max_acc_barrier, (1 - t) * p0.acc + t * p1.acc - p.acc);
+        }
+    }
+    SL_TRY(sl_record_set(out, "barrier", mid.loss - 0.5 * (p0.loss + p1.loss)));
+    SL_TRY(sl_record_set(out, "max_barrier", max_barrier));
+    if (labels) {
+        SL_TRY(sl_record_set(out, "acc_barrier", 0.5 * (p0.acc + p1.acc) - mid.acc));
+        SL_TRY(sl_record_set(out, "max_acc_barrier", max_acc_barrier));
+    }
+    return SL_OK;
+}
+
+static int interp_measure(const sl_options *opt, sl_model *model, const sl_dataset *data,
+                          sl_record *out)
+{
+    if (!data)
+        return sl_error(SL_EINVAL, "interpolate: needs a dataset to evaluate on");
+    int64_t k = sl_options_int(opt, "points");
+    if (k < 2)
+        return sl_error(SL_EINVAL, "interpolate: points must be >= 2, got %lld", (long long)k);
+    if (!sl_registry_find(SL_KIND_LOSS, sl_options_string(opt, "loss")))
+        return sl_error_context(SL_ENOTFOUND, "interpolate: option 'loss'");
+    sl_model *other = NULL, *work = NULL;
+    sl_record *scratch = sl_record_new();
+    int rc = scratch ? SL_OK : sl_error(SL_ENOMEM, "interpolate: out of memory");
+    if (rc >= 0)
+        rc = asym_load_other(model, sl_options_string(opt, "other"), "interpolate", &other);
+    if (rc >= 0)
+        rc = sl_model_clone(model, sl_model_dtype(model), &work);
+    if (rc >= 0)
+        rc = sweep(work, model, other, opt, data, scratch, out);
+    sl_record_free(scratch);
+    sl_model_free(work);
+    sl_model_free(other);
+    return rc;
+}
+
+const sl_probe_type interpolate_probe = {
+    .name = "interpolate",
+    .summary = "loss and accuracy along (1-t) theta_1 + t theta_2 (a checkpoint), and the "
+               "barrier",
+    .options = interp_options,
+    .measure = interp_measure,
+};
