@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "assignment.h"
 #include "testutil.h"
 
 #define GRADCHECK(label, type, text, ...) \
@@ -420,6 +421,281 @@ START_TEST(interpolate_bad_options)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- assignment */
+
+/* The best sum over all permutations of 0..n-1, by enumeration. */
+static void brute(int n, const double *c, int depth, int *perm, bool *used, double sum,
+                  double *best_min, double *best_max)
+{
+    if (depth == n) {
+        *best_min = fmin(*best_min, sum);
+        *best_max = fmax(*best_max, sum);
+        return;
+    }
+    for (int j = 0; j < n; j++) {
+        if (used[j])
+            continue;
+        used[j] = true;
+        perm[depth] = j;
+        brute(n, c, depth + 1, perm, used, sum + c[depth * n + j], best_min, best_max);
+        used[j] = false;
+    }
+}
+
+/* Σ_i c[i][col[i]], after checking col is a permutation. */
+static double assignment_sum(int n, const double *c, const int64_t *col)
+{
+    bool seen[8] = {false};
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert(col[i] >= 0 && col[i] < n && !seen[col[i]]);
+        seen[col[i]] = true;
+        s += c[i * n + col[i]];
+    }
+    return s;
+}
+
+static void check_against_brute(int n, const double *c)
+{
+    int perm[8];
+    bool used[8] = {false};
+    double lo = INFINITY, hi = -INFINITY;
+    brute(n, c, 0, perm, used, 0.0, &lo, &hi);
+    int64_t col[8];
+    ck_assert_sl_ok(asym_assign(n, c, false, col));
+    ck_assert_double_eq_tol(assignment_sum(n, c, col), lo, 1e-9 * (1 + fabs(lo)));
+    ck_assert_sl_ok(asym_assign(n, c, true, col));
+    ck_assert_double_eq_tol(assignment_sum(n, c, col), hi, 1e-9 * (1 + fabs(hi)));
+}
+
+START_TEST(assignment_matches_brute_force)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 17);
+    double c[49];
+    for (int n = 1; n <= 7; n++)
+        for (int rep = 0; rep < (n < 7 ? 30 : 6); rep++) {
+            for (int i = 0; i < n * n; i++) /* real costs, then integer ones with ties */
+                c[i] = rep % 2 ? sl_rng_normal(&rng) : (double)sl_rng_below(&rng, 3);
+            check_against_brute(n, c);
+        }
+}
+END_TEST
+
+START_TEST(assignment_bad_input)
+{
+    double c[4] = {1, 2, NAN, 4};
+    int64_t col[2];
+    ck_assert_sl_fails(asym_assign(2, c, false, col), SL_ENUMERIC, "(1, 0)");
+    ck_assert_sl_fails(asym_assign(0, c, false, col), SL_EINVAL, "1 x 1");
+}
+END_TEST
+
+/* ---------------------------------------------------------------- weight matching */
+
+static void randomise(sl_model *m, uint64_t seed)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, seed);
+    for (int i = 0; i < sl_model_nparams(m); i++)
+        ck_assert_sl_ok(sl_tensor_normal(sl_model_param(m, i), &rng, 0.0, 0.5));
+}
+
+/* A few SGD steps on random labels, so the weights are not an init. */
+static void train_briefly(sl_model *m, int64_t in_features)
+{
+    sl_dataset d = {0};
+    sl_tensor x = random_tensor(2, SHAPE(32, in_features), 21), y = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&y, SL_I64, 1, SHAPE(32)));
+    for (int64_t i = 0; i < 32; i++)
+        ((int64_t *)y.data)[i] = (i * 7) % 3;
+    const sl_loss_type *ce = sl_registry_find(SL_KIND_LOSS, "cross_entropy");
+    sl_options *o = sl_test_options("lr=0.1,momentum=0.9");
+    sl_optim *opt;
+    ck_assert_sl_ok(sl_optim_new("sgd", m, o, &opt));
+    for (int step = 0; step < 30; step++) {
+        double loss;
+        ck_assert_sl_ok(sl_model_loss(m, ce, &x, &y, true, &loss));
+        ck_assert_sl_ok(sl_optim_step(opt));
+    }
+    sl_optim_free(opt);
+    sl_options_free(o);
+    sl_tensor_release(&x);
+    sl_tensor_release(&y);
+    sl_dataset_release(&d);
+}
+
+/* Aligns b to a with the probe; returns the aligned model (a clone of a
+ * holding the probe's output) and the record in *rec. */
+static sl_model *weight_match(sl_model *a, sl_model *b, sl_record **rec)
+{
+    char pb[64], pout[64], text[200];
+    temp_path(pb, sizeof pb);
+    temp_path(pout, sizeof pout);
+    ck_assert_sl_ok(sl_model_save(b, pb));
+    snprintf(text, sizeof text, "other=%s,output=%s,seed=3", pb, pout);
+    *rec = sl_test_probe("weight_matching", text, a, NULL);
+    sl_model *c;
+    ck_assert_sl_ok(sl_model_clone(a, sl_model_dtype(a), &c));
+    ck_assert_sl_ok(sl_model_load(c, pout));
+    unlink(pb);
+    unlink(pout);
+    return c;
+}
+
+/* b = a with every hidden layer shuffled; weight matching must undo it
+ * exactly, and b computes a's function to round-off. */
+static void check_recovers(sl_model *a, int ndim, const int64_t *xshape)
+{
+    sl_model *b;
+    ck_assert_sl_ok(sl_model_clone(a, SL_F64, &b));
+    sl_structure *s;
+    ck_assert_sl_ok(sl_model_structure(a, &s));
+    ck_assert_int_gt(sl_structure_nhidden(s), 0);
+    sl_rng rng;
+    sl_rng_seed(&rng, 99);
+    int64_t moved = 0;
+    for (int h = 0; h < sl_structure_nhidden(s); h++) {
+        int64_t k = sl_structure_hidden(s, h)->units, perm[64];
+        for (int64_t j = 0; j < k; j++)
+            perm[j] = j;
+        sl_rng_shuffle(&rng, perm, k);
+        for (int64_t j = 0; j < k; j++)
+            moved += perm[j] != j;
+        ck_assert_sl_ok(sl_structure_permute(b, s, h, perm));
+    }
+    ck_assert_int_gt(moved, 0);
+    sl_tensor x = random_tensor(ndim, xshape, 5);
+    sl_model_set_training(a, false);
+    sl_model_set_training(b, false);
+    ck_assert_double_le(sl_test_output_gap(a, b, &x), 1e-12);
+    sl_record *r;
+    sl_model *c = weight_match(a, b, &r);
+    ck_assert_double_eq(sl_test_get(r, "units_moved"), (double)moved);
+    ck_assert_double_eq(sl_test_get(r, "converged"), 1.0);
+    ck_assert_double_gt(sl_test_get(r, "distance_before"), 0.1);
+    ck_assert_double_eq(sl_test_get(r, "distance_after"), 0.0);
+    const sl_tensor *pa = sl_model_flat_params(a), *pc = sl_model_flat_params(c);
+    for (int64_t i = 0; i < sl_tensor_numel(pa); i++)
+        ck_assert_msg(sl_tensor_flat_get(pa, i) == sl_tensor_flat_get(pc, i),
+                      "parameter %lld not recovered", (long long)i);
+    for (int i = 0; i < sl_model_nbuffers(a); i++)
+        for (int64_t j = 0; j < sl_tensor_numel(sl_model_buffer(a, i)); j++)
+            ck_assert(sl_tensor_flat_get(sl_model_buffer(a, i), j) ==
+                      sl_tensor_flat_get(sl_model_buffer(c, i), j));
+    sl_record_free(r);
+    sl_tensor_release(&x);
+    sl_structure_free(s);
+    sl_model_free(c);
+    sl_model_free(b);
+}
+
+START_TEST(weight_matching_recovers_permuted_mlp)
+{
+    sl_model *a = MODEL(SL_F64, 4, "linear", "in_features=6,out_features=9", "relu", "",
+                        "linear", "in_features=9,out_features=7", "tanh", "", "linear",
+                        "in_features=7,out_features=3");
+    train_briefly(a, 6);
+    check_recovers(a, 2, SHAPE(5, 6));
+    sl_model_free(a);
+}
+END_TEST
+
+/* Channels, batch norm's per-unit tensors, pooling and a flatten into
+ * blocks of H*W features. */
+START_TEST(weight_matching_recovers_permuted_cnn)
+{
+    sl_model *a = MODEL(SL_F64, 5, "conv2d", "in_channels=2,out_channels=4,kernel_size=3,padding=1",
+                        "batchnorm", "num_features=4", "relu", "", "maxpool2d", "kernel_size=2",
+                        "conv2d", "in_channels=4,out_channels=5,kernel_size=3", "relu", "",
+                        "flatten", "", "linear", "in_features=20,out_features=3");
+    randomise(a, 6);
+    sl_rng rng;
+    sl_rng_seed(&rng, 8); /* running statistics that differ per channel */
+    for (int i = 0; i < sl_model_nbuffers(a); i++)
+        ck_assert_sl_ok(sl_tensor_uniform(sl_model_buffer(a, i), &rng, 0.5, 1.5));
+    check_recovers(a, 4, SHAPE(2, 2, 8, 8));
+    sl_model_free(a);
+}
+END_TEST
+
+/* A third-party weight layer stored transposed (tests/plugins/dense.c). */
+START_TEST(weight_matching_third_party_layer)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    if (!sl_registry_find(SL_KIND_MODULE, "dense_t"))
+        ck_assert_sl_ok(sl_plugin_load(SL_TEST_PLUGINDIR "/dense.so"));
+    sl_model *a = MODEL(SL_F64, 1, "dense_t", "in_features=4,out_features=8", "relu", "",
+                        "dense_t", "in_features=8,out_features=6", "tanh", "", "linear",
+                        "in_features=6,out_features=2");
+    randomise(a, 2);
+    check_recovers(a, 2, SHAPE(3, 4));
+    sl_model_free(a);
+}
+END_TEST
+
+/* Two independent initialisations: the aligned B is B's function in
+ * other coordinates, closer to A. */
+START_TEST(weight_matching_keeps_function)
+{
+    const char *const spec[] = {"linear", "in_features=5,out_features=16", "relu", "",
+                                "linear", "in_features=16,out_features=12", "relu", "",
+                                "linear", "in_features=12,out_features=3", NULL};
+    sl_model *a = sl_test_model(SL_F64, 1, spec), *b = sl_test_model(SL_F64, 2, spec);
+    sl_record *r;
+    sl_model *c = weight_match(a, b, &r);
+    sl_tensor x = random_tensor(2, SHAPE(7, 5), 3);
+    double gap = sl_test_output_gap(b, c, &x);
+    ck_assert_msg(gap <= 1e-13, "aligned model's outputs differ by %g", gap);
+    ck_assert_double_gt(sl_test_get(r, "units_moved"), 0);
+    ck_assert_double_lt(sl_test_get(r, "distance_after"), sl_test_get(r, "distance_before"));
+    ck_assert_double_eq(sl_test_get(r, "converged"), 1.0);
+    ck_assert_double_ge(sl_test_get(r, "sweeps"), 2); /* the last one changes nothing */
+    sl_record_free(r);
+    sl_tensor_release(&x);
+    sl_model_free(a);
+    sl_model_free(b);
+    sl_model_free(c);
+}
+END_TEST
+
+/* Asymmetric networks have no hidden layer to permute: B comes back as is. */
+START_TEST(weight_matching_leaves_asym_alone)
+{
+    const char *const spec[] = {"asym_linear", "in_features=5,out_features=6,n_fix=2,mask_seed=1",
+                                "relu", "", "asym_linear",
+                                "in_features=6,out_features=3,n_fix=2,mask_seed=2", NULL};
+    sl_model *a = sl_test_model(SL_F64, 1, spec), *b = sl_test_model(SL_F64, 2, spec);
+    sl_record *r;
+    sl_model *c = weight_match(a, b, &r);
+    ck_assert_double_eq(sl_test_get(r, "sweeps"), 0);
+    ck_assert_double_eq(sl_test_get(r, "units_moved"), 0);
+    ck_assert_double_eq(sl_test_get(r, "distance_after"), sl_test_get(r, "distance_before"));
+    for (int64_t i = 0; i < sl_model_numel(b); i++)
+        ck_assert(sl_tensor_flat_get(sl_model_flat_params(b), i) ==
+                  sl_tensor_flat_get(sl_model_flat_params(c), i));
+    sl_record_free(r);
+    sl_model_free(a);
+    sl_model_free(b);
+    sl_model_free(c);
+}
+END_TEST
+
+START_TEST(weight_matching_bad_options)
+{
+    sl_model *a = MODEL(SL_F32, 1, "linear", "in_features=4,out_features=3");
+    sl_record *r = sl_record_new();
+    sl_options *o = sl_test_options("other=/nonexistent/b.safetensors");
+    ck_assert_sl_fails(sl_probe_run("weight_matching", o, a, NULL, r), SL_EINVAL, "output");
+    sl_options_free(o);
+    o = sl_test_options("other=/nonexistent/b.safetensors,output=/tmp/x");
+    ck_assert_sl_fails(sl_probe_run("weight_matching", o, a, NULL, r), SL_EIO, "other");
+    sl_options_free(o);
+    sl_record_free(r);
+    sl_model_free(a);
+}
+END_TEST
+
 static Suite *asym_suite(void)
 {
     Suite *s = suite_create("asym");
@@ -439,6 +715,16 @@ static Suite *asym_suite(void)
     tcase_add_test(interp, interpolate_linear_mse_is_quadratic);
     tcase_add_test(interp, interpolate_bad_options);
     suite_add_tcase(s, interp);
+    TCase *match = tcase_create("weight_matching");
+    tcase_add_test(match, assignment_matches_brute_force);
+    tcase_add_test(match, assignment_bad_input);
+    tcase_add_test(match, weight_matching_recovers_permuted_mlp);
+    tcase_add_test(match, weight_matching_recovers_permuted_cnn);
+    tcase_add_test(match, weight_matching_third_party_layer);
+    tcase_add_test(match, weight_matching_keeps_function);
+    tcase_add_test(match, weight_matching_leaves_asym_alone);
+    tcase_add_test(match, weight_matching_bad_options);
+    suite_add_tcase(s, match);
     return s;
 }
 

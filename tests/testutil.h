@@ -3,6 +3,7 @@
 #define SYMLAB_TESTUTIL_H
 
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,25 @@ static inline double sl_test_get(const sl_record *r, const char *name)
     double v;
     ck_assert_msg(sl_record_get(r, name, &v) == SL_OK, "no '%s' in the record", name);
     return v;
+}
+
+/* Max |a - b| / max(1, |a|) over the outputs of two models on one input x
+ * (in either model's dtype). */
+static inline double sl_test_output_gap(sl_model *a, sl_model *b, const sl_tensor *x)
+{
+    const sl_tensor *ya, *yb;
+    sl_tensor keep = {0};
+    ck_assert_sl_ok(sl_model_forward(a, x, &ya));
+    ck_assert_sl_ok(sl_tensor_alloc(&keep, SL_F64, ya->ndim, ya->shape));
+    ck_assert_sl_ok(sl_tensor_copy(&keep, ya));
+    ck_assert_sl_ok(sl_model_forward(b, x, &yb));
+    double gap = 0;
+    for (int64_t i = 0; i < sl_tensor_numel(&keep); i++) {
+        double u = sl_tensor_flat_get(&keep, i), v = sl_tensor_flat_get(yb, i);
+        gap = fmax(gap, fabs(u - v) / fmax(1.0, fabs(u)));
+    }
+    sl_tensor_release(&keep);
+    return gap;
 }
 
 /* An int64_t shape literal and its length: SHAPE(2, 3, 5), NDIM(2, 3, 5). */

@@ -7,6 +7,8 @@
  *   figlu        sigmoid(F x) ⊙ x with a fixed random F (figlu.c)
  *   interpolate  probe: loss and accuracy along the straight line between
  *                two models, and the barrier on it (interpolate.c)
+ *   weight_matching  probe: permutes a model's hidden units to line it up
+ *                with another (weight_matching.c, assignment.c)
  *
  * Why both layers declare themselves opaque to the structure walker
  * (module.h).  The walker's vocabulary describes layers whose hidden units
@@ -42,6 +44,7 @@ enum {
 extern const sl_module_type asym_linear_type;
 extern const sl_module_type figlu_type;
 extern const sl_probe_type interpolate_probe;
+extern const sl_probe_type weight_matching_probe;
 
 /* A new model like `model` (same modules, same dtype) holding the
  * checkpoint `path`, into *out (the caller frees it): the second model of

@@ -5,7 +5,7 @@
 
 static const sl_module_type *const modules[] = {&asym_linear_type, &figlu_type, NULL};
 
-static const sl_probe_type *const probes[] = {&interpolate_probe, NULL};
+static const sl_probe_type *const probes[] = {&interpolate_probe, &weight_matching_probe, NULL};
 
 static const sl_plugin desc = {
     SL_PLUGIN_HEADER,

@@ -35,4 +35,24 @@ T.test("interpolate raises the probe's error", function()
   T.raises(function() lmc.interpolate(a, a, ds, { points = 1, loss = "mse" }) end, "points")
 end)
 
+-- b is a with its hidden units reversed: align must give a back exactly.
+T.test("align undoes a permutation of the hidden units", function()
+  local function mlp(seed)
+    return sl.nn.sequential({ sl.nn.linear(3, 4), sl.nn.relu(), sl.nn.linear(4, 2) },
+                            { dtype = "f64", seed = seed })
+  end
+  local a, b = mlp(1), mlp(2)
+  for o = 1, 4 do
+    local r = 5 - o
+    for i = 1, 3 do b:param(1):set(r, i, a:param(1):get(o, i)) end
+    b:param(2):set(r, a:param(2):get(o))
+    for i = 1, 2 do b:param(3):set(i, r, a:param(3):get(i, o)) end
+  end
+  for i = 1, 2 do b:param(4):set(i, a:param(4):get(i)) end
+  local rec = lmc.align(a, b)
+  T.eq(rec.units_moved, 4)
+  T.eq(rec.distance_after, 0)
+  for p = 1, 4 do T.tensor_eq(b:param(p), a:param(p)) end
+end)
+
 T.run()

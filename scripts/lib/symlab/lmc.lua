@@ -4,11 +4,13 @@
 --   local c = lmc.interpolate(net_a, net_b, ds, { points = 25, loss = "cross_entropy" })
 --   c.lambda[i], c.loss[i], c.acc[i]            -- i = 1 .. points (acc for labels)
 --   c.barrier, c.max_barrier, c.acc_barrier, c.max_acc_barrier
+--   local rec = lmc.align(net_a, net_b, { seed = 0 })   -- permutes net_b's units
 --
--- The `interpolate` probe (asym plugin) takes one model and reads the
--- second from a checkpoint; these helpers save net_b to a temporary file,
--- run the probe on net_a and remove the file.  net_a and net_b are not
--- changed.  Errors are raised (the probe's message) after cleaning up.
+-- The `interpolate` and `weight_matching` probes (asym plugin) take one
+-- model and read the second from a checkpoint; these helpers save net_b to
+-- a temporary file, run the probe on net_a and remove the file.
+-- interpolate changes neither model; align loads the aligned net_b back
+-- into net_b.  Errors are raised (the probe's message) after cleaning up.
 local sl = require "symlab"
 
 local M = {}
@@ -50,6 +52,26 @@ function M.interpolate(net_a, net_b, ds, opts)
     i = i + 1
   end
   return c
+end
+
+-- Weight matching (Git Re-Basin): permutes net_b's hidden units in place
+-- to line them up with net_a's; net_b computes the same function after.
+-- opts: seed, max_sweeps.  Returns the probe's record (sweeps, converged,
+-- units_moved, moved_<h>, distance_before, distance_after).
+function M.align(net_a, net_b, opts)
+  local out = os.tmpname()
+  local ok, res = pcall(function()
+    return with_checkpoint(net_b, function(path)
+      local o = with_other(opts, path)
+      o.output = out
+      local rec = sl.probe.weight_matching(net_a, o)
+      net_b:load(out)
+      return rec
+    end)
+  end)
+  os.remove(out)
+  if not ok then error(res, 0) end
+  return res
 end
 
 return M
