@@ -28,10 +28,16 @@
 -- about half an hour on 2 cores); `quick` is a smoke test of a few seconds
 -- (tiny widths, 2 pairs), run by `make check`.
 --
+-- Depth, at small scale: plain MLPs of DEPTH linear layers of width
+-- DEPTH_WIDTH with GELU and no normalisation, standard against W-asym
+-- (n_fix = in/8, kappa = 1 in every layer: our choice, the paper's exact
+-- settings we could not read), SEEDS seeds each, the same optimizer and
+-- budget; the training loss at the end says which trains better.
+--
 -- Writes RESULTS_DIR/asymmetric_lmc_runs.csv (one row per arm and pair),
 -- asymmetric_lmc_summary.csv (mean and std per arm),
--- asymmetric_lmc_curves.csv (the curves) and asymmetric_lmc.png (gnuplot,
--- when installed).
+-- asymmetric_lmc_curves.csv (the curves), asymmetric_lmc_depth.csv (one row
+-- per depth run) and asymmetric_lmc.png (gnuplot, when installed).
 local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
@@ -44,9 +50,11 @@ end
 outdir = results.outdir(outdir)
 
 local P = quick and { train = 256, test = 256, width = 24, epochs = 2, pairs = 2, points = 5,
-                      fix = { { 8, 1 }, { 8, 1 }, { 8, 0.5 }, { 12, 0.25 } } }
+                      fix = { { 8, 1 }, { 8, 1 }, { 8, 0.5 }, { 12, 0.25 } },
+                      depth = 16, depth_width = 16, depth_epochs = 1, depth_seeds = 2 }
               or { train = 10000, test = 10000, width = 512, epochs = 10, pairs = 5, points = 25,
-                   fix = { { 64, 1 }, { 64, 1 }, { 64, 0.5 }, { 256, 0.25 } } }
+                   fix = { { 64, 1 }, { 64, 1 }, { 64, 0.5 }, { 256, 0.25 } },
+                   depth = 16, depth_width = 64, depth_epochs = 3, depth_seeds = 3 }
 local LR, WEIGHT_DECAY, BATCH = 1e-3, 0.03, 64
 local t_start = sl.clock()
 
@@ -180,6 +188,46 @@ results.write_csv(outdir .. "/asymmetric_lmc_curves.csv", curves,
 tbl.print(summary, cols)
 
 -- Mean curve per arm, for the plot.
+-- ---------------------------------------------------------------- depth
+local function deep_layers(arm)
+  local l = { sl.nn.flatten() }
+  for i = 1, P.depth do
+    local n_in = i == 1 and 784 or P.depth_width
+    local n_out = i == P.depth and 10 or P.depth_width
+    if arm == "w_asym" then
+      l[#l + 1] = sl.nn.asym_linear { in_features = n_in, out_features = n_out, n_fix = n_in // 8,
+                                      kappa = 1, mask_seed = 300 + i }
+    else
+      l[#l + 1] = sl.nn.linear(n_in, n_out)
+    end
+    if i < P.depth then l[#l + 1] = sl.nn.gelu() end
+  end
+  return l
+end
+
+local depth_runs, depth_summary = {}, {}
+for _, arm in ipairs({ "standard", "w_asym" }) do
+  local losses = {}
+  for seed = 1, P.depth_seeds do
+    local net = sl.nn.sequential(deep_layers(arm), { seed = seed })
+    local opt = sl.optim.adamw(net, { lr = LR, weight_decay = WEIGHT_DECAY })
+    local hist = sl.train(net, opt, train, { epochs = P.depth_epochs, batch = BATCH, seed = seed,
+                                             progress = "never" })
+    local last = hist[#hist]
+    depth_runs[#depth_runs + 1] = { arm = arm, seed = seed, train_loss = last.loss,
+                                    train_acc = last.accuracy,
+                                    test_acc = sl.evaluate(net, test).accuracy }
+    losses[#losses + 1] = last.loss
+    net:close()
+  end
+  local m, s = mean_std(losses)
+  depth_summary[#depth_summary + 1] = { arm = arm, layers = P.depth, seeds = #losses,
+                                        train_loss_mean = m, train_loss_std = s }
+end
+results.write_csv(outdir .. "/asymmetric_lmc_depth.csv", depth_runs,
+                  { "arm", "seed", "train_loss", "train_acc", "test_acc" })
+tbl.print(depth_summary, { "arm", "layers", "seeds", "train_loss_mean", "train_loss_std" })
+
 local mean_curves = {}
 for _, arm in ipairs(ARMS) do
   for i = 0, P.points - 1 do

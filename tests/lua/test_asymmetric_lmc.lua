@@ -61,6 +61,9 @@ T.test("asymmetric_lmc quick", function()
   end
   local curves = read_csv(dir .. "/asymmetric_lmc_curves.csv")
   T.eq(#curves, 8 * 5)
+  local depth = read_csv(dir .. "/asymmetric_lmc_depth.csv")
+  T.eq(#depth, 4)
+  for _, r in ipairs(depth) do T.ok(r.train_loss > 0 and r.train_loss < 10, r.arm) end
   os.execute(("rm -rf '%s'"):format(dir))
 end)
 
