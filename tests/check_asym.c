@@ -397,6 +397,56 @@ START_TEST(interpolate_linear_mse_is_quadratic)
 }
 END_TEST
 
+/* With refresh_batches, θ(λ)'s running statistics come from its own
+ * activations.  B is A with nonsense statistics; after refreshing on full
+ * batches (0.9^300 of the start left) every point holds the data's
+ * statistics of the shared weights, so the curve is flat at the loss of A
+ * holding the statistics computed here by hand. */
+START_TEST(interpolate_refreshes_statistics)
+{
+    enum { N = 40, IN_F = 4, H = 5 };
+    sl_model *a = MODEL(SL_F64, 1, "linear", "in_features=4,out_features=5", "batchnorm",
+                        "num_features=5", "linear", "in_features=5,out_features=3");
+    sl_dataset d = {0};
+    label_data(&d, N, 2);
+    sl_model *b, *ref;
+    ck_assert_sl_ok(sl_model_clone(a, SL_F64, &b));
+    ck_assert_sl_ok(sl_model_clone(a, SL_F64, &ref));
+    ck_assert_str_eq(sl_model_buffer_name(b, 0), "1.running_mean");
+    ck_assert_sl_ok(sl_tensor_fill(sl_model_buffer(b, 0), 3.0));
+    ck_assert_sl_ok(sl_tensor_fill(sl_model_buffer(b, 1), 50.0));
+    const sl_tensor *w = sl_model_param(a, 0), *bias = sl_model_param(a, 1);
+    for (int64_t j = 0; j < H; j++) { /* mean and unbiased variance of unit j */
+        double h[N], mean = 0, var = 0;
+        for (int64_t n = 0; n < N; n++) {
+            h[n] = sl_tensor_flat_get(bias, j);
+            for (int64_t i = 0; i < IN_F; i++)
+                h[n] += sl_tensor_flat_get(&d.x, n * IN_F + i) * sl_tensor_get(w, SHAPE(j, i));
+            mean += h[n] / N;
+        }
+        for (int64_t n = 0; n < N; n++)
+            var += (h[n] - mean) * (h[n] - mean) / (N - 1);
+        sl_tensor_set(sl_model_buffer(ref, 0), &j, mean);
+        sl_tensor_set(sl_model_buffer(ref, 1), &j, var);
+    }
+    sl_record *e = sl_record_new();
+    ck_assert_sl_ok(sl_evaluate(ref, &d, "cross_entropy", N, e));
+    double want = sl_test_get(e, "loss");
+    sl_record *r = interpolate(a, b, &d, "points=3,batch=40,refresh_batches=300");
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(get_i(r, "loss", i), want, 1e-9);
+    sl_record *plain = interpolate(a, b, &d, "points=3,batch=40");
+    ck_assert_double_gt(fabs(get_i(plain, "loss", 1) - want), 1e-3); /* the option matters */
+    sl_record_free(plain);
+    sl_record_free(r);
+    sl_record_free(e);
+    sl_model_free(ref);
+    sl_model_free(b);
+    sl_dataset_release(&d);
+    sl_model_free(a);
+}
+END_TEST
+
 START_TEST(interpolate_bad_options)
 {
     sl_model *a = MODEL(SL_F32, 1, "linear", "in_features=4,out_features=3");
@@ -713,6 +763,7 @@ static Suite *asym_suite(void)
     TCase *interp = tcase_create("interpolate");
     tcase_add_test(interp, interpolate_identical_models);
     tcase_add_test(interp, interpolate_linear_mse_is_quadratic);
+    tcase_add_test(interp, interpolate_refreshes_statistics);
     tcase_add_test(interp, interpolate_bad_options);
     suite_add_tcase(s, interp);
     TCase *match = tcase_create("weight_matching");

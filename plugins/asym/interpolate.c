@@ -10,6 +10,13 @@
  * mask_seed — the fixed entries are then equal at both ends and stay so).
  * Entries equal at both ends are kept exactly, not recomputed.
  *
+ * Running statistics (batch norm's) of θ(λ) are the interpolated ones
+ * unless `refresh_batches` > 0: then, before evaluating at each λ, that
+ * many batches of the dataset (in order, cycling) are run forward in
+ * training mode, so every module updates its statistics from θ(λ)'s own
+ * activations (an exponential average with the module's momentum: the
+ * interpolated start keeps a weight of (1 − momentum)^refresh_batches).
+ *
  * Records:
  *   lambda_i, loss_i, acc_i   the curve, i = 0 .. k−1 (acc_* for labels);
  *   barrier                   L(θ(½)) − ½ (L(θ₁) + L(θ₂)), the midpoint
@@ -34,6 +41,9 @@ static const sl_option_spec interp_options[] = {
     {"points", SL_OPT_INT, "25", "k: evaluate at lambda = i/(k-1), i = 0..k-1 (k >= 2)", NULL},
     {"loss", SL_OPT_STRING, "cross_entropy", "loss to evaluate", NULL},
     {"batch", SL_OPT_INT, "1000", "evaluation batch size", NULL},
+    {"refresh_batches", SL_OPT_INT, "0",
+     "training-mode forward batches that refresh running statistics at each point (0: none)",
+     NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL}};
 
 /* dst = (1 − t) a + t b elementwise, entries equal in a and b copied. */
@@ -67,16 +77,48 @@ typedef struct point {
     double loss, acc; /* acc NaN without labels */
 } point;
 
-static int evaluate_at(sl_model *work, sl_model *a, sl_model *b, double t,
-                       const sl_options *opt, const sl_dataset *data, sl_record *scratch,
-                       point *p)
+/* Runs n batches of the batcher forward in training mode (cycling through
+ * epochs), so running statistics follow the current parameters. */
+static int refresh_statistics(sl_model *work, sl_batcher *batcher, int64_t n)
 {
-    set_point(work, a, b, t);
-    sl_record_clear(scratch);
-    SL_TRY(sl_evaluate(work, data, sl_options_string(opt, "loss"),
-                       sl_options_int(opt, "batch"), scratch));
-    SL_TRY(sl_record_get(scratch, "loss", &p->loss));
-    if (sl_record_get(scratch, "accuracy", &p->acc) < 0)
+    const sl_tensor *x, *y, *pred;
+    int64_t epoch = 0;
+    sl_model_set_training(work, true);
+    sl_batcher_begin_epoch(batcher, epoch);
+    for (int64_t i = 0; i < n; i++) {
+        int more = sl_batcher_next(batcher, &x, &y);
+        if (more == 0) {
+            sl_batcher_begin_epoch(batcher, ++epoch);
+            more = sl_batcher_next(batcher, &x, &y);
+        }
+        if (more < 0)
+            return more;
+        SL_TRY(sl_model_forward(work, x, &pred));
+    }
+    sl_model_set_training(work, false);
+    return SL_OK;
+}
+
+typedef struct sweep_ctx {
+    sl_model *work, *a, *b;
+    const sl_options *opt;
+    const sl_dataset *data;
+    sl_record *scratch;
+    sl_batcher *batcher; /* NULL: no refresh */
+} sweep_ctx;
+
+/* Loss and accuracy at θ(t), statistics refreshed first if asked. */
+static int evaluate_at(const sweep_ctx *c, double t, point *p)
+{
+    set_point(c->work, c->a, c->b, t);
+    if (c->batcher)
+        SL_TRY(refresh_statistics(c->work, c->batcher,
+                                  sl_options_int(c->opt, "refresh_batches")));
+    sl_record_clear(c->scratch);
+    SL_TRY(sl_evaluate(c->work, c->data, sl_options_string(c->opt, "loss"),
+                       sl_options_int(c->opt, "batch"), c->scratch));
+    SL_TRY(sl_record_get(c->scratch, "loss", &p->loss));
+    if (sl_record_get(c->scratch, "accuracy", &p->acc) < 0)
         p->acc = NAN;
     return SL_OK;
 }
@@ -89,14 +131,13 @@ static int put_indexed(sl_record *out, const char *stem, int64_t i, double v)
 }
 
 /* The curve, then the barriers from it. */
-static int sweep(sl_model *work, sl_model *a, sl_model *b, const sl_options *opt,
-                 const sl_dataset *data, sl_record *scratch, sl_record *out)
+static int sweep(const sweep_ctx *c, sl_record *out)
 {
-    int64_t k = sl_options_int(opt, "points");
+    int64_t k = sl_options_int(c->opt, "points");
     point p0, p1, mid, p;
-    SL_TRY(evaluate_at(work, a, b, 0.0, opt, data, scratch, &p0));
-    SL_TRY(evaluate_at(work, a, b, 1.0, opt, data, scratch, &p1));
-    SL_TRY(evaluate_at(work, a, b, 0.5, opt, data, scratch, &mid));
+    SL_TRY(evaluate_at(c, 0.0, &p0));
+    SL_TRY(evaluate_at(c, 1.0, &p1));
+    SL_TRY(evaluate_at(c, 0.5, &mid));
     bool labels = !isnan(p0.acc);
     double max_barrier = -INFINITY, max_acc_barrier = -INFINITY;
     for (int64_t i = 0; i < k; i++) {
@@ -106,7 +147,7 @@ static int sweep(sl_model *work, sl_model *a, sl_model *b, const sl_options *opt
         else if (i == k - 1)
             p = p1;
         else
-            SL_TRY(evaluate_at(work, a, b, t, opt, data, scratch, &p));
+            SL_TRY(evaluate_at(c, t, &p));
         SL_TRY(put_indexed(out, "lambda", i, t));
         SL_TRY(put_indexed(out, "loss", i, p.loss));
         max_barrier = fmax(max_barrier, p.loss - ((1 - t) * p0.loss + t * p1.loss));
@@ -134,18 +175,23 @@ static int interp_measure(const sl_options *opt, sl_model *model, const sl_datas
         return sl_error(SL_EINVAL, "interpolate: points must be >= 2, got %lld", (long long)k);
     if (!sl_registry_find(SL_KIND_LOSS, sl_options_string(opt, "loss")))
         return sl_error_context(SL_ENOTFOUND, "interpolate: option 'loss'");
-    sl_model *other = NULL, *work = NULL;
-    sl_record *scratch = sl_record_new();
-    int rc = scratch ? SL_OK : sl_error(SL_ENOMEM, "interpolate: out of memory");
+    int64_t refresh = sl_options_int(opt, "refresh_batches"), batch = sl_options_int(opt, "batch");
+    if (refresh < 0 || batch < 1)
+        return sl_error(SL_EINVAL, "interpolate: refresh_batches must be >= 0 and batch >= 1");
+    sweep_ctx c = {.a = model, .opt = opt, .data = data, .scratch = sl_record_new()};
+    int rc = c.scratch ? SL_OK : sl_error(SL_ENOMEM, "interpolate: out of memory");
     if (rc >= 0)
-        rc = asym_load_other(model, sl_options_string(opt, "other"), "interpolate", &other);
+        rc = asym_load_other(model, sl_options_string(opt, "other"), "interpolate", &c.b);
     if (rc >= 0)
-        rc = sl_model_clone(model, sl_model_dtype(model), &work);
+        rc = sl_model_clone(model, sl_model_dtype(model), &c.work);
+    if (rc >= 0 && refresh > 0)
+        rc = sl_batcher_new(data, batch, sl_model_dtype(model), false, 0, false, &c.batcher);
     if (rc >= 0)
-        rc = sweep(work, model, other, opt, data, scratch, out);
-    sl_record_free(scratch);
-    sl_model_free(work);
-    sl_model_free(other);
+        rc = sweep(&c, out);
+    sl_batcher_free(c.batcher);
+    sl_record_free(c.scratch);
+    sl_model_free(c.work);
+    sl_model_free(c.b);
     return rc;
 }
 
