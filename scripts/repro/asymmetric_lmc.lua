@@ -140,11 +140,17 @@ local opts = { points = P.points }
 for _, arm in ipairs({ "standard", "w_asym", "sigma_asym" }) do
   for p = 1, P.pairs do
     local a, b = trained(arm, 2 * p - 1, train), trained(arm, 2 * p, train)
+    local first = #runs + 1
     record(arm, p, lmc.interpolate(a, b, test, opts))
     if arm == "standard" then
       local m = lmc.align(a, b, { seed = p })
       record("standard+wm", p, lmc.interpolate(a, b, test, opts),
              { sweeps = m.sweeps, units_moved = m.units_moved })
+    end
+    for i = first, #runs do
+      local r = runs[i]
+      print(("  %-11s pair %d: test acc %.4f / %.4f, barrier %.4f  (%.0f s)")
+            :format(r.arm, p, r.acc_a, r.acc_b, r.barrier, sl.clock() - t_start))
     end
     a:close()
     b:close()
