@@ -112,24 +112,6 @@ START_TEST(mlp_layers_and_refs)
 }
 END_TEST
 
-/* Max |a - b| / max(1, |a|) over the outputs of two models on one input. */
-static double output_gap(sl_model *a, sl_model *b, const sl_tensor *x)
-{
-    const sl_tensor *ya, *yb;
-    ck_assert_sl_ok(sl_model_forward(a, x, &ya));
-    sl_tensor keep = {0};
-    ck_assert_sl_ok(sl_tensor_alloc(&keep, SL_F64, ya->ndim, ya->shape));
-    ck_assert_sl_ok(sl_tensor_copy(&keep, ya));
-    ck_assert_sl_ok(sl_model_forward(b, x, &yb));
-    double gap = 0;
-    for (int64_t i = 0; i < sl_tensor_numel(&keep); i++) {
-        double u = sl_tensor_flat_get(&keep, i), v = sl_tensor_flat_get(yb, i);
-        gap = fmax(gap, fabs(u - v) / fmax(1.0, fabs(u)));
-    }
-    sl_tensor_release(&keep);
-    return gap;
-}
-
 /* Permutes every hidden layer of a copy of m at random: the copy's
  * parameters move, its function does not. */
 static void check_permutation_keeps_function(const char *const *spec, int ndim,
@@ -161,7 +143,7 @@ static void check_permutation_keeps_function(const char *const *spec, int ndim,
     sl_tensor x = {0};
     ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, ndim, xshape));
     ck_assert_sl_ok(sl_tensor_normal(&x, &rng, 0.0, 1.0));
-    double gap = output_gap(m, p, &x);
+    double gap = sl_test_output_gap(m, p, &x);
     ck_assert_msg(gap < 1e-12, "outputs differ by %.3e after permuting", gap);
     int64_t bad[3] = {0, 0, 0};
     ck_assert_sl_fails(sl_structure_permute(p, s, 0, bad), SL_EINVAL, "not a permutation");

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,63 @@ static inline void sl_test_add_linear(sl_model *m, int64_t in, int64_t out, bool
     ck_assert_sl_ok(sl_options_set_bool(o, "bias", bias));
     ck_assert_sl_ok(sl_model_add(m, "linear", o));
     sl_options_free(o);
+}
+
+/* A built model from (type, options-text) pairs ending with NULL; options
+ * "" or NULL for the type's defaults.  Registers the built-ins and plugins
+ * first. */
+static inline sl_model *sl_test_model(sl_dtype dtype, uint64_t seed, const char *const *spec)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(dtype, &m));
+    for (int i = 0; spec[i]; i += 2) {
+        sl_options *o = sl_test_options(spec[i + 1]);
+        ck_assert_sl_ok(sl_model_add(m, spec[i], o));
+        sl_options_free(o);
+    }
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    return m;
+}
+
+/* Runs probe `name` with options `text` on m and d; the caller frees the
+ * record. */
+static inline sl_record *sl_test_probe(const char *name, const char *text, sl_model *m,
+                                       const sl_dataset *d)
+{
+    sl_record *r = sl_record_new();
+    ck_assert_ptr_nonnull(r);
+    sl_options *o = sl_test_options(text);
+    ck_assert_sl_ok(sl_probe_run(name, o, m, d, r));
+    sl_options_free(o);
+    return r;
+}
+
+/* The record's value of `name`, failing the test if it is absent. */
+static inline double sl_test_get(const sl_record *r, const char *name)
+{
+    double v;
+    ck_assert_msg(sl_record_get(r, name, &v) == SL_OK, "no '%s' in the record", name);
+    return v;
+}
+
+/* Max |a - b| / max(1, |a|) over the outputs of two models on one input x
+ * (in either model's dtype). */
+static inline double sl_test_output_gap(sl_model *a, sl_model *b, const sl_tensor *x)
+{
+    const sl_tensor *ya, *yb;
+    sl_tensor keep = {0};
+    ck_assert_sl_ok(sl_model_forward(a, x, &ya));
+    ck_assert_sl_ok(sl_tensor_alloc(&keep, SL_F64, ya->ndim, ya->shape));
+    ck_assert_sl_ok(sl_tensor_copy(&keep, ya));
+    ck_assert_sl_ok(sl_model_forward(b, x, &yb));
+    double gap = 0;
+    for (int64_t i = 0; i < sl_tensor_numel(&keep); i++) {
+        double u = sl_tensor_flat_get(&keep, i), v = sl_tensor_flat_get(yb, i);
+        gap = fmax(gap, fabs(u - v) / fmax(1.0, fabs(u)));
+    }
+    sl_tensor_release(&keep);
+    return gap;
 }
 
 /* An int64_t shape literal and its length: SHAPE(2, 3, 5), NDIM(2, 3, 5). */

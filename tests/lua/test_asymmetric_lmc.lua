@@ -1,0 +1,70 @@
+-- tests/lua/test_asymmetric_lmc.lua — scripts/repro/asymmetric_lmc.lua in its
+-- quick mode, end to end: it runs, writes its files, and what it writes
+-- holds together (weight matching changes B's coordinates, not its function).
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+package.path = here .. "/?.lua;" .. package.path
+local T = require "helpers"
+
+local srcdir = os.getenv("SYMLAB_TEST_SRCDIR") or (here .. "/../..")
+
+-- Rows of a CSV file written by symlab.results (no quoting needed here).
+local function read_csv(path)
+  local f = assert(io.open(path))
+  local header, rows = nil, {}
+  for line in f:lines() do
+    local cells = {}
+    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
+    if not header then
+      header = cells
+    else
+      local row = {}
+      for i, name in ipairs(header) do row[name] = tonumber(cells[i]) or cells[i] end
+      rows[#rows + 1] = row
+    end
+  end
+  f:close()
+  return rows
+end
+
+T.test("asymmetric_lmc quick", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local saved = arg
+  arg = { [0] = "asymmetric_lmc.lua", "quick", dir }
+  local ok, err = pcall(dofile, srcdir .. "/scripts/repro/asymmetric_lmc.lua")
+  arg = saved
+  T.ok(ok, tostring(err))
+  local summary = read_csv(dir .. "/asymmetric_lmc_summary.csv")
+  T.eq(#summary, 4)
+  local arms = {}
+  for _, r in ipairs(summary) do
+    arms[r.arm] = true
+    T.eq(r.pairs, 2, r.arm)
+    T.ok(r.barrier_mean == r.barrier_mean and math.abs(r.barrier_mean) < 10, r.arm)
+  end
+  for _, a in ipairs({ "standard", "standard+wm", "w_asym", "sigma_asym" }) do
+    T.ok(arms[a], "no arm " .. a)
+  end
+  local runs, std = read_csv(dir .. "/asymmetric_lmc_runs.csv"), {}
+  T.eq(#runs, 8)
+  for _, r in ipairs(runs) do
+    if r.arm == "standard" then std[r.pair] = r end
+  end
+  for _, r in ipairs(runs) do
+    if r.arm == "standard+wm" then
+      local s = std[r.pair]
+      T.eq(r.loss_a, s.loss_a)                  -- A is untouched
+      T.near(r.loss_b, s.loss_b, 1e-5)          -- aligned B: same function (f32)
+      T.eq(r.acc_b, s.acc_b)
+      T.ok(r.units_moved > 0)
+    end
+  end
+  local curves = read_csv(dir .. "/asymmetric_lmc_curves.csv")
+  T.eq(#curves, 8 * 5)
+  local depth = read_csv(dir .. "/asymmetric_lmc_depth.csv")
+  T.eq(#depth, 4)
+  for _, r in ipairs(depth) do T.ok(r.train_loss > 0 and r.train_loss < 10, r.arm) end
+  os.execute(("rm -rf '%s'"):format(dir))
+end)
+
+T.run()
