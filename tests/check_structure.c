@@ -8,21 +8,6 @@
 
 #include "testutil.h"
 
-/* A built model from "type options; type options; ..." (options as
- * key=value,key=value; "-" for none). */
-static sl_model *build(sl_dtype dt, const char *const *spec, uint64_t seed)
-{
-    sl_model *m;
-    ck_assert_sl_ok(sl_model_new(dt, &m));
-    for (int i = 0; spec[i]; i += 2) {
-        sl_options *o = sl_test_options(strcmp(spec[i + 1], "-") == 0 ? NULL : spec[i + 1]);
-        ck_assert_sl_ok(sl_model_add(m, spec[i], o));
-        sl_options_free(o);
-    }
-    ck_assert_sl_ok(sl_model_build(m, seed));
-    return m;
-}
-
 static sl_structure *walk(sl_model *m)
 {
     sl_structure *s;
@@ -41,7 +26,7 @@ static unsigned between(const char *type, const char *options)
 {
     const char *const spec[] = {"linear", "in_features=3,out_features=4", type, options,
                                 "linear", "in_features=4,out_features=2", NULL};
-    sl_model *m = build(SL_F64, spec, 1);
+    sl_model *m = sl_test_model(SL_F64, 1, spec);
     sl_structure *s = walk(m);
     ck_assert_int_eq(sl_structure_nlayers(s), 2);
     unsigned sym = sl_structure_nhidden(s) == 1 ? symmetry(s, 0) : 0;
@@ -53,12 +38,12 @@ static unsigned between(const char *type, const char *options)
 START_TEST(symmetries_from_roles)
 {
     const unsigned P = SL_SYM_PERMUTE, R = SL_SYM_RESCALE, S = SL_SYM_SIGN, G = SL_SYM_GL;
-    ck_assert_uint_eq(between("relu", "-"), P | R);
+    ck_assert_uint_eq(between("relu", ""), P | R);
     ck_assert_uint_eq(between("leaky_relu", "negative_slope=0.2"), P | R);
-    ck_assert_uint_eq(between("tanh", "-"), P | S);
-    ck_assert_uint_eq(between("sigmoid", "-"), P);
-    ck_assert_uint_eq(between("gelu", "-"), P);
-    ck_assert_uint_eq(between("identity", "-"), P | R | S | G);
+    ck_assert_uint_eq(between("tanh", ""), P | S);
+    ck_assert_uint_eq(between("sigmoid", ""), P);
+    ck_assert_uint_eq(between("gelu", ""), P);
+    ck_assert_uint_eq(between("identity", ""), P | R | S | G);
     ck_assert_uint_eq(between("dropout", "p=0.5"), P | R | S); /* no GL: masks differ per unit */
     ck_assert_uint_eq(between("batchnorm", "num_features=4"), P | SL_SYM_SCALE_FREE);
     ck_assert_uint_eq(between("layernorm", "features=4"), P);
@@ -70,12 +55,12 @@ END_TEST
 
 START_TEST(mlp_layers_and_refs)
 {
-    const char *const spec[] = {"flatten", "-", "linear", "in_features=6,out_features=5",
-                                "relu", "-", "dropout", "p=0.1",
+    const char *const spec[] = {"flatten", "", "linear", "in_features=6,out_features=5",
+                                "relu", "", "dropout", "p=0.1",
                                 "linear", "in_features=5,out_features=4,bias=false",
                                 "batchnorm", "num_features=4", "linear",
                                 "in_features=4,out_features=3", NULL};
-    sl_model *m = build(SL_F32, spec, 2);
+    sl_model *m = sl_test_model(SL_F32, 2, spec);
     sl_structure *s = walk(m);
     ck_assert_int_eq(sl_structure_nlayers(s), 3);
     ck_assert_int_eq(sl_structure_nhidden(s), 2);
@@ -117,7 +102,7 @@ END_TEST
 static void check_permutation_keeps_function(const char *const *spec, int ndim,
                                              const int64_t *xshape)
 {
-    sl_model *m = build(SL_F64, spec, 3), *p;
+    sl_model *m = sl_test_model(SL_F64, 3, spec), *p;
     sl_rng rng;
     sl_rng_seed(&rng, 9);
     for (int i = 0; i < sl_model_nparams(m); i++) /* layers without an init too */
@@ -156,7 +141,7 @@ static void check_permutation_keeps_function(const char *const *spec, int ndim,
 START_TEST(permute_mlp_with_batchnorm)
 {
     const char *const spec[] = {"linear", "in_features=5,out_features=7", "batchnorm",
-                                "num_features=7", "tanh", "-", "linear",
+                                "num_features=7", "tanh", "", "linear",
                                 "in_features=7,out_features=6", "leaky_relu",
                                 "negative_slope=0.1", "linear", "in_features=6,out_features=3",
                                 NULL};
@@ -168,10 +153,10 @@ END_TEST
 START_TEST(permute_cnn_through_flatten)
 {
     const char *const spec[] = {
-        "conv2d", "in_channels=2,out_channels=4,kernel_size=3,padding=1", "relu", "-",
+        "conv2d", "in_channels=2,out_channels=4,kernel_size=3,padding=1", "relu", "",
         "maxpool2d", "kernel_size=2", "conv2d", "in_channels=4,out_channels=5,kernel_size=3",
-        "relu", "-", "flatten", "-", "linear", "in_features=20,out_features=3", NULL};
-    sl_model *m = build(SL_F64, spec, 4);
+        "relu", "", "flatten", "", "linear", "in_features=20,out_features=3", NULL};
+    sl_model *m = sl_test_model(SL_F64, 4, spec);
     sl_structure *s = walk(m);
     ck_assert_int_eq(sl_structure_nhidden(s), 2);
     const sl_hidden_layer *h0 = sl_structure_hidden(s, 0), *h1 = sl_structure_hidden(s, 1);
@@ -196,10 +181,10 @@ static void load_dense(void)
 START_TEST(third_party_transposed_weight)
 {
     load_dense();
-    const char *const spec[] = {"dense_t", "in_features=4,out_features=6", "relu", "-",
-                                "dense_t", "in_features=6,out_features=5", "tanh", "-",
+    const char *const spec[] = {"dense_t", "in_features=4,out_features=6", "relu", "",
+                                "dense_t", "in_features=6,out_features=5", "tanh", "",
                                 "linear", "in_features=5,out_features=2", NULL};
-    sl_model *m = build(SL_F64, spec, 5);
+    sl_model *m = sl_test_model(SL_F64, 5, spec);
     /* no reset_parameters: give the dense layers weights */
     sl_rng r;
     sl_rng_seed(&r, 11);
@@ -220,10 +205,10 @@ END_TEST
 /* The same network from linear and from the plugin's dense layer. */
 static sl_model *twin(const char *type)
 {
-    const char *const spec[] = {type, "in_features=4,out_features=6", "relu", "-",
-                                type, "in_features=6,out_features=5", "relu", "-",
+    const char *const spec[] = {type, "in_features=4,out_features=6", "relu", "",
+                                type, "in_features=6,out_features=5", "relu", "",
                                 type, "in_features=5,out_features=3", NULL};
-    sl_model *m = build(SL_F64, spec, 6);
+    sl_model *m = sl_test_model(SL_F64, 6, spec);
     sl_rng r;
     sl_rng_seed(&r, 12); /* identical weights in both, whatever their own init */
     for (int i = 0; i < sl_model_nparams(m); i++)
@@ -361,9 +346,9 @@ START_TEST(minor_zero_plugins_are_opaque)
 {
     if (!sl_registry_find(SL_KIND_MODULE, "old_pass"))
         ck_assert_sl_ok(sl_plugin_register(&old_plugin, "test"));
-    const char *const spec[] = {"linear", "in_features=3,out_features=4", "old_pass", "-",
+    const char *const spec[] = {"linear", "in_features=3,out_features=4", "old_pass", "",
                                 "linear", "in_features=4,out_features=2", NULL};
-    sl_model *m = build(SL_F64, spec, 7);
+    sl_model *m = sl_test_model(SL_F64, 7, spec);
     ck_assert_int_eq(sl_module_role_of(sl_model_module(m, 1))->kind, SL_ROLE_OPAQUE);
     sl_structure *s = walk(m);
     ck_assert_int_eq(sl_structure_nlayers(s), 2);

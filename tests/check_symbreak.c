@@ -17,22 +17,7 @@
 #define GRADCHECK(label, type, text, eval, jitter, ...) \
     sl_test_gradcheck(label, type, text, eval, 7, jitter, NDIM(__VA_ARGS__), SHAPE(__VA_ARGS__))
 
-/* A built model from a list of (type, "options") pairs ending with NULL. */
-static sl_model *build(sl_dtype dtype, uint64_t seed, const char *const *spec)
-{
-    ck_assert_sl_ok(sl_registry_init());
-    sl_model *m;
-    ck_assert_sl_ok(sl_model_new(dtype, &m));
-    for (int i = 0; spec[i]; i += 2) {
-        sl_options *o = sl_test_options(spec[i + 1]);
-        ck_assert_sl_ok(sl_model_add(m, spec[i], o));
-        sl_options_free(o);
-    }
-    ck_assert_sl_ok(sl_model_build(m, seed));
-    return m;
-}
-
-#define MODEL(dtype, seed, ...) build(dtype, seed, (const char *const[]){__VA_ARGS__, NULL})
+#define MODEL(dtype, seed, ...) sl_test_model(dtype, seed, (const char *const[]){__VA_ARGS__, NULL})
 
 static sl_tensor random_tensor(sl_dtype dtype, int ndim, const int64_t *shape, uint64_t seed)
 {
@@ -425,7 +410,7 @@ END_TEST
  * and constants c = 9. */
 static void expect_vector_layout(const char *text, int64_t F, const double *want, int64_t len)
 {
-    sl_model *m = build(SL_F64, 1, (const char *const[]){"input_expand", text, NULL});
+    sl_model *m = sl_test_model(SL_F64, 1, (const char *const[]){"input_expand", text, NULL});
     sl_tensor x = {0};
     ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F64, 2, (int64_t[]){1, F}));
     for (int64_t j = 0; j < F; j++)
