@@ -1,0 +1,414 @@
+/* core/resume.c — training checkpoints: everything a killed sl_train needs
+ * to continue exactly where it stood.
+ *
+ * One safetensors file (the writer and strict reader of checkpoint.c):
+ * the model's parameters and buffers under their model names (as
+ * sl_model_save writes them), each optimizer state tensor under
+ * "optim.<name>", each module's noise stream as an I64 [4] tensor
+ * "rng.<module path>", and the numbers — position, counters, schedule,
+ * optimizer step count and rate, the run's identity, the history so far —
+ * as __metadata__ strings (doubles with 17 significant digits, which
+ * round-trip exactly).  docs/design-notes.md lists every name.
+ *
+ * A resume reads and checks everything (kind, optimizer type, the run's
+ * batch/seed/shuffle/dataset size, schedule kind, every tensor's name and
+ * shape) before it changes anything, so a refused checkpoint leaves the
+ * model, optimizer and schedule as they were.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The value of __metadata__'s "symlab_checkpoint" in training checkpoints;
+ * a change of layout gets a new number. */
+#define KIND "training 1"
+
+/* ---- the tensors ------------------------------------------------------- */
+
+typedef struct tensor_list {
+    sl_named_tensor *t;
+    char **names;     /* owned names (NULL where borrowed) */
+    sl_tensor *views; /* optimizer state views and rng wraps */
+    int n, cap;
+} tensor_list;
+
+static void list_free(tensor_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    free(l->views);
+    free(l->t);
+    *l = (tensor_list){0};
+}
+
+/* Room for `cap` entries, allocated once so that views stay put. */
+static int list_init(tensor_list *l, int cap)
+{
+    l->cap = cap;
+    l->t = calloc((size_t)cap + 1, sizeof *l->t);
+    l->names = calloc((size_t)cap + 1, sizeof *l->names);
+    l->views = calloc((size_t)cap + 1, sizeof *l->views);
+    if (!l->t || !l->names || !l->views) {
+        list_free(l);
+        return sl_error(SL_ENOMEM, "training checkpoint: out of memory");
+    }
+    return SL_OK;
+}
+
+/* Appends "<prefix><name>" -> *view (copied into the list). */
+static int list_add(tensor_list *l, const char *prefix, const char *name, const sl_tensor *view)
+{
+    if (l->n == l->cap)
+        return sl_error(SL_EINVAL, "training checkpoint: more tensors than counted");
+    size_t len = strlen(prefix) + strlen(name) + 1;
+    char *full = malloc(len);
+    if (!full)
+        return sl_error(SL_ENOMEM, "training checkpoint: out of memory");
+    snprintf(full, len, "%s%s", prefix, name);
+    l->names[l->n] = full;
+    l->views[l->n] = *view;
+    l->t[l->n] = (sl_named_tensor){full, &l->views[l->n], false};
+    l->n++;
+    return SL_OK;
+}
+
+static int count_optim_state(sl_optim *o, int *count)
+{
+    const char *name;
+    sl_tensor view;
+    int i = 0, rc;
+    while ((rc = sl_optim_state_tensor(o, i, &name, &view)) > 0)
+        i++;
+    SL_TRY(rc);
+    *count = i;
+    return SL_OK;
+}
+
+/* Model parameters and buffers, optimizer state, noise streams. */
+static int collect(const sl_train_ckpt *c, tensor_list *l)
+{
+    sl_model *m = c->model;
+    int np = sl_model_nparams(m), nb = sl_model_nbuffers(m), nm = sl_model_nmodules(m), no;
+    SL_TRY(count_optim_state(c->optim, &no));
+    SL_TRY(list_init(l, np + nb + no + nm));
+    int rc = SL_OK;
+    for (int i = 0; rc == SL_OK && i < np; i++)
+        rc = list_add(l, "", sl_model_param_name(m, i), sl_model_param(m, i));
+    for (int i = 0; rc == SL_OK && i < nb; i++)
+        rc = list_add(l, "", sl_model_buffer_name(m, i), sl_model_buffer(m, i));
+    for (int i = 0; rc == SL_OK && i < no; i++) {
+        const char *name;
+        sl_tensor view;
+        rc = sl_optim_state_tensor(c->optim, i, &name, &view);
+        if (rc >= 0)
+            rc = list_add(l, "optim.", name, &view);
+    }
+    for (int i = 0; rc == SL_OK && i < nm; i++) {
+        sl_module *mod = sl_model_module(m, i);
+        sl_tensor view;
+        int64_t four = 4;
+        rc = sl_tensor_wrap(&view, sl_module_rng(mod)->s, SL_I64, 1, &four);
+        if (rc == SL_OK)
+            rc = list_add(l, "rng.", sl_module_path(mod), &view);
+    }
+    if (rc < 0)
+        list_free(l);
+    return rc;
+}
+
+/* ---- the numbers ------------------------------------------------------- */
+
+static int put_i64(sl_options *meta, const char *key, int64_t v)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%" PRId64, v);
+    return sl_options_set_string(meta, key, s);
+}
+
+static int put_f64(sl_options *meta, const char *key, double v)
+{
+    char s[40];
+    snprintf(s, sizeof s, "%.17g", v);
+    return sl_options_set_string(meta, key, s);
+}
+
+/* The history rows of this run as "name=value,name=value;..." (names are
+ * identifiers chosen by the loop and hooks; any that would break the
+ * layout is refused). */
+static int put_history(sl_options *meta, const sl_history *h, int from)
+{
+    size_t cap = 64, len = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return sl_error(SL_ENOMEM, "training checkpoint: out of memory");
+    s[0] = '\0';
+    int rc = SL_OK;
+    for (int i = from; rc == SL_OK && i < sl_history_count(h); i++) {
+        const sl_record *row = sl_history_row(h, i);
+        for (int k = 0; rc == SL_OK && k < sl_record_count(row); k++) {
+            const char *name = sl_record_name(row, k);
+            if (strpbrk(name, "=,;")) {
+                rc = sl_error(SL_EINVAL, "training checkpoint: history entry '%s' has a "
+                              "character ('=', ',' or ';') it cannot store", name);
+                break;
+            }
+            char item[160];
+            int n = snprintf(item, sizeof item, "%s%s=%.17g", k ? "," : (i > from ? ";" : ""),
+                             name, sl_record_value(row, k));
+            if (n < 0 || (size_t)n >= sizeof item) {
+                rc = sl_error(SL_EINVAL, "training checkpoint: history entry '%s' is too long",
+                              name);
+                break;
+            }
+            while (len + (size_t)n + 1 > cap) {
+                char *grown = realloc(s, cap *= 2);
+                if (!grown) {
+                    rc = sl_error(SL_ENOMEM, "training checkpoint: out of memory");
+                    break;
+                }
+                s = grown;
+            }
+            if (rc == SL_OK) {
+                memcpy(s + len, item, (size_t)n + 1);
+                len += (size_t)n;
+            }
+        }
+    }
+    if (rc == SL_OK)
+        rc = sl_options_set_string(meta, "history", s);
+    free(s);
+    return rc;
+}
+
+static int build_meta(const sl_train_ckpt *c, const sl_train_pos *pos, sl_options *meta)
+{
+    const sl_train_id *id = &c->id;
+    sl_schedule *sch = c->schedule;
+    int rc = sl_options_set_string(meta, "symlab_checkpoint", KIND);
+    if (rc == SL_OK)
+        rc = sl_options_set_string(meta, "optimizer", sl_optim_name(c->optim));
+    if (rc == SL_OK)
+        rc = put_i64(meta, "optimizer_steps", sl_optim_steps(c->optim));
+    if (rc == SL_OK)
+        rc = put_f64(meta, "lr", sl_optim_lr(c->optim));
+    if (rc == SL_OK)
+        rc = sl_options_set_string(meta, "schedule", sch ? sl_schedule_kind(sch) : "none");
+    if (rc == SL_OK)
+        rc = put_i64(meta, "schedule_count", sch ? sl_schedule_count(sch) : 0);
+    if (rc == SL_OK)
+        rc = put_f64(meta, "schedule_base_lr", sch ? sl_schedule_base_lr(sch) : NAN);
+    const struct {
+        const char *key;
+        int64_t v;
+    } ints[] = {{"epoch", pos->epoch},       {"batch_in_epoch", pos->batch},
+                {"step", pos->step},         {"seen", pos->seen},
+                {"correct", pos->correct},   {"batch", id->batch},
+                {"seed", (int64_t)id->seed}, {"shuffle", id->shuffle},
+                {"drop_last", id->drop_last}, {"samples", id->samples},
+                {"start_epoch", id->start_epoch}};
+    for (size_t i = 0; rc == SL_OK && i < SL_COUNTOF(ints); i++)
+        rc = put_i64(meta, ints[i].key, ints[i].v);
+    if (rc == SL_OK)
+        rc = put_f64(meta, "loss_sum", pos->loss_sum);
+    if (rc == SL_OK && c->history)
+        rc = put_history(meta, c->history, c->history_from);
+    return rc == SL_ENOMEM ? sl_error(rc, "training checkpoint: out of memory") : rc;
+}
+
+int sl_train_checkpoint_save(const char *path, const sl_train_ckpt *c, const sl_train_pos *pos)
+{
+    tensor_list l = {0};
+    SL_TRY(collect(c, &l));
+    sl_options *meta = sl_options_new();
+    int rc = meta ? build_meta(c, pos, meta)
+                  : sl_error(SL_ENOMEM, "training checkpoint: out of memory");
+    if (rc == SL_OK)
+        rc = sl_safetensors_save(path, l.t, l.n, meta, "training checkpoint");
+    sl_options_free(meta);
+    list_free(&l);
+    return rc;
+}
+
+/* ---- resuming ---------------------------------------------------------- */
+
+/* What a resume reads before it applies anything. */
+typedef struct loaded {
+    const char *path;
+    const sl_train_ckpt *c;
+    sl_train_pos pos;
+    int64_t optim_steps, schedule_count;
+    double lr, schedule_base_lr;
+    char *history; /* owned copy of the "history" string, or NULL */
+} loaded;
+
+static int meta_string(const loaded *ld, const sl_options *meta, const char *key,
+                       const char **out)
+{
+    if (!sl_options_has(meta, key))
+        return sl_error(SL_EFORMAT, "%s: not a training checkpoint, or a damaged one: no "
+                        "'%s' in its metadata", ld->path, key);
+    *out = sl_options_string(meta, key);
+    return SL_OK;
+}
+
+static int meta_i64(const loaded *ld, const sl_options *meta, const char *key, int64_t *out)
+{
+    const char *s = "";
+    SL_TRY(meta_string(ld, meta, key, &s));
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return sl_error(SL_EFORMAT, "%s: training checkpoint metadata '%s' is '%s', not an "
+                        "integer", ld->path, key, s);
+    *out = (int64_t)v;
+    return SL_OK;
+}
+
+static int meta_f64(const loaded *ld, const sl_options *meta, const char *key, double *out)
+{
+    const char *s = "";
+    SL_TRY(meta_string(ld, meta, key, &s));
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end)
+        return sl_error(SL_EFORMAT, "%s: training checkpoint metadata '%s' is '%s', not a "
+                        "number", ld->path, key, s);
+    *out = v;
+    return SL_OK;
+}
+
+/* The run being resumed must draw the same batches as the one saved. */
+static int check_identity(const loaded *ld, const sl_options *meta)
+{
+    const sl_train_id *id = &ld->c->id;
+    const struct {
+        const char *key;
+        int64_t want;
+    } same[] = {{"batch", id->batch},         {"seed", (int64_t)id->seed},
+                {"shuffle", id->shuffle},     {"drop_last", id->drop_last},
+                {"samples", id->samples},     {"start_epoch", id->start_epoch}};
+    for (size_t i = 0; i < SL_COUNTOF(same); i++) {
+        int64_t got;
+        SL_TRY(meta_i64(ld, meta, same[i].key, &got));
+        if (got != same[i].want)
+            return sl_error(SL_EINVAL, "%s: the checkpoint's run has %s = %" PRId64 ", this run "
+                            "%" PRId64 " (%s)", ld->path, same[i].key, got, same[i].want,
+                            strcmp(same[i].key, "samples") == 0 ? "training samples"
+                                                                : "train option");
+    }
+    return SL_OK;
+}
+
+static int check_kinds(const loaded *ld, const sl_options *meta)
+{
+    const char *kind = "", *optim = "", *schedule = "";
+    SL_TRY(meta_string(ld, meta, "symlab_checkpoint", &kind));
+    if (strcmp(kind, KIND) != 0)
+        return sl_error(SL_EFORMAT, "%s: training checkpoint format '%s', this symlab reads "
+                        "'%s'", ld->path, kind, KIND);
+    SL_TRY(meta_string(ld, meta, "optimizer", &optim));
+    if (strcmp(optim, sl_optim_name(ld->c->optim)) != 0)
+        return sl_error(SL_EINVAL, "%s: the checkpoint was written with optimizer '%s', this "
+                        "run uses '%s'", ld->path, optim, sl_optim_name(ld->c->optim));
+    SL_TRY(meta_string(ld, meta, "schedule", &schedule));
+    const char *ours = ld->c->schedule ? sl_schedule_kind(ld->c->schedule) : "none";
+    if (strcmp(schedule, ours) != 0)
+        return sl_error(SL_EINVAL, "%s: the checkpoint was written with schedule '%s', this run "
+                        "has '%s'", ld->path, schedule, ours);
+    return SL_OK;
+}
+
+/* The check callback of sl_safetensors_load: every number, before any
+ * tensor is touched. */
+static int read_meta(void *userdata, const sl_options *meta)
+{
+    loaded *ld = userdata;
+    SL_TRY(check_kinds(ld, meta));
+    SL_TRY(check_identity(ld, meta));
+    sl_train_pos *p = &ld->pos;
+    SL_TRY(meta_i64(ld, meta, "epoch", &p->epoch));
+    SL_TRY(meta_i64(ld, meta, "batch_in_epoch", &p->batch));
+    SL_TRY(meta_i64(ld, meta, "step", &p->step));
+    SL_TRY(meta_i64(ld, meta, "seen", &p->seen));
+    SL_TRY(meta_i64(ld, meta, "correct", &p->correct));
+    SL_TRY(meta_f64(ld, meta, "loss_sum", &p->loss_sum));
+    SL_TRY(meta_i64(ld, meta, "optimizer_steps", &ld->optim_steps));
+    SL_TRY(meta_f64(ld, meta, "lr", &ld->lr));
+    SL_TRY(meta_i64(ld, meta, "schedule_count", &ld->schedule_count));
+    SL_TRY(meta_f64(ld, meta, "schedule_base_lr", &ld->schedule_base_lr));
+    if (p->epoch < 0 || p->batch < 0 || p->step < 0 || p->seen < 0 || p->correct < 0 ||
+        ld->optim_steps < 0 || ld->schedule_count < 0 || !(ld->lr >= 0) || !isfinite(ld->lr))
+        return sl_error(SL_EFORMAT, "%s: training checkpoint holds a negative count or a bad "
+                        "learning rate", ld->path);
+    if (sl_options_has(meta, "history") &&
+        !(ld->history = sl_strdup(sl_options_string(meta, "history"))))
+        return SL_ENOMEM;
+    return SL_OK;
+}
+
+/* Appends the saved rows "name=value,...;..." to h. */
+static int restore_history(const char *path, char *text, sl_history *h)
+{
+    sl_record *row = sl_record_new();
+    if (!row)
+        return sl_error(SL_ENOMEM, "out of memory");
+    int rc = SL_OK;
+    char *rows_save = NULL;
+    for (char *r = strtok_r(text, ";", &rows_save); rc == SL_OK && r;
+         r = strtok_r(NULL, ";", &rows_save)) {
+        sl_record_clear(row);
+        char *items_save = NULL;
+        for (char *it = strtok_r(r, ",", &items_save); rc == SL_OK && it;
+             it = strtok_r(NULL, ",", &items_save)) {
+            char *eq = strchr(it, '='), *end = NULL;
+            double v = eq ? strtod(eq + 1, &end) : 0.0;
+            if (!eq || end == eq + 1 || *end) {
+                rc = sl_error(SL_EFORMAT, "%s: training checkpoint history entry '%s' is not "
+                              "name=number", path, it);
+                break;
+            }
+            *eq = '\0';
+            rc = sl_record_set(row, it, v);
+        }
+        if (rc == SL_OK)
+            rc = sl_history_append(h, row);
+    }
+    sl_record_free(row);
+    return rc;
+}
+
+int sl_train_checkpoint_load(const char *path, const sl_train_ckpt *c, sl_train_pos *pos)
+{
+    tensor_list l = {0};
+    SL_TRY(collect(c, &l));
+    loaded ld = {.path = path, .c = c};
+    int rc = sl_safetensors_load(&(sl_safetensors_load_args){.path = path,
+                                                              .what = "training run",
+                                                              .tensors = l.t,
+                                                              .n = l.n,
+                                                              .check = read_meta,
+                                                              .userdata = &ld});
+    list_free(&l);
+    /* Validated and the tensors in place: now the numbers. */
+    if (rc == SL_OK)
+        rc = sl_optim_set_steps(c->optim, ld.optim_steps);
+    if (rc == SL_OK)
+        sl_optim_set_lr(c->optim, ld.lr);
+    if (rc == SL_OK && c->schedule && isfinite(ld.schedule_base_lr))
+        rc = sl_schedule_restore(c->schedule, ld.schedule_base_lr, ld.schedule_count);
+    if (rc == SL_OK && c->history && ld.history)
+        rc = restore_history(path, ld.history, c->history);
+    if (rc == SL_OK)
+        *pos = ld.pos;
+    free(ld.history);
+    return rc;
+}
