@@ -115,6 +115,7 @@ typedef struct sl_train_ckpt {
     sl_history *history;   /* may be NULL; rows from history_from on are this run's */
     int history_from;
     sl_train_id id;
+    int64_t end_epoch, nbatches; /* on load: where this run can stand */
 } sl_train_ckpt;
 int sl_train_checkpoint_save(const char *path, const sl_train_ckpt *c, const sl_train_pos *pos);
 /* All or nothing: on success the model, optimizer, schedule and noise

@@ -349,6 +349,12 @@ static int read_meta(void *userdata, const sl_options *meta)
         ld->optim_steps < 0 || ld->schedule_count < 0 || !(ld->lr >= 0) || !isfinite(ld->lr))
         return sl_error(SL_EFORMAT, "%s: training checkpoint holds a negative count or a bad "
                         "learning rate", ld->path);
+    const sl_train_ckpt *c = ld->c;
+    if (p->epoch < c->id.start_epoch || p->epoch > c->end_epoch || p->batch > c->nbatches ||
+        (p->epoch == c->end_epoch && p->batch))
+        return sl_error(SL_EINVAL, "%s: the checkpoint stands at epoch %" PRId64 " batch %" PRId64
+                        ", outside this run's epochs %" PRId64 " to %" PRId64, ld->path,
+                        p->epoch + 1, p->batch, c->id.start_epoch + 1, c->end_epoch);
     if (sl_options_has(meta, "history") &&
         !(ld->history = sl_strdup(sl_options_string(meta, "history"))))
         return SL_ENOMEM;

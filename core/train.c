@@ -237,7 +237,8 @@ static int setup_checkpoints(run *r, sl_options *opt, int64_t batch, uint64_t se
     if (r->start_epoch < 0 || r->ckpt_steps < 0 || r->ckpt_epochs < 0)
         return sl_error(SL_EINVAL, "train: start_epoch, checkpoint_every_steps and "
                         "checkpoint_every_epochs must be >= 0");
-    if (r->start_epoch > INT64_MAX / 2 / (r->nbatches + 1))
+    if (r->start_epoch > INT64_MAX / 2 / (r->nbatches + 1) ||
+        r->epochs > INT64_MAX / 2 - r->start_epoch)
         return sl_error(SL_EINVAL, "train: option 'start_epoch' is out of range");
     if (*path) {
         r->ckpt_path = path;
@@ -261,7 +262,15 @@ static int setup_checkpoints(run *r, sl_options *opt, int64_t batch, uint64_t se
                                      .start_epoch = r->start_epoch,
                                      .seed = seed,
                                      .shuffle = sl_options_bool(opt, "shuffle"),
-                                     .drop_last = sl_options_bool(opt, "drop_last")}};
+                                     .drop_last = sl_options_bool(opt, "drop_last")},
+                              .end_epoch = r->start_epoch + r->epochs,
+                              .nbatches = r->nbatches};
+    /* An optimizer that cannot expose its state is refused now, not after
+     * the first interval's training. */
+    const char *name;
+    sl_tensor view;
+    if (*path || resume)
+        SL_TRY(sl_optim_state_tensor(r->optim, 0, &name, &view));
     r->ctx.epoch = r->start_epoch;
     r->ctx.step = r->start_epoch * r->nbatches;
     if (!resume)
@@ -269,12 +278,6 @@ static int setup_checkpoints(run *r, sl_options *opt, int64_t batch, uint64_t se
     sl_train_pos pos;
     const char *from = sl_options_string(opt, "resume");
     SL_TRY(sl_train_checkpoint_load(from, &r->ckpt, &pos));
-    if (pos.epoch < r->start_epoch || pos.epoch > r->start_epoch + r->epochs ||
-        pos.batch > r->nbatches || (pos.epoch == r->start_epoch + r->epochs && pos.batch))
-        return sl_error(SL_EINVAL, "%s: the checkpoint stands at epoch %lld batch %lld, outside "
-                        "this run's epochs %lld to %lld", from, (long long)pos.epoch + 1,
-                        (long long)pos.batch, (long long)r->start_epoch + 1,
-                        (long long)(r->start_epoch + r->epochs));
     r->ctx.epoch = pos.epoch;
     r->ctx.step = pos.step;
     r->skip = pos.batch;
