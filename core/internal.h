@@ -93,6 +93,15 @@ int sl_early_stop_new(const sl_options *opt, sl_model *model, sl_early_stop **ou
 int sl_early_stop_judge(sl_early_stop *es, int64_t epoch, const sl_record *row, bool *stop);
 int sl_early_stop_finish(sl_early_stop *es, sl_history *h);
 void sl_early_stop_free(sl_early_stop *es);
+/* Its state, for training checkpoints; the best model is NULL without
+ * restore_best. */
+typedef struct sl_early_stop_state {
+    double best;
+    int64_t wait, best_epoch, stopped_epoch;
+} sl_early_stop_state;
+void sl_early_stop_get(const sl_early_stop *es, sl_early_stop_state *out);
+void sl_early_stop_set(sl_early_stop *es, const sl_early_stop_state *st);
+sl_model *sl_early_stop_best_model(sl_early_stop *es);
 /* Training checkpoints (resume.c).  Where a run stands: */
 typedef struct sl_train_pos {
     int64_t epoch;    /* the epoch under way (or next), 0-based */
@@ -114,6 +123,7 @@ typedef struct sl_train_ckpt {
     sl_schedule *schedule; /* may be NULL */
     sl_history *history;   /* may be NULL; rows from history_from on are this run's */
     int history_from;
+    sl_early_stop *early_stop; /* may be NULL */
     sl_train_id id;
     int64_t end_epoch, nbatches; /* on load: where this run can stand */
 } sl_train_ckpt;

@@ -5,7 +5,8 @@
  * the model's parameters and buffers under their model names (as
  * sl_model_save writes them), each optimizer state tensor under
  * "optim.<name>", each module's noise stream as an I64 [4] tensor
- * "rng.<module path>", and the numbers — position, counters, schedule,
+ * "rng.<module path>", early stopping's best state (restore_best) as
+ * "best.<name>", and the numbers — position, counters, schedule,
  * optimizer step count and rate, the run's identity, the history so far —
  * as __metadata__ strings (doubles with 17 significant digits, which
  * round-trip exactly).  docs/design-notes.md lists every name.
@@ -92,18 +93,29 @@ static int count_optim_state(sl_optim *o, int *count)
     return SL_OK;
 }
 
-/* Model parameters and buffers, optimizer state, noise streams. */
+/* Parameters and buffers of m, each under "<prefix><name>". */
+static int add_model(tensor_list *l, const char *prefix, sl_model *m)
+{
+    int rc = SL_OK;
+    for (int i = 0; rc == SL_OK && i < sl_model_nparams(m); i++)
+        rc = list_add(l, prefix, sl_model_param_name(m, i), sl_model_param(m, i));
+    for (int i = 0; rc == SL_OK && i < sl_model_nbuffers(m); i++)
+        rc = list_add(l, prefix, sl_model_buffer_name(m, i), sl_model_buffer(m, i));
+    return rc;
+}
+
+/* Model parameters and buffers, optimizer state, noise streams, and early
+ * stopping's best state. */
 static int collect(const sl_train_ckpt *c, tensor_list *l)
 {
     sl_model *m = c->model;
+    sl_model *best = c->early_stop ? sl_early_stop_best_model(c->early_stop) : NULL;
     int np = sl_model_nparams(m), nb = sl_model_nbuffers(m), nm = sl_model_nmodules(m), no;
     SL_TRY(count_optim_state(c->optim, &no));
-    SL_TRY(list_init(l, np + nb + no + nm));
-    int rc = SL_OK;
-    for (int i = 0; rc == SL_OK && i < np; i++)
-        rc = list_add(l, "", sl_model_param_name(m, i), sl_model_param(m, i));
-    for (int i = 0; rc == SL_OK && i < nb; i++)
-        rc = list_add(l, "", sl_model_buffer_name(m, i), sl_model_buffer(m, i));
+    SL_TRY(list_init(l, (np + nb) * (best ? 2 : 1) + no + nm));
+    int rc = add_model(l, "", m);
+    if (rc == SL_OK && best)
+        rc = add_model(l, "best.", best);
     for (int i = 0; rc == SL_OK && i < no; i++) {
         const char *name;
         sl_tensor view;
@@ -188,6 +200,14 @@ static int put_history(sl_options *meta, const sl_history *h, int from)
     return rc;
 }
 
+/* "none", "on", or "restore_best" (the checkpoint then holds best.*). */
+static const char *early_stop_kind(const sl_train_ckpt *c)
+{
+    if (!c->early_stop)
+        return "none";
+    return sl_early_stop_best_model(c->early_stop) ? "restore_best" : "on";
+}
+
 static int build_meta(const sl_train_ckpt *c, const sl_train_pos *pos, sl_options *meta)
 {
     const sl_train_id *id = &c->id;
@@ -218,6 +238,19 @@ static int build_meta(const sl_train_ckpt *c, const sl_train_pos *pos, sl_option
         rc = put_i64(meta, ints[i].key, ints[i].v);
     if (rc == SL_OK)
         rc = put_f64(meta, "loss_sum", pos->loss_sum);
+    if (rc == SL_OK)
+        rc = sl_options_set_string(meta, "early_stop", early_stop_kind(c));
+    if (rc == SL_OK && c->early_stop) {
+        sl_early_stop_state es;
+        sl_early_stop_get(c->early_stop, &es);
+        rc = put_f64(meta, "early_stop_best", es.best);
+        if (rc == SL_OK)
+            rc = put_i64(meta, "early_stop_wait", es.wait);
+        if (rc == SL_OK)
+            rc = put_i64(meta, "early_stop_best_epoch", es.best_epoch);
+        if (rc == SL_OK)
+            rc = put_i64(meta, "early_stop_stopped_epoch", es.stopped_epoch);
+    }
     if (rc == SL_OK && c->history)
         rc = put_history(meta, c->history, c->history_from);
     return rc == SL_ENOMEM ? sl_error(rc, "training checkpoint: out of memory") : rc;
@@ -247,6 +280,7 @@ typedef struct loaded {
     int64_t optim_steps, schedule_count;
     double lr, schedule_base_lr;
     char *history; /* owned copy of the "history" string, or NULL */
+    sl_early_stop_state es;
 } loaded;
 
 static int meta_string(const loaded *ld, const sl_options *meta, const char *key,
@@ -324,6 +358,12 @@ static int check_kinds(const loaded *ld, const sl_options *meta)
     if (strcmp(schedule, ours) != 0)
         return sl_error(SL_EINVAL, "%s: the checkpoint was written with schedule '%s', this run "
                         "has '%s'", ld->path, schedule, ours);
+    /* Written before early stopping was saved: "none". */
+    const char *es = sl_options_has(meta, "early_stop") ? sl_options_string(meta, "early_stop")
+                                                         : "none";
+    if (strcmp(es, early_stop_kind(ld->c)) != 0)
+        return sl_error(SL_EINVAL, "%s: the checkpoint was written with early_stop '%s', this "
+                        "run has '%s'", ld->path, es, early_stop_kind(ld->c));
     return SL_OK;
 }
 
@@ -349,6 +389,12 @@ static int read_meta(void *userdata, const sl_options *meta)
         ld->optim_steps < 0 || ld->schedule_count < 0 || !(ld->lr >= 0) || !isfinite(ld->lr))
         return sl_error(SL_EFORMAT, "%s: training checkpoint holds a negative count or a bad "
                         "learning rate", ld->path);
+    if (ld->c->early_stop) {
+        SL_TRY(meta_f64(ld, meta, "early_stop_best", &ld->es.best));
+        SL_TRY(meta_i64(ld, meta, "early_stop_wait", &ld->es.wait));
+        SL_TRY(meta_i64(ld, meta, "early_stop_best_epoch", &ld->es.best_epoch));
+        SL_TRY(meta_i64(ld, meta, "early_stop_stopped_epoch", &ld->es.stopped_epoch));
+    }
     const sl_train_ckpt *c = ld->c;
     if (p->epoch < c->id.start_epoch || p->epoch > c->end_epoch || p->batch > c->nbatches ||
         (p->epoch == c->end_epoch && p->batch))
@@ -411,6 +457,8 @@ int sl_train_checkpoint_load(const char *path, const sl_train_ckpt *c, sl_train_
         sl_optim_set_lr(c->optim, ld.lr);
     if (rc == SL_OK && c->schedule && isfinite(ld.schedule_base_lr))
         rc = sl_schedule_restore(c->schedule, ld.schedule_base_lr, ld.schedule_count);
+    if (rc == SL_OK && c->early_stop)
+        sl_early_stop_set(c->early_stop, &ld.es);
     if (rc == SL_OK && c->history && ld.history)
         rc = restore_history(path, ld.history, c->history);
     if (rc == SL_OK)

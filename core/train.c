@@ -248,15 +248,12 @@ static int setup_checkpoints(run *r, sl_options *opt, int64_t batch, uint64_t se
         return sl_error(SL_EINVAL, "train: checkpoint_every_steps/_epochs need a 'checkpoint' "
                         "path");
     }
-    /* Early stopping's verdicts and best state are not in a checkpoint. */
-    if (r->early_stop && (*path || resume))
-        return sl_error(SL_EINVAL, "train: early_stop cannot be combined with checkpoint or "
-                        "resume (its state is not saved)");
     r->ckpt = (sl_train_ckpt){.model = r->model,
                               .optim = r->optim,
                               .schedule = r->args->schedule,
                               .history = r->args->history,
                               .history_from = sl_history_count(r->args->history),
+                              .early_stop = r->early_stop,
                               .id = {.batch = batch,
                                      .samples = sl_dataset_size(r->args->train),
                                      .start_epoch = r->start_epoch,
@@ -278,6 +275,12 @@ static int setup_checkpoints(run *r, sl_options *opt, int64_t batch, uint64_t se
     sl_train_pos pos;
     const char *from = sl_options_string(opt, "resume");
     SL_TRY(sl_train_checkpoint_load(from, &r->ckpt, &pos));
+    /* A run that early stopping had ended stays ended. */
+    if (r->early_stop) {
+        sl_early_stop_state es;
+        sl_early_stop_get(r->early_stop, &es);
+        r->stop = es.stopped_epoch > 0;
+    }
     r->ctx.epoch = pos.epoch;
     r->ctx.step = pos.step;
     r->skip = pos.batch;

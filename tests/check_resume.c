@@ -81,6 +81,7 @@ typedef struct run {
     sl_schedule *sched;
     sl_options *o;
     sl_history *h;
+    sl_options *es; /* early stopping, or NULL */
 } run;
 
 static run make_run(int rule, int64_t hidden, const char *train_opts)
@@ -104,12 +105,14 @@ static void free_run(run *r)
     sl_model_free(r->m);
     sl_schedule_free(r->sched);
     sl_options_free(r->o);
+    sl_options_free(r->es);
     sl_history_free(r->h);
 }
 
 static int train(run *r, const sl_dataset *d, int (*on_step)(void *, const sl_step_info *))
 {
-    sl_train_args a = {.train = d, .history = r->h, .schedule = r->sched, .on_step = on_step};
+    sl_train_args a = {.train = d, .history = r->h, .schedule = r->sched, .on_step = on_step,
+                       .early_stop = r->es};
     return sl_train(r->m, r->opt, &a, r->o);
 }
 
@@ -137,10 +140,12 @@ static void assert_same_history(const sl_history *a, const sl_history *b, const 
 
 /* ---- kill -9 and resume --------------------------------------------------- */
 
-static int kill_at_step_27(void *userdata, const sl_step_info *info)
+static int64_t kill_step;
+
+static int kill_at_step(void *userdata, const sl_step_info *info)
 {
     (void)userdata;
-    if (info->step == 27)
+    if (info->step == kill_step)
         raise(SIGKILL);
     return SL_OK;
 }
@@ -152,6 +157,26 @@ static int count_steps(void *userdata, const sl_step_info *info)
     (void)userdata, (void)info;
     steps_seen++;
     return SL_OK;
+}
+
+/* Runs rule `rule` with train options `opts` and early stopping `es` (may
+ * be NULL) in a child process that kills itself with SIGKILL at step
+ * kill_step; fails unless it died so. */
+static void crash_child(int rule, const char *opts, const char *es, const sl_dataset *d)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        run crash = make_run(rule, 16, opts);
+        crash.es = es ? sl_test_options(es) : NULL;
+        train(&crash, d, kill_at_step);
+        _exit(3); /* not killed: the parent fails */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "the child was not killed (status %d)", status);
 }
 
 /* The child trains with a checkpoint every 5 steps (12 batches an epoch,
@@ -167,18 +192,8 @@ START_TEST(killed_run_resumes_bit_identical)
     char opts[600];
     snprintf(opts, sizeof opts, "checkpoint=%s,checkpoint_every_steps=5",
              sl_test_path(dir, "run.ckpt"));
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        run crash = make_run(_i, 16, opts);
-        train(&crash, &d, kill_at_step_27);
-        _exit(3); /* not killed: the parent fails */
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-                  "the child was not killed (status %d)", status);
+    kill_step = 27;
+    crash_child(_i, opts, NULL, &d);
     struct stat st;
     ck_assert_int_eq(stat(sl_test_path(dir, "run.ckpt"), &st), 0);
 
@@ -193,6 +208,65 @@ START_TEST(killed_run_resumes_bit_identical)
     ck_assert_int_eq(sl_schedule_count(resumed.sched), sl_schedule_count(full.sched));
     free_run(&full);
     free_run(&resumed);
+    sl_dataset_release(&d);
+}
+END_TEST
+
+/* Early stopping's verdicts and best state survive the kill: the resumed
+ * run stops after the same epoch and restores the same best parameters. */
+static const char early_stop[] = "metric=loss,patience=2,min_delta=0.01,restore_best=true";
+
+START_TEST(early_stopping_resumes_with_its_verdicts_and_best_state)
+{
+    sl_dataset d = {0};
+    make_data(&d);
+    run full = make_run(0, 16, "epochs=12");
+    full.es = sl_test_options(early_stop);
+    ck_assert_sl_ok(train(&full, &d, NULL));
+    int64_t stopped = sl_history_stopped_epoch(full.h), best = sl_history_best_epoch(full.h);
+    ck_assert_int_lt(stopped, 12); /* it stopped early */
+    ck_assert_int_lt(best, stopped - 1);
+    /* Killed in the epoch that stops, after its third batch: the checkpoint
+     * of an earlier step holds a best epoch and a wait of at least one. */
+    kill_step = (stopped - 1) * 12 + 3;
+
+    char opts[600];
+    snprintf(opts, sizeof opts, "epochs=12,checkpoint=%s,checkpoint_every_steps=5",
+             sl_test_path(dir, "run.ckpt"));
+    crash_child(0, opts, early_stop, &d);
+
+    snprintf(opts, sizeof opts, "epochs=12,resume=%s", sl_test_path(dir, "run.ckpt"));
+    run resumed = make_run(0, 16, opts);
+    resumed.es = sl_test_options(early_stop);
+    ck_assert_sl_ok(train(&resumed, &d, NULL));
+    assert_same_params(full.m, resumed.m, "early stopping");
+    assert_same_history(full.h, resumed.h, "early stopping");
+    ck_assert_int_eq(sl_history_stopped_epoch(resumed.h), stopped);
+    ck_assert_int_eq(sl_history_best_epoch(resumed.h), best);
+
+    /* The checkpoint of the epoch that stopped resumes to no further step. */
+    snprintf(opts, sizeof opts, "epochs=12,checkpoint=%s", sl_test_path(dir, "other.ckpt"));
+    run whole = make_run(0, 16, opts);
+    whole.es = sl_test_options(early_stop);
+    ck_assert_sl_ok(train(&whole, &d, NULL));
+    snprintf(opts, sizeof opts, "epochs=12,resume=%s", sl_test_path(dir, "other.ckpt"));
+    run after = make_run(0, 16, opts);
+    after.es = sl_test_options(early_stop);
+    steps_seen = 0;
+    ck_assert_sl_ok(train(&after, &d, count_steps));
+    ck_assert_int_eq(steps_seen, 0);
+    assert_same_params(full.m, after.m, "resumed after the stop");
+    ck_assert_int_eq(sl_history_stopped_epoch(after.h), stopped);
+    free_run(&whole);
+    free_run(&after);
+
+    /* The same checkpoint without early stopping is another run. */
+    run plain = make_run(0, 16, opts);
+    ck_assert_sl_fails(train(&plain, &d, NULL), SL_EINVAL,
+                       "written with early_stop 'restore_best', this run has 'none'");
+    free_run(&full);
+    free_run(&resumed);
+    free_run(&plain);
     sl_dataset_release(&d);
 }
 END_TEST
@@ -429,6 +503,7 @@ static Suite *resume_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, killed_run_resumes_bit_identical, 0,
                         (int)(sizeof rules / sizeof rules[0]));
+    tcase_add_test(tc, early_stopping_resumes_with_its_verdicts_and_best_state);
     tcase_add_test(tc, chained_calls_with_start_epoch_equal_one_call);
     tcase_add_test(tc, epoch_checkpoints_resume_at_the_epoch_boundary);
     tcase_add_test(tc, damaged_checkpoints_are_refused);

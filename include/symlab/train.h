@@ -162,8 +162,11 @@ typedef struct sl_train_args {
  * step count and learning rate, the schedule's (base rate, count), every
  * module's noise stream, the epoch and the number of its batches done,
  * that epoch's running loss sum, sample count and hits, the history rows
- * of the call so far, and the run's batch, seed, shuffle, drop_last,
- * dataset size and start_epoch (docs/design-notes.md lists the names).
+ * of the call so far, early stopping's verdicts (best value and epoch,
+ * epochs without improvement, the epoch it stopped after) and, with
+ * restore_best, its best parameters and buffers, and the run's batch,
+ * seed, shuffle, drop_last, dataset size and start_epoch
+ * (docs/design-notes.md lists the names).
  * Writing one allocates and does file I/O: it is the one exception to
  * "nothing allocated in a step".
  *
@@ -176,15 +179,17 @@ typedef struct sl_train_args {
  * further step.  Before changing anything a resume checks the file and
  * refuses, with one line naming the file and the mismatch: a damaged or
  * truncated file, a model checkpoint (not a training one), another
- * optimizer type or schedule kind, another batch/seed/shuffle/drop_last/
+ * optimizer type, schedule kind or early_stop use (none, on,
+ * restore_best), another batch/seed/shuffle/drop_last/
  * dataset size/start_epoch, a tensor of another name or shape (another
  * model, or optimizer options that keep other state), and a position
  * outside this call's epochs.  A refused resume changes nothing.
  *
  * Not in a checkpoint: hooks' private state and the metrics they set
- * earlier in an interrupted epoch, the host's callbacks' own state, and
- * early stopping's (so early_stop together with checkpoint or resume is
- * an SL_EINVAL).  An optimizer type without state_tensor cannot be
+ * earlier in an interrupted epoch, step rows recorded before it was
+ * written (record_steps), and the host's callbacks' own state.  A
+ * resumed run that early stopping had ended trains no further.  An
+ * optimizer type without state_tensor cannot be
  * checkpointed: SL_ESTATE naming it and its plugin, before the first
  * step. */
 SL_API const sl_option_spec *sl_train_options(void);
