@@ -121,8 +121,9 @@ typedef struct sl_train_ckpt {
     sl_model *model;
     sl_optim *optim;
     sl_schedule *schedule; /* may be NULL */
-    sl_history *history;   /* may be NULL; rows from history_from on are this run's */
+    sl_history *history;   /* may be NULL; rows from history_from on are this run's, */
     int history_from;
+    int64_t steps_from;    /* and step rows from steps_from on */
     sl_early_stop *early_stop; /* may be NULL */
     sl_train_id id;
     int64_t end_epoch, nbatches; /* on load: where this run can stand */

@@ -152,51 +152,74 @@ static int put_f64(sl_options *meta, const char *key, double v)
     return sl_options_set_string(meta, key, s);
 }
 
-/* The history rows of this run as "name=value,name=value;..." (names are
- * identifiers chosen by the loop and hooks; any that would break the
- * layout is refused). */
-static int put_history(sl_options *meta, const sl_history *h, int from)
+/* A growable string. */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static int strbuf_add(strbuf *b, const char *item, size_t n)
 {
-    size_t cap = 64, len = 0;
-    char *s = malloc(cap);
-    if (!s)
-        return sl_error(SL_ENOMEM, "training checkpoint: out of memory");
-    s[0] = '\0';
-    int rc = SL_OK;
-    for (int i = from; rc == SL_OK && i < sl_history_count(h); i++) {
-        const sl_record *row = sl_history_row(h, i);
-        for (int k = 0; rc == SL_OK && k < sl_record_count(row); k++) {
-            const char *name = sl_record_name(row, k);
-            if (strpbrk(name, "=,;")) {
-                rc = sl_error(SL_EINVAL, "training checkpoint: history entry '%s' has a "
-                              "character ('=', ',' or ';') it cannot store", name);
-                break;
-            }
-            char item[160];
-            int n = snprintf(item, sizeof item, "%s%s=%.17g", k ? "," : (i > from ? ";" : ""),
-                             name, sl_record_value(row, k));
-            if (n < 0 || (size_t)n >= sizeof item) {
-                rc = sl_error(SL_EINVAL, "training checkpoint: history entry '%s' is too long",
-                              name);
-                break;
-            }
-            while (len + (size_t)n + 1 > cap) {
-                char *grown = realloc(s, cap *= 2);
-                if (!grown) {
-                    rc = sl_error(SL_ENOMEM, "training checkpoint: out of memory");
-                    break;
-                }
-                s = grown;
-            }
-            if (rc == SL_OK) {
-                memcpy(s + len, item, (size_t)n + 1);
-                len += (size_t)n;
-            }
-        }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->s, cap);
+        if (!grown)
+            return sl_error(SL_ENOMEM, "training checkpoint: out of memory");
+        b->s = grown;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, item, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+    return SL_OK;
+}
+
+/* One row as "name=value,..." after a ';' unless it is the first (names
+ * are identifiers chosen by the loop and hooks; one that would break the
+ * layout is refused). */
+static int add_row(strbuf *b, const sl_record *row, bool first)
+{
+    for (int k = 0; k < sl_record_count(row); k++) {
+        const char *name = sl_record_name(row, k);
+        if (strpbrk(name, "=,;"))
+            return sl_error(SL_EINVAL, "training checkpoint: history entry '%s' has a "
+                            "character ('=', ',' or ';') it cannot store", name);
+        char item[160];
+        int n = snprintf(item, sizeof item, "%s%s=%.17g", k ? "," : first ? "" : ";", name,
+                         sl_record_value(row, k));
+        if (n < 0 || (size_t)n >= sizeof item)
+            return sl_error(SL_EINVAL, "training checkpoint: history entry '%s' is too long",
+                            name);
+        SL_TRY(strbuf_add(b, item, (size_t)n));
+    }
+    return SL_OK;
+}
+
+/* The epoch rows of this run from `from` on under "history", and its step
+ * rows from `steps_from` on under "history_steps". */
+static int put_history(sl_options *meta, const sl_history *h, int from, int64_t steps_from)
+{
+    strbuf b = {0};
+    int rc = strbuf_add(&b, "", 0);
+    for (int i = from; rc == SL_OK && i < sl_history_count(h); i++)
+        rc = add_row(&b, sl_history_row(h, i), i == from);
+    if (rc == SL_OK)
+        rc = sl_options_set_string(meta, "history", b.s);
+    sl_record *row = rc == SL_OK ? sl_record_new() : NULL;
+    if (rc == SL_OK && !row)
+        rc = sl_error(SL_ENOMEM, "training checkpoint: out of memory");
+    b.len = 0;
+    for (int64_t i = steps_from; rc == SL_OK && i < sl_history_step_count(h); i++) {
+        rc = sl_history_step_row(h, i, row);
+        if (rc == SL_OK)
+            rc = add_row(&b, row, i == steps_from);
     }
     if (rc == SL_OK)
-        rc = sl_options_set_string(meta, "history", s);
-    free(s);
+        rc = sl_options_set_string(meta, "history_steps", b.len ? b.s : "");
+    sl_record_free(row);
+    free(b.s);
     return rc;
 }
 
@@ -252,7 +275,7 @@ static int build_meta(const sl_train_ckpt *c, const sl_train_pos *pos, sl_option
             rc = put_i64(meta, "early_stop_stopped_epoch", es.stopped_epoch);
     }
     if (rc == SL_OK && c->history)
-        rc = put_history(meta, c->history, c->history_from);
+        rc = put_history(meta, c->history, c->history_from, c->steps_from);
     return rc == SL_ENOMEM ? sl_error(rc, "training checkpoint: out of memory") : rc;
 }
 
@@ -279,7 +302,8 @@ typedef struct loaded {
     sl_train_pos pos;
     int64_t optim_steps, schedule_count;
     double lr, schedule_base_lr;
-    char *history; /* owned copy of the "history" string, or NULL */
+    char *history; /* owned copies of the "history" and "history_steps" */
+    char *steps;   /* strings, or NULL */
     sl_early_stop_state es;
 } loaded;
 
@@ -404,11 +428,15 @@ static int read_meta(void *userdata, const sl_options *meta)
     if (sl_options_has(meta, "history") &&
         !(ld->history = sl_strdup(sl_options_string(meta, "history"))))
         return SL_ENOMEM;
+    if (sl_options_has(meta, "history_steps") &&
+        !(ld->steps = sl_strdup(sl_options_string(meta, "history_steps"))))
+        return SL_ENOMEM;
     return SL_OK;
 }
 
-/* Appends the saved rows "name=value,...;..." to h. */
-static int restore_history(const char *path, char *text, sl_history *h)
+/* Appends the saved rows "name=value,...;..." to h with `append`. */
+static int restore_rows(const char *path, char *text, sl_history *h,
+                        int (*append)(sl_history *, const sl_record *))
 {
     sl_record *row = sl_record_new();
     if (!row)
@@ -432,7 +460,7 @@ static int restore_history(const char *path, char *text, sl_history *h)
             rc = sl_record_set(row, it, v);
         }
         if (rc == SL_OK)
-            rc = sl_history_append(h, row);
+            rc = append(h, row);
     }
     sl_record_free(row);
     return rc;
@@ -460,9 +488,12 @@ int sl_train_checkpoint_load(const char *path, const sl_train_ckpt *c, sl_train_
     if (rc == SL_OK && c->early_stop)
         sl_early_stop_set(c->early_stop, &ld.es);
     if (rc == SL_OK && c->history && ld.history)
-        rc = restore_history(path, ld.history, c->history);
+        rc = restore_rows(path, ld.history, c->history, sl_history_append);
+    if (rc == SL_OK && c->history && ld.steps)
+        rc = restore_rows(path, ld.steps, c->history, sl_history_append_step);
     if (rc == SL_OK)
         *pos = ld.pos;
     free(ld.history);
+    free(ld.steps);
     return rc;
 }

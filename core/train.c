@@ -253,6 +253,7 @@ static int setup_checkpoints(run *r, sl_options *opt, int64_t batch, uint64_t se
                               .schedule = r->args->schedule,
                               .history = r->args->history,
                               .history_from = sl_history_count(r->args->history),
+                              .steps_from = sl_history_step_count(r->args->history),
                               .early_stop = r->early_stop,
                               .id = {.batch = batch,
                                      .samples = sl_dataset_size(r->args->train),

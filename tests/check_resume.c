@@ -93,7 +93,7 @@ static run make_run(int rule, int64_t hidden, const char *train_opts)
     sl_options *so = sl_test_options("t_max=30,eta_min=0.001,interval=step");
     ck_assert_sl_ok(sl_schedule_new("cosine", so, NULL, &r.sched));
     sl_options_free(so);
-    r.o = sl_test_options("epochs=4,batch=8,seed=3");
+    r.o = sl_test_options("epochs=4,batch=8,seed=3,record_steps=3");
     if (train_opts)
         ck_assert_sl_ok(sl_options_parse(r.o, train_opts));
     return r;
@@ -136,6 +136,22 @@ static void assert_same_history(const sl_history *a, const sl_history *b, const 
         ck_assert_sl_ok(sl_record_get(sl_history_row(b, i), "epoch", &y));
         ck_assert_int_eq((int)y, i + 1);
     }
+    /* Step rows (every third step), also those from before the kill. */
+    ck_assert_int_eq(sl_history_step_count(a), sl_history_step_count(b));
+    sl_record *ra = sl_record_new(), *rb = sl_record_new();
+    for (int64_t i = 0; i < sl_history_step_count(a); i++) {
+        ck_assert_sl_ok(sl_history_step_row(a, i, ra));
+        ck_assert_sl_ok(sl_history_step_row(b, i, rb));
+        ck_assert_int_eq(sl_record_count(ra), sl_record_count(rb));
+        for (int k = 0; k < sl_record_count(ra); k++) {
+            double x = sl_record_value(ra, k), y;
+            ck_assert_sl_ok(sl_record_get(rb, sl_record_name(ra, k), &y));
+            ck_assert_msg(memcmp(&x, &y, sizeof x) == 0, "%s: step row %lld '%s' %.17g vs %.17g",
+                          what, (long long)i, sl_record_name(ra, k), x, y);
+        }
+    }
+    sl_record_free(ra);
+    sl_record_free(rb);
 }
 
 /* ---- kill -9 and resume --------------------------------------------------- */

@@ -76,8 +76,8 @@ SL_API void sl_hook_set_state(sl_hook *h, void *state);
  * "seconds", and whatever hooks put in ctx->metrics.  With the option
  * record_steps = N > 0, also one step row for every N-th step (see
  * sl_step_info for its entries).  Rows from several sl_train calls on one
- * history are appended; a resume appends the rows its checkpoint kept
- * first. */
+ * history are appended; a resume appends the rows (and step rows) its
+ * checkpoint kept first. */
 typedef struct sl_history sl_history; /* opaque */
 SL_API sl_history *sl_history_new(void);
 SL_API void sl_history_free(sl_history *h);
@@ -162,7 +162,7 @@ typedef struct sl_train_args {
  * step count and learning rate, the schedule's (base rate, count), every
  * module's noise stream, the epoch and the number of its batches done,
  * that epoch's running loss sum, sample count and hits, the history rows
- * of the call so far, early stopping's verdicts (best value and epoch,
+ * and step rows of the call so far, early stopping's verdicts (best value and epoch,
  * epochs without improvement, the epoch it stopped after) and, with
  * restore_best, its best parameters and buffers, and the run's batch,
  * seed, shuffle, drop_last, dataset size and start_epoch
@@ -186,8 +186,7 @@ typedef struct sl_train_args {
  * outside this call's epochs.  A refused resume changes nothing.
  *
  * Not in a checkpoint: hooks' private state and the metrics they set
- * earlier in an interrupted epoch, step rows recorded before it was
- * written (record_steps), and the host's callbacks' own state.  A
+ * earlier in an interrupted epoch, and the host's callbacks' own state.  A
  * resumed run that early stopping had ended trains no further.  An
  * optimizer type without state_tensor cannot be
  * checkpointed: SL_ESTATE naming it and its plugin, before the first
