@@ -26,6 +26,10 @@
  * parsed by a small strict parser for the subset of JSON the format uses:
  * objects, arrays, strings with escapes and non-negative integers.
  *
+ * The same writer and reader serve training checkpoints (core/resume.c),
+ * which add tensors of their own and __metadata__ pairs, through
+ * sl_safetensors_save / sl_safetensors_load (internal.h).
+ *
  * Saving writes "<path>.tmp.XXXXXX" beside the target and renames it into
  * place after fsync, so a crash leaves the old file or the new one, never
  * half of one.  Loading validates everything into staging tensors before it
@@ -47,18 +51,23 @@
 
 /* ---- the model's tensors, parameters then buffers ---------------------- */
 
-static int model_ntensors(const sl_model *m) { return sl_model_nparams(m) + sl_model_nbuffers(m); }
-
-static const char *model_tensor_name(const sl_model *m, int i)
+/* The model's tensors as a named list (the caller frees it), integer
+ * buffers optional on load. */
+static int model_tensors(sl_model *m, sl_named_tensor **out, int *n)
 {
-    int np = sl_model_nparams(m);
-    return i < np ? sl_model_param_name(m, i) : sl_model_buffer_name(m, i - np);
-}
-
-static sl_tensor *model_tensor(sl_model *m, int i)
-{
-    int np = sl_model_nparams(m);
-    return i < np ? sl_model_param(m, i) : sl_model_buffer(m, i - np);
+    int np = sl_model_nparams(m), nb = sl_model_nbuffers(m);
+    sl_named_tensor *t = calloc((size_t)(np + nb) + 1, sizeof *t);
+    if (!t)
+        return sl_error(SL_ENOMEM, "out of memory");
+    for (int i = 0; i < np; i++)
+        t[i] = (sl_named_tensor){sl_model_param_name(m, i), sl_model_param(m, i), false};
+    for (int i = 0; i < nb; i++) {
+        sl_tensor *b = sl_model_buffer(m, i);
+        t[np + i] = (sl_named_tensor){sl_model_buffer_name(m, i), b, b->dtype == SL_I64};
+    }
+    *out = t;
+    *n = np + nb;
+    return SL_OK;
 }
 
 static const char *st_dtype_name(sl_dtype d)
@@ -182,16 +191,18 @@ static void text_json_string(text *b, const char *s)
 
 /* ---- saving ------------------------------------------------------------ */
 
-/* The header for model m, space-padded to a multiple of 8 bytes; the data
- * section will be `*data_bytes` long. */
-static int build_header(sl_model *m, text *h, uint64_t *data_bytes)
+/* The header for the n tensors of ts and the metadata pairs of `meta`
+ * (may be NULL), space-padded to a multiple of 8 bytes; the data section
+ * will be `*data_bytes` long. */
+static int build_header(const sl_named_tensor *ts, int n, const sl_options *meta, text *h,
+                        uint64_t *data_bytes)
 {
     uint64_t offset = 0;
     text_str(h, "{");
-    for (int i = 0; i < model_ntensors(m); i++) {
-        const sl_tensor *t = model_tensor(m, i);
+    for (int i = 0; i < n; i++) {
+        const sl_tensor *t = ts[i].tensor;
         uint64_t nbytes = (uint64_t)sl_tensor_numel(t) * sl_dtype_size(t->dtype);
-        text_json_string(h, model_tensor_name(m, i));
+        text_json_string(h, ts[i].name);
         text_str(h, ":{\"dtype\":\"");
         text_str(h, st_dtype_name(t->dtype));
         text_str(h, "\",\"shape\":[");
@@ -209,6 +220,13 @@ static int build_header(sl_model *m, text *h, uint64_t *data_bytes)
     }
     text_str(h, "\"__metadata__\":{\"format\":\"pt\",\"symlab_version\":");
     text_json_string(h, SL_VERSION_STRING);
+    for (int i = 0; i < sl_options_count(meta); i++) {
+        const char *key = sl_options_key(meta, i);
+        text_str(h, ",");
+        text_json_string(h, key);
+        text_str(h, ":");
+        text_json_string(h, sl_options_string(meta, key));
+    }
     text_str(h, "}}");
     while (!h->oom && h->len % 8 != 0)
         text_str(h, " ");
@@ -251,33 +269,46 @@ static int write_model_tensor(FILE *f, const sl_tensor *t)
     return rc < 0 ? -1 : 0;
 }
 
-static int write_all(FILE *f, sl_model *m, const text *h)
+static int write_all(FILE *f, const sl_named_tensor *ts, int n, const text *h)
 {
     unsigned char len[8];
     put_le(len, (uint64_t)h->len, 8);
     if (fwrite(len, 1, 8, f) != 8 || fwrite(h->s, 1, h->len, f) != h->len)
         return -1;
-    for (int i = 0; i < model_ntensors(m); i++)
-        if (write_model_tensor(f, model_tensor(m, i)) < 0)
+    for (int i = 0; i < n; i++)
+        if (write_model_tensor(f, ts[i].tensor) < 0)
             return -1;
     return 0;
 }
 
-/* Writes header h and m's tensors to a temporary file beside path and
+/* Writes header h and the tensors to a temporary file beside path and
  * renames it over path (core/atomic.c). */
-static int save_atomically(sl_model *m, const text *h, const char *path)
+static int save_atomically(const sl_named_tensor *ts, int n, const text *h, const char *path,
+                           const char *what)
 {
     sl_atomic_file a;
     SL_TRY(sl_atomic_begin(path, &a));
-    if (write_all(a.f, m, h) < 0) {
+    if (write_all(a.f, ts, n, h) < 0) {
         int err = errno;
         sl_atomic_abort(&a);
-        return sl_error(SL_EIO, "%s: cannot write checkpoint: %s", path, strerror(err));
+        return sl_error(SL_EIO, "%s: cannot write %s: %s", path, what, strerror(err));
     }
-    return sl_atomic_commit(&a, "checkpoint");
+    return sl_atomic_commit(&a, what);
 }
 
-int sl_model_save(sl_model *m, const char *path)
+int sl_safetensors_save(const char *path, const sl_named_tensor *ts, int n,
+                        const sl_options *meta, const char *what)
+{
+    text h = {0};
+    uint64_t data_bytes = 0;
+    int rc = build_header(ts, n, meta, &h, &data_bytes);
+    if (rc == SL_OK)
+        rc = save_atomically(ts, n, &h, path, what);
+    free(h.s);
+    return rc;
+}
+
+static int check_savable(sl_model *m, const char *path)
 {
     if (!m || !path)
         return sl_error(SL_EINVAL, "sl_model_save: model and path are required");
@@ -287,12 +318,17 @@ int sl_model_save(sl_model *m, const char *path)
     if (d != SL_F32 && d != SL_F64)
         return sl_error(SL_EDTYPE, "%s: checkpoints hold f32 or f64 models, not %s", path,
                         sl_dtype_name(d));
-    text h = {0};
-    uint64_t data_bytes = 0;
-    int rc = build_header(m, &h, &data_bytes);
-    if (rc == SL_OK)
-        rc = save_atomically(m, &h, path);
-    free(h.s);
+    return SL_OK;
+}
+
+int sl_model_save(sl_model *m, const char *path)
+{
+    SL_TRY(check_savable(m, path));
+    sl_named_tensor *ts = NULL;
+    int n = 0;
+    SL_TRY(model_tensors(m, &ts, &n));
+    int rc = sl_safetensors_save(path, ts, n, NULL, "checkpoint");
+    free(ts);
     return rc;
 }
 
@@ -314,6 +350,7 @@ typedef struct parser {
     size_t n, pos;
     entry *entries;
     int count, cap;
+    sl_options *meta; /* __metadata__'s pairs, when the caller wants them */
 } parser;
 
 /* A format error at the current position, as a byte offset in the file. */
@@ -546,13 +583,16 @@ static int parse_object(parser *p, member_fn member, void *ctx)
     }
 }
 
-/* __metadata__ values must be strings (the format's rule); we keep none. */
+/* __metadata__ values must be strings (the format's rule); kept only for
+ * a caller that asked. */
 static int metadata_member(parser *p, const char *key, void *ctx)
 {
+    (void)ctx;
     char *value = NULL;
     SL_TRY(parse_string(p, &value));
+    int rc = p->meta ? sl_options_set_string(p->meta, key, value) : SL_OK;
     free(value);
-    return SL_OK;
+    return rc < 0 ? sl_error(rc, "%s: cannot keep metadata '%s'", p->path, key) : SL_OK;
 }
 
 /* One of "dtype", "shape", "data_offsets", each exactly once. */
@@ -736,9 +776,9 @@ static int check_tiling(parser *p, uint64_t data_bytes)
     return rc;
 }
 
-/* Entry e against model tensor t: dtype, shape and extent. */
-static int check_entry(const parser *p, const entry *e, const sl_tensor *t, uint64_t data_bytes,
-                       sl_dtype *file_dtype)
+/* Entry e against tensor t of the `what`: dtype, shape and extent. */
+static int check_entry(const parser *p, const entry *e, const sl_tensor *t, const char *what,
+                       uint64_t data_bytes, sl_dtype *file_dtype)
 {
     bool integer = t->dtype == SL_I64;
     if (integer && strcmp(e->dtype, "I64") == 0)
@@ -748,13 +788,14 @@ static int check_entry(const parser *p, const entry *e, const sl_tensor *t, uint
     else if (!integer && strcmp(e->dtype, "F64") == 0)
         *file_dtype = SL_F64;
     else
-        return sl_error(SL_EFORMAT, "%s: tensor '%s' has dtype %s; %s", p->path, e->name,
-                        e->dtype, integer ? "the model's integer buffer loads only I64"
-                                          : "only F32 and F64 load into real tensors");
+        return integer ? sl_error(SL_EFORMAT, "%s: tensor '%s' has dtype %s; the %s's integer "
+                                  "buffer loads only I64", p->path, e->name, e->dtype, what)
+                       : sl_error(SL_EFORMAT, "%s: tensor '%s' has dtype %s; only F32 and F64 "
+                                  "load into real tensors", p->path, e->name, e->dtype);
     if (e->ndim != t->ndim || memcmp(e->shape, t->shape, (size_t)t->ndim * sizeof *e->shape)) {
         char want[96], got[96];
-        return sl_error(SL_EFORMAT, "%s: tensor '%s' has shape %s, the model expects %s",
-                        p->path, e->name, sl_shape_str(e->ndim, e->shape, got, sizeof got),
+        return sl_error(SL_EFORMAT, "%s: tensor '%s' has shape %s, the %s expects %s",
+                        p->path, e->name, sl_shape_str(e->ndim, e->shape, got, sizeof got), what,
                         sl_shape_str(t->ndim, t->shape, want, sizeof want));
     }
     uint64_t nbytes = (uint64_t)sl_tensor_numel(t) * sl_dtype_size(*file_dtype);
@@ -766,22 +807,22 @@ static int check_entry(const parser *p, const entry *e, const sl_tensor *t, uint
     return SL_OK;
 }
 
-/* Matches every model tensor to one entry and decodes it into staging[i]
- * (allocated here); then refuses entries the model does not have. */
-static int stage(parser *p, sl_model *m, const unsigned char *data, uint64_t data_bytes,
-                 sl_tensor *staging)
+/* Matches every tensor of ts to one entry and decodes it into staging[i]
+ * (allocated here); then refuses entries the `what` does not have. */
+static int stage(parser *p, const sl_named_tensor *ts, int n, const char *what,
+                 const unsigned char *data, uint64_t data_bytes, sl_tensor *staging)
 {
-    for (int i = 0; i < model_ntensors(m); i++) {
-        const char *name = model_tensor_name(m, i);
-        const sl_tensor *t = model_tensor(m, i);
+    for (int i = 0; i < n; i++) {
+        const char *name = ts[i].name;
+        const sl_tensor *t = ts[i].tensor;
         int k = find_entry(p, name);
-        if (k < 0 && t->dtype == SL_I64)
-            continue; /* staging[i] stays empty: the buffer keeps its value */
+        if (k < 0 && ts[i].optional)
+            continue; /* staging[i] stays empty: the tensor keeps its value */
         if (k < 0)
             return sl_error(SL_EFORMAT, "%s: missing tensor '%s'", p->path, name);
         entry *e = &p->entries[k];
         sl_dtype fd = SL_F32;
-        SL_TRY(check_entry(p, e, t, data_bytes, &fd));
+        SL_TRY(check_entry(p, e, t, what, data_bytes, &fd));
         e->used = true;
         SL_TRY(sl_tensor_alloc(&staging[i], t->dtype, t->ndim, t->shape));
         const unsigned char *src = data + e->begin;
@@ -791,22 +832,51 @@ static int stage(parser *p, sl_model *m, const unsigned char *data, uint64_t dat
     }
     for (int k = 0; k < p->count; k++)
         if (!p->entries[k].used)
-            return sl_error(SL_EFORMAT, "%s: unexpected tensor '%s' (not in the model)",
-                            p->path, p->entries[k].name);
+            return sl_error(SL_EFORMAT, "%s: unexpected tensor '%s' (not in the %s)", p->path,
+                            p->entries[k].name, what);
     return check_tiling(p, data_bytes);
 }
 
-/* Parses and validates buf (the whole file) and stages every tensor. */
-static int load_buffer(sl_model *m, const char *path, const unsigned char *buf, size_t size,
+/* Parses and validates buf (the whole file), lets `check` judge the
+ * metadata, and stages every tensor. */
+static int load_buffer(const sl_safetensors_load_args *a, const unsigned char *buf, size_t size,
                        sl_tensor *staging)
 {
     uint64_t header_len = 0;
-    SL_TRY(check_lengths(path, buf, size, &header_len));
-    parser p = {.path = path, .s = (const char *)buf + 8, .n = (size_t)header_len};
+    SL_TRY(check_lengths(a->path, buf, size, &header_len));
+    parser p = {.path = a->path, .s = (const char *)buf + 8, .n = (size_t)header_len};
+    if (a->check && !(p.meta = sl_options_new()))
+        return sl_error(SL_ENOMEM, "%s: out of memory", a->path);
     int rc = parse_header(&p);
+    if (rc == SL_OK && a->check)
+        rc = a->check(a->userdata, p.meta);
     if (rc == SL_OK)
-        rc = stage(&p, m, buf + 8 + header_len, (uint64_t)size - 8 - header_len, staging);
+        rc = stage(&p, a->tensors, a->n, a->what, buf + 8 + header_len,
+                   (uint64_t)size - 8 - header_len, staging);
     free_entries(&p);
+    sl_options_free(p.meta);
+    return rc;
+}
+
+int sl_safetensors_load(const sl_safetensors_load_args *a)
+{
+    int n = a->n;
+    sl_tensor *staging = calloc(n > 0 ? (size_t)n : 1, sizeof *staging);
+    if (!staging)
+        return sl_error(SL_ENOMEM, "%s: out of memory", a->path);
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    int rc = read_file(a->path, &buf, &size);
+    if (rc == SL_OK)
+        rc = load_buffer(a, buf, size, staging);
+    /* Commit only after everything validated; copies between tensors of
+     * one dtype and shape cannot fail. */
+    for (int i = 0; rc == SL_OK && i < n; i++)
+        if (staging[i].storage)
+            rc = sl_tensor_copy(a->tensors[i].tensor, &staging[i]);
+    sl_tensor_release_all(staging, n);
+    free(staging);
+    free(buf);
     return rc;
 }
 
@@ -816,22 +886,11 @@ int sl_model_load(sl_model *m, const char *path)
         return sl_error(SL_EINVAL, "sl_model_load: model and path are required");
     if (!sl_model_is_built(m))
         return sl_error(SL_ESTATE, "%s: build the model before loading into it", path);
-    int n = model_ntensors(m);
-    sl_tensor *staging = calloc(n > 0 ? (size_t)n : 1, sizeof *staging);
-    if (!staging)
-        return sl_error(SL_ENOMEM, "%s: out of memory", path);
-    unsigned char *buf = NULL;
-    size_t size = 0;
-    int rc = read_file(path, &buf, &size);
-    if (rc == SL_OK)
-        rc = load_buffer(m, path, buf, size, staging);
-    /* Commit only after everything validated; copies between tensors of
-     * one dtype and shape cannot fail. */
-    for (int i = 0; rc == SL_OK && i < n; i++)
-        if (staging[i].storage)
-            rc = sl_tensor_copy(model_tensor(m, i), &staging[i]);
-    sl_tensor_release_all(staging, n);
-    free(staging);
-    free(buf);
+    sl_named_tensor *ts = NULL;
+    int n = 0;
+    SL_TRY(model_tensors(m, &ts, &n));
+    int rc = sl_safetensors_load(&(sl_safetensors_load_args){
+        .path = path, .what = "model", .tensors = ts, .n = n});
+    free(ts);
     return rc;
 }

@@ -111,3 +111,20 @@ int sl_early_stop_finish(sl_early_stop *es, sl_history *h)
         return sl_model_copy_state(es->model, es->best_state);
     return SL_OK;
 }
+
+/* Training checkpoints (resume.c): the verdicts so far, put back as they
+ * were, and the clone holding the best epoch's state. */
+void sl_early_stop_get(const sl_early_stop *es, sl_early_stop_state *out)
+{
+    *out = (sl_early_stop_state){es->best, es->wait, es->best_epoch, es->stopped_epoch};
+}
+
+void sl_early_stop_set(sl_early_stop *es, const sl_early_stop_state *st)
+{
+    es->best = st->best;
+    es->wait = st->wait;
+    es->best_epoch = st->best_epoch;
+    es->stopped_epoch = st->stopped_epoch;
+}
+
+sl_model *sl_early_stop_best_model(sl_early_stop *es) { return es->best_state; }

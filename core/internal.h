@@ -43,6 +43,34 @@ int sl_atomic_begin(const char *path, sl_atomic_file *a);
 int sl_atomic_commit(sl_atomic_file *a, const char *what);
 void sl_atomic_abort(sl_atomic_file *a);
 
+/* Safetensors files of named tensors (checkpoint.c; format in
+ * docs/design-notes.md).  Tensors are real (written in their dtype) or i64,
+ * contiguous or not; names are borrowed. */
+typedef struct sl_named_tensor {
+    const char *name;
+    sl_tensor *tensor;
+    bool optional; /* on load: absent from the file, it keeps its value */
+} sl_named_tensor;
+/* Writes the n tensors, and `meta`'s string pairs (may be NULL) beside
+ * "format" and "symlab_version" in __metadata__, atomically; `what` names
+ * the content in errors ("checkpoint"). */
+int sl_safetensors_save(const char *path, const sl_named_tensor *ts, int n,
+                        const sl_options *meta, const char *what);
+typedef struct sl_safetensors_load_args {
+    const char *path;
+    const char *what;               /* the owner, in errors: "model" */
+    const sl_named_tensor *tensors; /* exactly these names and shapes */
+    int n;
+    /* May be NULL: judges __metadata__'s pairs (as string options) after
+     * the header parsed and before any tensor is touched. */
+    int (*check)(void *userdata, const sl_options *meta);
+    void *userdata;
+} sl_safetensors_load_args;
+/* Reads the file into the tensors, all or nothing: a file that does not
+ * parse, lacks a tensor or holds another, or whose check fails, leaves every
+ * tensor unchanged. */
+int sl_safetensors_load(const sl_safetensors_load_args *a);
+
 /* Releases every tensor of an array of n and frees nothing else. */
 void sl_tensor_release_all(sl_tensor *t, int n);
 
@@ -71,6 +99,46 @@ int sl_early_stop_new(const sl_options *opt, sl_model *model, sl_early_stop **ou
 int sl_early_stop_judge(sl_early_stop *es, int64_t epoch, const sl_record *row, bool *stop);
 int sl_early_stop_finish(sl_early_stop *es, sl_history *h);
 void sl_early_stop_free(sl_early_stop *es);
+/* Its state, for training checkpoints; the best model is NULL without
+ * restore_best. */
+typedef struct sl_early_stop_state {
+    double best;
+    int64_t wait, best_epoch, stopped_epoch;
+} sl_early_stop_state;
+void sl_early_stop_get(const sl_early_stop *es, sl_early_stop_state *out);
+void sl_early_stop_set(sl_early_stop *es, const sl_early_stop_state *st);
+sl_model *sl_early_stop_best_model(sl_early_stop *es);
+/* Training checkpoints (resume.c).  Where a run stands: */
+typedef struct sl_train_pos {
+    int64_t epoch;    /* the epoch under way (or next), 0-based */
+    int64_t batch;    /* its batches already done */
+    int64_t step;     /* steps counted from epoch 0 */
+    double loss_sum;  /* this epoch so far: sum of batch loss * batch size, */
+    int64_t seen;     /* samples, */
+    int64_t correct;  /* and hits */
+} sl_train_pos;
+/* What a resumed run must share with the saved one to draw its batches. */
+typedef struct sl_train_id {
+    int64_t batch, samples, start_epoch;
+    uint64_t seed;
+    bool shuffle, drop_last;
+} sl_train_id;
+typedef struct sl_train_ckpt {
+    sl_model *model;
+    sl_optim *optim;
+    sl_schedule *schedule; /* may be NULL */
+    sl_history *history;   /* may be NULL; rows from history_from on are this run's, */
+    int history_from;
+    int64_t steps_from;    /* and step rows from steps_from on */
+    sl_early_stop *early_stop; /* may be NULL */
+    sl_train_id id;
+    int64_t end_epoch, nbatches; /* on load: where this run can stand */
+} sl_train_ckpt;
+int sl_train_checkpoint_save(const char *path, const sl_train_ckpt *c, const sl_train_pos *pos);
+/* All or nothing: on success the model, optimizer, schedule and noise
+ * streams are as saved, the saved history rows appended, *pos set. */
+int sl_train_checkpoint_load(const char *path, const sl_train_ckpt *c, sl_train_pos *pos);
+
 /* Forward, loss and (with want_grad) backward ADDING into the gradients;
  * *pred is the model's output.  A non-finite loss skips the backward. */
 int sl_loss_backward(sl_model *model, const sl_loss_type *loss, const sl_tensor *x,

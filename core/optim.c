@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "registry_internal.h"
 
 struct sl_optim {
     const sl_optim_type *type;
@@ -150,3 +151,39 @@ void sl_optim_set_state(sl_optim *o, void *state)
         o->state = state;
 }
 int64_t sl_optim_numel(const sl_optim *o) { return o ? o->numel : 0; }
+
+/* The first ABI minor whose sl_optim_type carries state_tensor. */
+#define SL_ABI_MINOR_OPTIM_STATE 2
+
+/* The type's state_tensor, or NULL for a type built before the field
+ * existed (a type not in the registry was handed to us at this header's
+ * minor, as tests do). */
+static int (*state_fn(const sl_optim_type *type))(sl_optim *, int, const char **, sl_tensor *)
+{
+    const sl_plugin *p = sl_registry_provider(SL_KIND_OPTIM, type);
+    if (p && p->abi_minor < SL_ABI_MINOR_OPTIM_STATE)
+        return NULL;
+    return type->state_tensor;
+}
+
+int sl_optim_state_tensor(sl_optim *o, int i, const char **name, sl_tensor *view)
+{
+    if (!o || !name || !view || i < 0)
+        return sl_error(SL_EINVAL, "sl_optim_state_tensor: bad arguments");
+    int (*fn)(sl_optim *, int, const char **, sl_tensor *) = state_fn(o->type);
+    if (!fn) {
+        const sl_plugin *p = sl_registry_provider(SL_KIND_OPTIM, o->type);
+        return sl_error(SL_ESTATE, "optimizer '%s' (plugin '%s') cannot save its state (its type "
+                        "has no state_tensor), so it cannot be checkpointed or resumed",
+                        o->type->name, p ? p->name : "?");
+    }
+    return fn(o, i, name, view);
+}
+
+int sl_optim_set_steps(sl_optim *o, int64_t steps)
+{
+    if (!o || steps < 0)
+        return sl_error(SL_EINVAL, "sl_optim_set_steps: a step count must be >= 0");
+    o->steps = steps;
+    return SL_OK;
+}

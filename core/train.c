@@ -19,6 +19,14 @@ static const sl_option_spec train_spec[] = {
     {"eval_batch", SL_OPT_INT, "1000", "batch size for validation", NULL},
     {"record_steps", SL_OPT_INT, "0",
      "keep a step row in the history for every N-th step (0: none)", NULL},
+    {"start_epoch", SL_OPT_INT, "0",
+     "number of the first epoch (0-based): continues an earlier call's orders and counts",
+     NULL},
+    {"checkpoint", SL_OPT_STRING, "", "training checkpoint file to write (empty: none)", NULL},
+    {"checkpoint_every_steps", SL_OPT_INT, "0", "write the checkpoint every N steps", NULL},
+    {"checkpoint_every_epochs", SL_OPT_INT, "0",
+     "write the checkpoint every N epochs (with a path and neither interval: 1)", NULL},
+    {"resume", SL_OPT_STRING, "", "training checkpoint to continue from (empty: none)", NULL},
     {NULL, 0, NULL, NULL, NULL}};
 
 const sl_option_spec *sl_train_options(void) { return train_spec; }
@@ -44,7 +52,13 @@ typedef struct run {
     int64_t epochs, eval_batch, record_every, nbatches;
     bool stop;           /* early stopping ended the run */
     double loss_sum;     /* this epoch so far: sum of batch loss * batch size, */
-    int64_t seen;        /* samples */
+    int64_t seen;        /* samples, */
+    int64_t correct;     /* and hits */
+    int64_t start_epoch; /* the first epoch of this call */
+    int64_t skip;        /* batches of the first epoch already done (resume) */
+    const char *ckpt_path; /* NULL: no checkpoints */
+    int64_t ckpt_steps, ckpt_epochs;
+    sl_train_ckpt ckpt;
 } run;
 
 static int call_hooks(run *r, sl_event ev)
@@ -97,9 +111,22 @@ static int report_step(run *r, int64_t batch, int64_t samples, double lr)
     return r->args->on_step(r->args->userdata, &info);
 }
 
+/* Writes the training checkpoint: the run stands after `batch` batches of
+ * epoch `epoch`. */
+static int save_checkpoint(run *r, int64_t epoch, int64_t batch)
+{
+    sl_train_pos pos = {.epoch = epoch,
+                        .batch = batch,
+                        .step = r->ctx.step,
+                        .loss_sum = batch ? r->loss_sum : 0.0,
+                        .seen = batch ? r->seen : 0,
+                        .correct = batch ? r->correct : 0};
+    return sl_train_checkpoint_save(r->ckpt_path, &r->ckpt, &pos);
+}
+
 /* Optimisation step number `batch` of the epoch on (x, y); adds the
  * batch's loss and hits. */
-static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y, int64_t *correct)
+static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y)
 {
     sl_train_ctx *c = &r->ctx;
     c->x = x;
@@ -117,7 +144,7 @@ static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y, i
                         "learning rate, or check the data)",
                         c->loss_value, (long long)c->epoch + 1, (long long)c->step + 1);
     /* Count hits now: hooks may run other forwards through the model. */
-    *correct += sl_count_correct(pred, y);
+    r->correct += sl_count_correct(pred, y);
     SL_TRY(call_hooks(r, SL_EV_AFTER_BACKWARD));
     double lr = sl_optim_lr(r->optim);
     SL_TRY(sl_optim_step(r->optim));
@@ -128,10 +155,12 @@ static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y, i
     r->seen += x->shape[0];
     SL_TRY(report_step(r, batch, x->shape[0], lr));
     c->step++;
+    if (r->ckpt_steps > 0 && c->step % r->ckpt_steps == 0)
+        SL_TRY(save_checkpoint(r, c->epoch, batch + 1));
     return SL_OK;
 }
 
-static int finish_epoch(run *r, int64_t correct, double t0)
+static int finish_epoch(run *r, double t0)
 {
     sl_record *row = r->row;
     int64_t seen = r->seen;
@@ -139,7 +168,7 @@ static int finish_epoch(run *r, int64_t correct, double t0)
     SL_TRY(sl_record_set(row, "epoch", (double)(r->ctx.epoch + 1)));
     SL_TRY(sl_record_set(row, "loss", seen ? r->loss_sum / (double)seen : NAN));
     if (r->args->train->y.dtype == SL_I64)
-        SL_TRY(sl_record_set(row, "accuracy", seen ? (double)correct / (double)seen : NAN));
+        SL_TRY(sl_record_set(row, "accuracy", seen ? (double)r->correct / (double)seen : NAN));
     if (r->args->val) {
         sl_record *val = sl_record_new();
         if (!val)
@@ -174,9 +203,11 @@ static int finish_epoch(run *r, int64_t correct, double t0)
 static int epoch(run *r)
 {
     double t0 = now_seconds();
-    int64_t correct = 0, batch = 0;
-    r->loss_sum = 0.0;
-    r->seen = 0;
+    int64_t batch = 0;
+    if (r->skip == 0) { /* else a resume restored this epoch's sums */
+        r->loss_sum = 0.0;
+        r->seen = r->correct = 0;
+    }
     sl_record_clear(r->ctx.metrics);
     sl_model_set_training(r->model, true);
     sl_schedule *sch = r->args->schedule;
@@ -184,13 +215,83 @@ static int epoch(run *r)
         apply_schedule(r);
     sl_batcher_begin_epoch(r->batcher, r->ctx.epoch);
     const sl_tensor *x, *y;
-    int more;
-    while ((more = sl_batcher_next(r->batcher, &x, &y)) > 0)
-        SL_TRY(step(r, batch++, x, y, &correct));
+    int more = 1;
+    /* A resume mid-epoch passes over the batches already done: the same
+     * order, so the same batches follow. */
+    for (; batch < r->skip && (more = sl_batcher_next(r->batcher, &x, &y)) > 0; batch++)
+        ;
+    r->skip = 0;
+    while (more > 0 && (more = sl_batcher_next(r->batcher, &x, &y)) > 0)
+        SL_TRY(step(r, batch++, x, y));
     SL_TRY(more);
-    SL_TRY(finish_epoch(r, correct, t0));
+    SL_TRY(finish_epoch(r, t0));
     if (sch && !sl_schedule_per_step(sch))
         sl_schedule_advance(sch);
+    return SL_OK;
+}
+
+/* start_epoch, checkpoint, checkpoint_every_*, resume. */
+static int setup_checkpoints(run *r, sl_options *opt, int64_t batch, uint64_t seed)
+{
+    r->start_epoch = sl_options_int(opt, "start_epoch");
+    r->ckpt_steps = sl_options_int(opt, "checkpoint_every_steps");
+    r->ckpt_epochs = sl_options_int(opt, "checkpoint_every_epochs");
+    const char *path = sl_options_string(opt, "checkpoint");
+    bool resume = *sl_options_string(opt, "resume") != '\0';
+    if (r->start_epoch < 0 || r->ckpt_steps < 0 || r->ckpt_epochs < 0)
+        return sl_error(SL_EINVAL, "train: start_epoch, checkpoint_every_steps and "
+                        "checkpoint_every_epochs must be >= 0");
+    if (r->start_epoch > INT64_MAX / 2 / (r->nbatches + 1) ||
+        r->epochs > INT64_MAX / 2 - r->start_epoch)
+        return sl_error(SL_EINVAL, "train: option 'start_epoch' is out of range");
+    if (*path) {
+        r->ckpt_path = path;
+        if (r->ckpt_steps == 0 && r->ckpt_epochs == 0)
+            r->ckpt_epochs = 1;
+    } else if (r->ckpt_steps || r->ckpt_epochs) {
+        return sl_error(SL_EINVAL, "train: checkpoint_every_steps/_epochs need a 'checkpoint' "
+                        "path");
+    }
+    r->ckpt = (sl_train_ckpt){.model = r->model,
+                              .optim = r->optim,
+                              .schedule = r->args->schedule,
+                              .history = r->args->history,
+                              .history_from = sl_history_count(r->args->history),
+                              .steps_from = sl_history_step_count(r->args->history),
+                              .early_stop = r->early_stop,
+                              .id = {.batch = batch,
+                                     .samples = sl_dataset_size(r->args->train),
+                                     .start_epoch = r->start_epoch,
+                                     .seed = seed,
+                                     .shuffle = sl_options_bool(opt, "shuffle"),
+                                     .drop_last = sl_options_bool(opt, "drop_last")},
+                              .end_epoch = r->start_epoch + r->epochs,
+                              .nbatches = r->nbatches};
+    /* An optimizer that cannot expose its state is refused now, not after
+     * the first interval's training. */
+    const char *name;
+    sl_tensor view;
+    if (*path || resume)
+        SL_TRY(sl_optim_state_tensor(r->optim, 0, &name, &view));
+    r->ctx.epoch = r->start_epoch;
+    r->ctx.step = r->start_epoch * r->nbatches;
+    if (!resume)
+        return SL_OK;
+    sl_train_pos pos;
+    const char *from = sl_options_string(opt, "resume");
+    SL_TRY(sl_train_checkpoint_load(from, &r->ckpt, &pos));
+    /* A run that early stopping had ended stays ended. */
+    if (r->early_stop) {
+        sl_early_stop_state es;
+        sl_early_stop_get(r->early_stop, &es);
+        r->stop = es.stopped_epoch > 0;
+    }
+    r->ctx.epoch = pos.epoch;
+    r->ctx.step = pos.step;
+    r->skip = pos.batch;
+    r->loss_sum = pos.loss_sum;
+    r->seen = pos.seen;
+    r->correct = pos.correct;
     return SL_OK;
 }
 
@@ -228,6 +329,7 @@ static int setup(run *r, sl_options *opt)
                                         r->epochs * r->nbatches / r->record_every));
     if (r->args->early_stop)
         SL_TRY(sl_early_stop_new(r->args->early_stop, r->model, &r->early_stop));
+    SL_TRY(setup_checkpoints(r, opt, batch, seed));
     r->ctx.model = r->model;
     r->ctx.optim = r->optim;
     r->ctx.loss = r->loss;
@@ -248,8 +350,11 @@ int sl_train(sl_model *model, sl_optim *optim, const sl_train_args *args,
     int rc = opt ? setup(&r, opt) : SL_ENOMEM;
     if (rc >= 0)
         rc = call_hooks(&r, SL_EV_TRAIN_BEGIN);
-    for (r.ctx.epoch = 0; rc >= 0 && !r.stop && r.ctx.epoch < r.epochs; r.ctx.epoch++)
+    for (; rc >= 0 && !r.stop && r.ctx.epoch < r.start_epoch + r.epochs; r.ctx.epoch++) {
         rc = epoch(&r);
+        if (rc >= 0 && r.ckpt_epochs > 0 && (r.ctx.epoch + 1) % r.ckpt_epochs == 0)
+            rc = save_checkpoint(&r, r.ctx.epoch + 1, 0);
+    }
     r.ctx.x = r.ctx.y = NULL;
     if (rc >= 0 && r.early_stop)
         rc = sl_early_stop_finish(r.early_stop, args->history);

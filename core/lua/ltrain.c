@@ -114,7 +114,8 @@ void slua_open_probe(lua_State *L) { slua_push_kind_table(L, SL_KIND_PROBE, l_pr
 
 static const char *const train_lua_keys[] = {"hooks",      "val",         "on_epoch",
                                               "on_step",    "schedule",    "early_stop",
-                                              "progress",   "record_steps", NULL};
+                                              "progress",   "record_steps", "checkpoint",
+                                              NULL};
 
 typedef struct epoch_state {
     lua_State *L;
@@ -300,6 +301,53 @@ static void set_record_steps(lua_State *L, int opts, sl_options *opt)
     lua_pop(L, 1);
 }
 
+/* opts.checkpoint: a path, or {path=, every_steps=, every_epochs=}, set as
+ * the options checkpoint and checkpoint_every_steps/_epochs. */
+static void set_checkpoint(lua_State *L, int opts, sl_options *opt)
+{
+    static const char *const keys[][2] = {{"path", "checkpoint"},
+                                          {"every_steps", "checkpoint_every_steps"},
+                                          {"every_epochs", "checkpoint_every_epochs"}};
+    int t = lua_getfield(L, opts, "checkpoint");
+    if (t == LUA_TSTRING)
+        slua_check(L, sl_options_set_string(opt, "checkpoint", lua_tostring(L, -1)));
+    else if (t == LUA_TTABLE)
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            int kt = lua_getfield(L, -1, keys[i][0]), isint = 0;
+            lua_Integer n = lua_tointegerx(L, -1, &isint);
+            if (kt != LUA_TNIL && (i == 0 ? kt != LUA_TSTRING : !isint))
+                luaL_error(L, "train: checkpoint.%s must be %s, got %s", keys[i][0],
+                           i == 0 ? "a path" : "an integer", luaL_typename(L, -1));
+            if (kt != LUA_TNIL)
+                slua_check(L, i == 0 ? sl_options_set_string(opt, keys[i][1], lua_tostring(L, -1))
+                                     : sl_options_set_int(opt, keys[i][1], (int64_t)n));
+            lua_pop(L, 1);
+        }
+    else if (t != LUA_TNIL)
+        luaL_error(L, "train: option 'checkpoint' must be a path or a table {path=, "
+                   "every_steps=, every_epochs=}, got %s", luaL_typename(L, -1));
+    if (t == LUA_TTABLE && !sl_options_has(opt, "checkpoint"))
+        luaL_error(L, "train: option 'checkpoint' needs a path");
+    lua_pop(L, 1);
+}
+
+/* A resumed run's history starts with the rows its checkpoint kept: put
+ * them in front of the rows on_epoch appended. */
+static void prepend_restored(lua_State *L, int list, const sl_history *h)
+{
+    lua_Integer have = luaL_len(L, list), restored = sl_history_count(h) - have;
+    if (restored <= 0)
+        return;
+    for (lua_Integer i = have; i >= 1; i--) {
+        lua_geti(L, list, i);
+        lua_seti(L, list, i + restored);
+    }
+    for (lua_Integer i = 1; i <= restored; i++) {
+        slua_push_record(L, sl_history_row(h, (int)i - 1));
+        lua_seti(L, list, i);
+    }
+}
+
 /* opts.early_stop: a table of early-stopping options, or true for the
  * defaults; the options box is pushed (nil when off). */
 static const sl_options *check_early_stop(lua_State *L, int opts)
@@ -356,7 +404,8 @@ static void finish_history(lua_State *L, const sl_history *h, bool early_stop)
 static void free_history(void *p) { sl_history_free(p); }
 
 /* sl.train(net, opt, ds, {epochs=, batch=, ..., hooks=, val=, on_epoch=, on_step=,
- *          schedule=, early_stop=, progress=, record_steps=}) -> history */
+ *          schedule=, early_stop=, progress=, record_steps=, start_epoch=, checkpoint=,
+ *          resume=}) -> history */
 static int l_train(lua_State *L)
 {
     sl_model *m = slua_check_model(L, 1);
@@ -375,6 +424,7 @@ static int l_train(lua_State *L)
     sl_options *opt = slua_new_options(L);
     slua_table_to_options(L, opts, opt, "train", train_lua_keys);
     set_record_steps(L, opts, opt);
+    set_checkpoint(L, opts, opt);
     if (!sl_options_has(opt, "seed"))
         slua_check(L, sl_options_set_int(opt, "seed", (int64_t)slua_default_seed(L)));
     slua_check(L, sl_options_validate(opt, sl_train_options(), "train"));
@@ -421,6 +471,7 @@ static int l_train(lua_State *L)
         return lua_error(L);
     }
     slua_check(L, rc);
+    prepend_restored(L, st.history, *hist);
     lua_pushvalue(L, st.history);
     finish_history(L, *hist, args.early_stop != NULL);
     return 1;

@@ -146,6 +146,46 @@ static void destroy_state(sl_optim *o)
     sl_optim_set_state(o, NULL);
 }
 
+/* Training checkpoints: the state vectors that are in use, under the names
+ * torch.optim's state dicts give them (`names` lists slot k's name). */
+static int slot_view(sl_optim *o, int i, const char *const names[MAX_SLOTS],
+                     const char **name, sl_tensor *view)
+{
+    opt_state *s = sl_optim_state(o);
+    for (int k = 0; s && k < MAX_SLOTS; k++) {
+        if (!s->buf[k] || i-- > 0)
+            continue;
+        *name = names[k];
+        SL_TRY(sl_tensor_wrap(view, s->buf[k], s->dtype, 1, &s->n));
+        return 1;
+    }
+    return 0;
+}
+
+static int sgd_state(sl_optim *o, int i, const char **name, sl_tensor *view)
+{
+    static const char *const names[MAX_SLOTS] = {"momentum_buffer"};
+    return slot_view(o, i, names, name, view);
+}
+
+static int adam_state(sl_optim *o, int i, const char **name, sl_tensor *view)
+{
+    static const char *const names[MAX_SLOTS] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+    return slot_view(o, i, names, name, view);
+}
+
+static int adagrad_state(sl_optim *o, int i, const char **name, sl_tensor *view)
+{
+    static const char *const names[MAX_SLOTS] = {"sum"};
+    return slot_view(o, i, names, name, view);
+}
+
+static int rmsprop_state(sl_optim *o, int i, const char **name, sl_tensor *view)
+{
+    static const char *const names[MAX_SLOTS] = {"square_avg", "grad_avg", "momentum_buffer"};
+    return slot_view(o, i, names, name, view);
+}
+
 /* PyTorch's range checks, with the option named. */
 static int need_at_least(const char *owner, const char *key, double value, double lo)
 {
@@ -204,6 +244,7 @@ const sl_optim_type sl_sgd_type = {
     .step = sgd_step,
     .reset = zero_state,
     .destroy = destroy_state,
+    .state_tensor = sgd_state,
 };
 
 /* ---- adam, adamw ------------------------------------------------------ */
@@ -268,6 +309,7 @@ const sl_optim_type sl_adam_type = {
     .step = adam_step,
     .reset = zero_state,
     .destroy = destroy_state,
+    .state_tensor = adam_state,
 };
 
 const sl_optim_type sl_adamw_type = {
@@ -278,6 +320,7 @@ const sl_optim_type sl_adamw_type = {
     .step = adam_step,
     .reset = zero_state,
     .destroy = destroy_state,
+    .state_tensor = adam_state,
 };
 
 /* ---- adagrad ---------------------------------------------------------- */
@@ -334,6 +377,7 @@ const sl_optim_type sl_adagrad_type = {
     .step = adagrad_step,
     .reset = adagrad_reset,
     .destroy = destroy_state,
+    .state_tensor = adagrad_state,
 };
 
 /* ---- rmsprop ---------------------------------------------------------- */
@@ -379,4 +423,5 @@ const sl_optim_type sl_rmsprop_type = {
     .step = rmsprop_step,
     .reset = zero_state,
     .destroy = destroy_state,
+    .state_tensor = rmsprop_state,
 };

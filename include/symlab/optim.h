@@ -38,6 +38,16 @@ SL_API int64_t sl_optim_steps(const sl_optim *o);
 SL_API sl_model *sl_optim_model(const sl_optim *o);
 SL_API const char *sl_optim_name(const sl_optim *o);
 
+/* Training checkpoints (train.h): the i-th tensor of the optimizer's state
+ * through its type's state_tensor (plugin.h) — returns 1 and sets *name
+ * (static) and *view (a writable view owned by the optimizer), or 0 past
+ * the last.  SL_ESTATE, naming the type and its plugin, if the type cannot
+ * expose its state. */
+SL_API int sl_optim_state_tensor(sl_optim *o, int i, const char **name, sl_tensor *view);
+/* Sets the step count (bias corrections, the first-step rule) as a resume
+ * restores it; SL_EINVAL if negative. */
+SL_API int sl_optim_set_steps(sl_optim *o, int64_t steps);
+
 /* For optimizer types: private state, and the number of elements of the
  * parameter vector (to size per-element state in create()). */
 SL_API void *sl_optim_state(const sl_optim *o);

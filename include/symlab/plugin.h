@@ -123,6 +123,21 @@ typedef struct sl_optim_type {
     int (*step)(sl_optim *o, sl_tensor *params, const sl_tensor *grads);
     void (*reset)(sl_optim *o);   /* MAY: forget state */
     void (*destroy)(sl_optim *o); /* MAY */
+
+    /* ---- ABI minor 2 and later.  The host reads the field below only
+     * from plugins whose abi_minor is at least 2 (older ones count as
+     * lacking it), so a plugin built at minor 0 or 1 keeps loading. ---- */
+
+    /* SHOULD (needed for training checkpoints): the i-th tensor (0-based)
+     * of the optimizer's state.  Sets *name (static, unique within the
+     * type, e.g. "exp_avg") and *view (a writable view of the state itself,
+     * owned by the optimizer; f32/f64 or i64, any shape) and returns 1, or
+     * returns 0 when i is past the last.  A checkpoint saves every view
+     * and a resume writes them back, with the step count the host keeps,
+     * so everything step() reads besides its options must be in them.  A
+     * type without it cannot be checkpointed: a checkpoint or a resume
+     * with it fails, naming the type, rather than lose its state. */
+    int (*state_tensor)(sl_optim *o, int i, const char **name, sl_tensor *view);
 } sl_optim_type;
 
 typedef struct sl_plugin {

@@ -20,9 +20,9 @@
  * after it must count the same interval.
  *
  * A schedule's whole state is (base lr, count): sl_schedule_restore replays
- * the count, so a resumed run gets bit-identical rates.  Optimizers have no
- * checkpoint of their own yet; a script that resumes keeps this pair beside
- * its model checkpoint.
+ * the count, so a resumed run gets bit-identical rates.  sl_train's
+ * training checkpoints (train.h) save and restore this pair with the
+ * model and optimizer; a custom loop keeps it beside its own checkpoint.
  */
 #ifndef SYMLAB_SCHEDULE_H
 #define SYMLAB_SCHEDULE_H

@@ -54,7 +54,8 @@ typedef struct sl_train_ctx {
     const sl_tensor *x;       /* current batch inputs; NULL outside a step */
     const sl_tensor *y;       /* current batch targets; NULL outside a step */
     int64_t epoch;            /* 0-based */
-    int64_t step;             /* steps since TRAIN_BEGIN, 0-based */
+    int64_t step;             /* steps since epoch 0 (since TRAIN_BEGIN unless the call
+                                 has start_epoch or resume), 0-based */
     double loss_value;        /* loss of the current batch (valid from AFTER_BACKWARD) */
     uint64_t seed;            /* the run's seed, for hooks that draw */
     sl_record *metrics;       /* numbers a hook reports; they enter this epoch's history
@@ -75,7 +76,8 @@ SL_API void sl_hook_set_state(sl_hook *h, void *state);
  * "seconds", and whatever hooks put in ctx->metrics.  With the option
  * record_steps = N > 0, also one step row for every N-th step (see
  * sl_step_info for its entries).  Rows from several sl_train calls on one
- * history are appended. */
+ * history are appended; a resume appends the rows (and step rows) its
+ * checkpoint kept first. */
 typedef struct sl_history sl_history; /* opaque */
 SL_API sl_history *sl_history_new(void);
 SL_API void sl_history_free(sl_history *h);
@@ -95,7 +97,7 @@ SL_API int64_t sl_history_stopped_epoch(const sl_history *h);
 /* What the host's on_step callback receives after each step.  Counts are
  * 1-based, as in history rows. */
 typedef struct sl_step_info {
-    int64_t step;             /* this step's number since TRAIN_BEGIN */
+    int64_t step;             /* this step's number since epoch 0 (see start_epoch) */
     int64_t epoch;            /* this epoch's number */
     int64_t epochs;           /* epochs the run will do (fewer if it stops early) */
     int64_t batch;            /* this batch's number within the epoch */
@@ -135,7 +137,60 @@ typedef struct sl_train_args {
 } sl_train_args;
 
 /* The options sl_train accepts: epochs, batch, seed, loss, shuffle,
- * drop_last, eval_batch, record_steps. */
+ * drop_last, eval_batch, record_steps, start_epoch, checkpoint,
+ * checkpoint_every_steps, checkpoint_every_epochs, resume.
+ *
+ * Continuing a run.  A call trains epochs start_epoch .. start_epoch +
+ * epochs - 1 (0-based; start_epoch defaults to 0): epoch e is shuffled
+ * from (seed, e), the history rows and step counts go on from there
+ * (ctx->step and step rows count from epoch 0, start_epoch x batches per
+ * epoch being the first step of the call).  The model, optimizer and
+ * schedule carry their own state from call to call, so
+ *     sl_train(epochs = 2); sl_train(epochs = 2, start_epoch = 2)
+ * on the same model, optimizer and schedule is bit-identical to
+ *     sl_train(epochs = 4).
+ * Nothing is automatic: a second call without start_epoch restarts the
+ * epoch orders at (seed, 0).
+ *
+ * Training checkpoints.  With checkpoint = PATH, the loop writes PATH
+ * atomically (temp file, fsync, rename: a crash leaves the previous
+ * checkpoint whole) after every checkpoint_every_steps-th step (counted
+ * from epoch 0) and after every checkpoint_every_epochs-th epoch (counted
+ * from epoch 0; with a path and neither interval given, every epoch).  The
+ * file holds everything the next steps read: the model's parameters and
+ * buffers, the optimizer's state tensors (plugin.h: state_tensor), its
+ * step count and learning rate, the schedule's (base rate, count), every
+ * module's noise stream, the epoch and the number of its batches done,
+ * that epoch's running loss sum, sample count and hits, the history rows
+ * and step rows of the call so far, early stopping's verdicts (best value and epoch,
+ * epochs without improvement, the epoch it stopped after) and, with
+ * restore_best, its best parameters and buffers, and the run's batch,
+ * seed, shuffle, drop_last, dataset size and start_epoch
+ * (docs/design-notes.md lists the names).
+ * Writing one allocates and does file I/O: it is the one exception to
+ * "nothing allocated in a step".
+ *
+ * resume = PATH continues the same call: run it again with the same
+ * model architecture, optimizer type and options, schedule, dataset and
+ * options plus resume, and it picks up after the last checkpointed step,
+ * passing over the batches of the epoch already done, so that kill -9 and
+ * resume end bit-identical to an uninterrupted run (the history too,
+ * except "seconds").  A checkpoint at the end of the run resumes to no
+ * further step.  Before changing anything a resume checks the file and
+ * refuses, with one line naming the file and the mismatch: a damaged or
+ * truncated file, a model checkpoint (not a training one), another
+ * optimizer type, schedule kind or early_stop use (none, on,
+ * restore_best), another batch/seed/shuffle/drop_last/
+ * dataset size/start_epoch, a tensor of another name or shape (another
+ * model, or optimizer options that keep other state), and a position
+ * outside this call's epochs.  A refused resume changes nothing.
+ *
+ * Not in a checkpoint: hooks' private state and the metrics they set
+ * earlier in an interrupted epoch, and the host's callbacks' own state.  A
+ * resumed run that early stopping had ended trains no further.  An
+ * optimizer type without state_tensor cannot be
+ * checkpointed: SL_ESTATE naming it and its plugin, before the first
+ * step. */
 SL_API const sl_option_spec *sl_train_options(void);
 
 /* Early stopping's options: after each epoch, the history row's `metric`
@@ -150,7 +205,8 @@ SL_API const sl_option_spec *sl_early_stop_options(void);
 
 /* Trains `model` with `optim` on args->train.  Returns SL_OK, the first
  * failing status of a module, hook or callback (with context), or
- * SL_ENUMERIC on a non-finite loss. */
+ * SL_ENUMERIC on a non-finite loss; with checkpoint or resume also
+ * SL_EIO/SL_EFORMAT/SL_EINVAL/SL_ESTATE from the checkpoint (above). */
 SL_API int sl_train(sl_model *model, sl_optim *optim, const sl_train_args *args,
                     const sl_options *opt);
 
