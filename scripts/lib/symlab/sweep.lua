@@ -227,41 +227,63 @@ local function progress(S, state, total)
   io.stderr:flush()
 end
 
--- One task per child process, at most `jobs` at a time.  A child that dies
--- without writing its row (a crash, a signal) gets an error row from here.
-local function run_children(S, dir, list, opts, state)
-  local by_pid, next_i = {}, 1
-  local function start()
-    local t = list[next_i]
-    next_i = next_i + 1
-    local args = { "--threads", tostring(S.threads or sl.threads), "sweep", "task", S.file,
-                   "--dir", dir, "--task", tostring(t.index) }
-    if opts.force then args[#args + 1] = "--force" end
-    by_pid[sl.proc.spawn(args, rows.log_path(dir, t.index))] = t
-    state.running = state.running + 1
+-- The pending tasks in batches for worker processes: each worker starts
+-- symlab, loads the sweep file and its data once and runs its batch in
+-- order, so short tasks do not each pay a process start-up.  About four
+-- batches per job keep the jobs busy to the end when tasks differ in cost.
+local function batches(list, jobs)
+  local size = math.max(1, #list // (4 * jobs))
+  local out = {}
+  for i = 1, #list, size do
+    local b = {}
+    for k = i, math.min(#list, i + size - 1) do b[#b + 1] = list[k] end
+    out[#out + 1] = b
   end
-  while next_i <= #list and state.running < opts.jobs do start() end
+  return out
+end
+
+-- Workers over the batches, at most `jobs` at a time.  A task whose worker
+-- dies before writing its row (a crash, a signal) gets an error row here.
+local function run_children(S, dir, list, opts, state)
+  local work, by_pid, next_b, workers = batches(list, opts.jobs), {}, 1, 0
+  local function start()
+    local b = work[next_b]
+    next_b = next_b + 1
+    local ids = {}
+    for k, t in ipairs(b) do ids[k] = tostring(t.index) end
+    local args = { "--threads", tostring(S.threads or sl.threads), "sweep", "task", S.file,
+                   "--dir", dir, "--task", table.concat(ids, ",") }
+    if opts.force then args[#args + 1] = "--force" end
+    -- the batch's output goes to the log of its first task
+    by_pid[sl.proc.spawn(args, rows.log_path(dir, b[1].index))] = b
+    state.running = state.running + #b
+    workers = workers + 1
+  end
+  while next_b <= #work and workers < opts.jobs do start() end
   progress(S, state, opts.total)
-  while state.running > 0 do
+  while next(by_pid) do
     local pid, how, code = sl.proc.wait()
     if not pid then error("sweep: waiting for a task failed: " .. tostring(how), 0) end
-    local t = by_pid[pid]
-    if t then
-      by_pid[pid], state.running = nil, state.running - 1
-      local st = rows.state(dir, t)
-      if how == "exit" and code == 0 and st == "done" then
-        state.done = state.done + 1
-      else
-        state.failed = state.failed + 1
-        if st ~= "failed" then
-          rows.write(dir, { task = t.index, seed = t.seed, config = t.config, status = "error",
-                            version = sl.version, exit = how == "exit" and code or 128 + code,
-                            message = ("task process %s %d; see %s"):format(
-                              how == "exit" and "exited with status" or "killed by signal",
-                              code, rows.log_path(dir, t.index)) })
+    local b = by_pid[pid]
+    if b then
+      by_pid[pid], workers = nil, workers - 1
+      for _, t in ipairs(b) do
+        state.running = state.running - 1
+        local st = rows.state(dir, t)
+        if st == "done" then
+          state.done = state.done + 1
+        else
+          state.failed = state.failed + 1
+          if st ~= "failed" then
+            rows.write(dir, { task = t.index, seed = t.seed, config = t.config, status = "error",
+                              version = sl.version, exit = how == "exit" and code or 128 + code,
+                              message = ("task process %s %d; see %s"):format(
+                                how == "exit" and "exited with status" or "killed by signal",
+                                code, rows.log_path(dir, b[1].index)) })
+          end
         end
       end
-      if next_i <= #list then start() end
+      if next_b <= #work then start() end
       progress(S, state, opts.total)
     end
   end

@@ -23,7 +23,7 @@ usage: symlab [--threads N] sweep run    FILE [--jobs N] [--dir DIR] [--force]
        symlab sweep status DIR
 
 run     runs the tasks without a row on this machine, N processes at a time
-task    runs the task(s) a launcher names: --task I, SLURM_ARRAY_TASK_ID, the
+task    runs the task(s) a launcher names: --task I (or I,J,...), SLURM_ARRAY_TASK_ID, the
         MPI rank (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK: tasks r, r+K, ...
         for K ranks) or GNU parallel's PARALLEL_SEQ (task PARALLEL_SEQ - 1)
 slurm   submits the missing tasks as a job array and a dependent gather job
@@ -92,7 +92,14 @@ end
 function commands.task(args)
   local o, err = parse(args, { ["--task"] = "value", ["--dir"] = "value", ["--force"] = "flag" })
   if not o then return usage_error(err) end
-  local first, stride, source = sl.proc.task(o["--task"])
+  -- --task I,J,...: the batch `sweep run --jobs` gives one worker process
+  local batch = o["--task"] and o["--task"]:find(",", 1, true) and o["--task"]
+  local first, stride, source
+  if batch then
+    first, stride, source = 0, -1, "--task"
+  else
+    first, stride, source = sl.proc.task(o["--task"])
+  end
   if not first then
     if stride then return usage_error(stride) end
     return usage_error("no task index: give --task I, or run under a Slurm array, mpirun or GNU parallel")
@@ -101,7 +108,13 @@ function commands.task(args)
   local dir = dir_of(S, o)
   sweep.prepare(S, dir)
   local list = {}
-  if stride == 0 then
+  if batch then
+    for item in batch:gmatch("[^,]+") do
+      local i = math.tointeger(tonumber(item))
+      if not i then return usage_error(("--task: '%s' is not a task index"):format(item)) end
+      list[#list + 1] = sweep.task(S, i)
+    end
+  elseif stride == 0 then
     list[1] = sweep.task(S, first)
   else
     for i = first, #S.tasks - 1, stride do list[#list + 1] = S.tasks[i + 1] end
