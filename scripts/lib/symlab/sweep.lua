@@ -229,15 +229,16 @@ end
 
 -- The pending tasks in batches for worker processes: each worker starts
 -- symlab, loads the sweep file and its data once and runs its batch in
--- order, so short tasks do not each pay a process start-up.  About four
--- batches per job keep the jobs busy to the end when tasks differ in cost.
+-- order, so short tasks do not each pay a process start-up.  Batches are
+-- strided (batch b: tasks b, b + n, b + 2n, ...), so each mixes the configs
+-- — which often differ in cost — and about four of them per job keep the
+-- jobs busy to the end.
 local function batches(list, jobs)
-  local size = math.max(1, #list // (4 * jobs))
+  local n = math.min(#list, 4 * jobs)
   local out = {}
-  for i = 1, #list, size do
-    local b = {}
-    for k = i, math.min(#list, i + size - 1) do b[#b + 1] = list[k] end
-    out[#out + 1] = b
+  for b = 1, n do
+    out[b] = {}
+    for k = b, #list, n do out[b][#out[b] + 1] = list[k] end
   end
   return out
 end
