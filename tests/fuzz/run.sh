@@ -19,9 +19,16 @@ command -v "$CLANG" >/dev/null || { echo "make fuzz: needs clang (apt-get instal
 [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ] && TMPDIR=/dev/shm && export TMPDIR
 out=$build/tests/fuzz/bin
 mkdir -p "$out" "$src/tests/fuzz/findings"
-libs=$(pkg-config --libs openblas lapacke zlib)
-cflags=$(pkg-config --cflags openblas lapacke zlib)
-core=$(ls "$src"/core/*.c "$src"/core/data/*.c "$src"/core/nn/*.c | grep -v '/core/main\.c$')
+pkgs="openblas lapacke zlib"
+# libsymlab built with dataset downloads links these too (configure's choice)
+grep -q '^#define SL_HAVE_DOWNLOAD 1' "$build/config.h" && pkgs="$pkgs libcurl libcrypto libarchive"
+# shellcheck disable=SC2086
+libs=$(pkg-config --libs $pkgs)
+# shellcheck disable=SC2086
+cflags=$(pkg-config --cflags $pkgs)
+# libsymlab's sources: everything in core/ but the executable's own files
+core=$(ls "$src"/core/*.c "$src"/core/data/*.c "$src"/core/nn/*.c |
+       grep -v -e '/core/main\.c$' -e '/core/datacmd\.c$')
 qc=$(ls "$src"/plugins/qcircuit/*.c | grep -v -e '/qcircuit\.c$' -e '/symh\.c$')
 for h in $harnesses; do
     extra=
