@@ -7,7 +7,8 @@
  * (biased) variance, then each channel is scaled by "weight" and shifted by
  * "bias" (when affine).  One f64 kernel serves both dtypes: f32 tensors are
  * converted into f64 scratch (slot 0 keeps x for backward, slot 1 the
- * (mean, rstd) of every group, slots 2 and 3 the gradients). */
+ * (mean, rstd) of every group followed by weight, bias and their gradient
+ * sums per channel, slots 2 and 3 the gradients). */
 #include "config.h"
 
 #include <math.h>
@@ -104,6 +105,31 @@ static int from_f64(const double *v, sl_tensor *t)
     return sl_tensor_copy(t, &w);
 }
 
+/* Slot 1: (mean, rstd) of each of the B*G groups, then the per-channel
+ * weight, bias, d weight and d bias in f64 (C each), so the loops over every
+ * value index plain arrays. */
+typedef struct gn_scratch {
+    double *stats, *w, *b, *gw, *gb;
+} gn_scratch;
+
+static int channel_scratch(sl_module *m, int64_t groups, int64_t channels, gn_scratch *g)
+{
+    double *p;
+    SL_TRY(sl_module_scratch(m, 1, (size_t)(2 * groups + 4 * channels) * sizeof(double),
+                             (void **)&p));
+    *g = (gn_scratch){p, p + 2 * groups, p + 2 * groups + channels,
+                      p + 2 * groups + 2 * channels, p + 2 * groups + 3 * channels};
+    return SL_OK;
+}
+
+/* Copies t into the f64 array dst (converting). */
+static int into_f64(const sl_tensor *t, double *dst)
+{
+    sl_tensor w = {0};
+    SL_TRY(sl_tensor_wrap(&w, dst, SL_F64, t->ndim, t->shape));
+    return sl_tensor_copy(&w, t);
+}
+
 /* Sizes: B samples, G groups of n = cg * S values (cg channels of S). */
 typedef struct gn_dims {
     int64_t B, G, cg, S;
@@ -122,12 +148,16 @@ static int groupnorm_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
     const groupnorm_state *s = sl_module_state(m);
     const gn_dims d = dims_of(s, in);
     const int64_t n = d.cg * d.S;
-    double *x, *stats, *y;
+    double *x, *y;
+    gn_scratch g;
     SL_TRY(as_f64(m, 0, in, &x));
-    SL_TRY(sl_module_scratch(m, 1, (size_t)(2 * d.B * d.G) * sizeof(double), (void **)&stats));
+    SL_TRY(channel_scratch(m, d.B * d.G, s->channels, &g));
     SL_TRY(sl_module_scratch(m, 2, (size_t)sl_tensor_numel(in) * sizeof(double), (void **)&y));
-    const sl_tensor *w = s->affine ? sl_module_param(m, GN_WEIGHT) : NULL;
-    const sl_tensor *b = s->affine ? sl_module_param(m, GN_BIAS) : NULL;
+    double *stats = g.stats;
+    if (s->affine) {
+        SL_TRY(into_f64(sl_module_param(m, GN_WEIGHT), g.w));
+        SL_TRY(into_f64(sl_module_param(m, GN_BIAS), g.b));
+    }
     for (int64_t r = 0; r < d.B * d.G; r++) {
         const double *xr = x + r * n;
         double mean = 0, var = 0;
@@ -142,7 +172,7 @@ static int groupnorm_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
         for (int64_t j = 0; j < n; j++) {
             const int64_t c = (r % d.G) * d.cg + j / d.S;
             const double v = (xr[j] - mean) * rstd;
-            y[r * n + j] = w ? v * sl_tensor_flat_get(w, c) + sl_tensor_flat_get(b, c) : v;
+            y[r * n + j] = s->affine ? v * g.w[c] + g.b[c] : v;
         }
     }
     return from_f64(y, out);
@@ -156,28 +186,33 @@ static int groupnorm_backward(sl_module *m, const sl_tensor *in, const sl_tensor
     const groupnorm_state *s = sl_module_state(m);
     const gn_dims d = dims_of(s, in);
     const int64_t n = d.cg * d.S;
-    double *x, *stats, *gy, *gx = NULL;
+    double *x, *gy, *gx = NULL;
+    gn_scratch sc;
     SL_TRY(sl_module_scratch(m, 0, (size_t)sl_tensor_numel(in) * sizeof(double), (void **)&x));
-    SL_TRY(sl_module_scratch(m, 1, (size_t)(2 * d.B * d.G) * sizeof(double), (void **)&stats));
+    SL_TRY(channel_scratch(m, d.B * d.G, s->channels, &sc)); /* forward's stats and w */
     SL_TRY(as_f64(m, 2, grad_out, &gy));
+    const double *stats = sc.stats;
     if (grad_in)
         SL_TRY(sl_module_scratch(m, 3, (size_t)sl_tensor_numel(in) * sizeof(double),
                                  (void **)&gx));
-    sl_tensor *w = s->affine ? sl_module_param(m, GN_WEIGHT) : NULL;
-    sl_tensor *gw = s->affine ? sl_module_grad(m, GN_WEIGHT) : NULL;
-    sl_tensor *gb = s->affine ? sl_module_grad(m, GN_BIAS) : NULL;
+    const double *w = s->affine ? sc.w : NULL;
+    double *gw = s->affine ? sc.gw : NULL, *gb = s->affine ? sc.gb : NULL;
+    if (s->affine) { /* backward ADDS: start from the gradients so far */
+        SL_TRY(into_f64(sl_module_grad(m, GN_WEIGHT), gw));
+        SL_TRY(into_f64(sl_module_grad(m, GN_BIAS), gb));
+    }
     for (int64_t r = 0; r < d.B * d.G; r++) {
         const double mean = stats[2 * r], rstd = stats[2 * r + 1];
         double sum_g = 0, sum_gx = 0;
         for (int64_t j = 0; j < n; j++) {
             const int64_t c = (r % d.G) * d.cg + j / d.S;
             const double xhat = (x[r * n + j] - mean) * rstd, go = gy[r * n + j];
-            const double g = w ? go * sl_tensor_flat_get(w, c) : go;
+            const double g = w ? go * w[c] : go;
             sum_g += g;
             sum_gx += g * xhat;
             if (gw) {
-                sl_tensor_set(gw, &c, sl_tensor_flat_get(gw, c) + go * xhat);
-                sl_tensor_set(gb, &c, sl_tensor_flat_get(gb, c) + go);
+                gw[c] += go * xhat;
+                gb[c] += go;
             }
         }
         if (!gx)
@@ -186,9 +221,13 @@ static int groupnorm_backward(sl_module *m, const sl_tensor *in, const sl_tensor
         for (int64_t j = 0; j < n; j++) {
             const int64_t c = (r % d.G) * d.cg + j / d.S;
             const double xhat = (x[r * n + j] - mean) * rstd;
-            const double g = w ? gy[r * n + j] * sl_tensor_flat_get(w, c) : gy[r * n + j];
+            const double g = w ? gy[r * n + j] * w[c] : gy[r * n + j];
             gx[r * n + j] = rstd * (g - mg - xhat * mgx);
         }
+    }
+    if (gw) {
+        SL_TRY(from_f64(gw, sl_module_grad(m, GN_WEIGHT)));
+        SL_TRY(from_f64(gb, sl_module_grad(m, GN_BIAS)));
     }
     return gx ? from_f64(gx, grad_in) : SL_OK;
 }
