@@ -601,7 +601,7 @@ static double relaxed_equivariance(const char *text, bool equal, int64_t N, int6
     return err;
 }
 
-START_TEST(relaxed_gconv_equivariant_iff_equal_mix)
+START_TEST(relaxed_gconv_equivariant_with_equal_mix_only)
 {
     static const struct {
         const char *text;
@@ -856,7 +856,7 @@ static void relax_tcases(Suite *s)
     TCase *t = tcase_create("relax");
     tcase_add_checked_fixture(t, setup, NULL);
     tcase_add_test(t, gradcheck_relaxed_gconv);
-    tcase_add_test(t, relaxed_gconv_equivariant_iff_equal_mix);
+    tcase_add_test(t, relaxed_gconv_equivariant_with_equal_mix_only);
     tcase_add_test(t, relaxed_gconv_one_bank_is_gconv);
     tcase_add_test(t, relaxed_gconv_network_structure);
     tcase_add_test(t, relax_mlp_like);
