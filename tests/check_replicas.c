@@ -127,6 +127,30 @@ START_TEST(test_options_hooks)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- probe batch */
+
+START_TEST(test_dataset_head_x)
+{
+    sl_dataset d = toy_data(10, 3, 2, 1);
+    sl_tensor h = {0};
+    ck_assert_sl_ok(sl_dataset_head_x(&d, 4, SL_F64, &h));
+    ck_assert_int_eq(h.dtype, SL_F64);
+    ck_assert_int_eq(h.ndim, 2);
+    ck_assert_int_eq(h.shape[0], 4);
+    ck_assert_int_eq(h.shape[1], 3);
+    for (int64_t i = 0; i < 12; i++) /* f32 -> f64 is exact */
+        ck_assert_double_eq(((const double *)h.data)[i], ((const float *)d.x.data)[i]);
+    sl_tensor_release(&h);
+    ck_assert_sl_ok(sl_dataset_head_x(&d, 50, SL_F32, &h)); /* all rows, a copy */
+    ck_assert_int_eq(h.shape[0], 10);
+    ck_assert_ptr_ne(h.data, d.x.data);
+    ck_assert_int_eq(memcmp(h.data, d.x.data, 30 * sizeof(float)), 0);
+    sl_tensor_release(&h);
+    ck_assert_sl_fails(sl_dataset_head_x(&d, 0, SL_F32, &h), SL_EINVAL, "rows >= 1");
+    sl_dataset_release(&d);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- max_steps */
 
 typedef struct counts {
@@ -328,6 +352,7 @@ static Suite *replicas_suite(void)
     Suite *s = suite_create("replicas");
     TCase *lib = tcase_create("library");
     tcase_add_test(lib, test_options_hooks);
+    tcase_add_test(lib, test_dataset_head_x);
     tcase_add_test(lib, test_train_max_steps);
     suite_add_tcase(s, lib);
     TCase *probe = tcase_create("symmetry_breaking");

@@ -81,7 +81,7 @@ static const sl_option_spec sb_options[] = {
     {"momentum", SL_OPT_FLOAT, "0", "SGD momentum", NULL},
     {"weight_decay", SL_OPT_FLOAT, "0", "SGD weight decay", NULL},
     {"loss", SL_OPT_STRING, "cross_entropy", "loss type", NULL},
-    {"seed", SL_OPT_INT, "1", "seed of the subset, the batch orders and the noise", NULL},
+    {"seed", SL_OPT_INT, "1", "seed of the subset, the batch orders, the noise and the alignment", NULL},
     {"independent_init", SL_OPT_BOOL, "false",
      "re-initialise each replica from its own seed instead of copying the model", NULL},
     {"probe_batch", SL_OPT_INT, "256", "rows of the subset for the Gram variant", NULL},
@@ -441,23 +441,6 @@ static int read_args(const sl_options *opt, sb_args *a)
     return SL_OK;
 }
 
-/* The probe batch: the first rows of the subset, in the model's dtype. */
-static int take_probe_batch(sb_work *w, int64_t rows)
-{
-    sl_batcher *b;
-    const sl_tensor *x, *y;
-    SL_TRY(sl_batcher_new(w->data, rows, sl_model_dtype(w->base), false, 0, false, &b));
-    sl_batcher_begin_epoch(b, 0);
-    int rc = sl_batcher_next(b, &x, &y);
-    if (rc > 0)
-        rc = sl_tensor_alloc(&w->probe_x, x->dtype, x->ndim, x->shape);
-    if (rc >= 0)
-        rc = sl_tensor_copy(&w->probe_x, x);
-    sl_batcher_free(b);
-    w->B = w->probe_x.shape[0];
-    return rc < 0 ? rc : SL_OK;
-}
-
 static int setup(sb_work *w, const sb_args *a)
 {
     SL_TRY(sl_model_structure(w->base, &w->st));
@@ -466,7 +449,8 @@ static int setup(sb_work *w, const sb_args *a)
     const int hidden = sl_structure_nhidden(w->st);
     for (int l = 0; l < sl_structure_nlayers(w->st); l++)
         w->nspectra += spectrum_length(sl_structure_layer(w->st, l));
-    SL_TRY(take_probe_batch(w, a->probe_batch));
+    SL_TRY(sl_dataset_head_x(w->data, a->probe_batch, sl_model_dtype(w->base), &w->probe_x));
+    w->B = w->probe_x.shape[0];
     w->ngrams = hidden * w->B * w->B;
     w->theta0 = malloc((size_t)w->numel * sizeof *w->theta0);
     if (!w->theta0)
