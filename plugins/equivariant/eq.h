@@ -109,4 +109,13 @@ void eq_tied_fold(sl_dtype dt, const void *src, const int64_t *table, int64_t n,
 int64_t eq_cyclic_block(eq_tied *t, int64_t row0, int64_t col0, int64_t co, int64_t q,
                         int64_t ci, int64_t p, int64_t base, int64_t ch0);
 
+/* ---- shared by the probes (hessian.c, equivariance_error.c) ---- */
+
+/* The rows [0, batch) of d (batch <= 0 or past the end: all): x as a new
+ * contiguous f64 copy, y as a view; the caller releases both (hessian.c). */
+int eq_take_rows(const sl_dataset *d, int64_t batch, sl_tensor *x, sl_tensor *y);
+
+/* The equivariance_error probe (equivariance_error.c). */
+extern const sl_probe_type eq_equivariance_error_type;
+
 #endif
