@@ -41,7 +41,8 @@
  *   per hidden layer h: <h>.neurons, <h>.dead, <h>.residual (the largest
  *   over generators), <h>.g<s>.residual, <h>.g<s>.cycles_<L> (how many
  *   cycles of length L σ_s has), <h>.orbits_<L> (orbits of size L of the
- *   group the σ_s generate) and <h>.is_rep.
+ *   group the σ_s generate) and <h>.is_rep; with `permutations`, also
+ *   <h>.g<s>.perm_<j> = σ_s(j) (0-based), to compare two models' relabelings.
  * Cost: one forward per element and per generator over the rows, and a
  * k x k assignment per hidden layer and generator (O(k³)).
  */
@@ -74,6 +75,8 @@ static const sl_option_spec ee_options[] = {
      "also find the permutation representation each hidden layer carries", NULL},
     {"rescale", SL_OPT_BOOL, "true",
      "hidden search: match neurons up to a positive factor (ReLU rescaling symmetry)", NULL},
+    {"permutations", SL_OPT_BOOL, "false",
+     "hidden search: also record each relabeling, <h>.g<s>.perm_<j> = the neuron j reads", NULL},
     {"batch", SL_OPT_INT, "0", "use the first `batch` rows of the data (0: all)", NULL},
     {"max_elements", SL_OPT_INT, "1000", "refuse a group with more elements", NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL},
@@ -97,7 +100,7 @@ typedef struct ee_ctx {
     sl_structure *s;
     int nh;
     hid *h;
-    bool rescale;
+    bool rescale, perms;
 } ee_ctx;
 
 static double *dalloc(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(double)); }
@@ -360,6 +363,9 @@ static int hidden_report(ee_ctx *c, sl_record *out)
             for (int64_t L = 1; L <= H->k && rc == SL_OK; L++)
                 if (counts[L])
                     rc = setf(out, (double)counts[L], "%d.g%d.cycles_%lld", h, s, (long long)L);
+            for (int64_t j = 0; j < H->k && rc == SL_OK && c->perms; j++)
+                rc = setf(out, (double)H->sigma[(int64_t)s * H->k + j], "%d.g%d.perm_%lld", h, s,
+                          (long long)j);
         }
         if (rc == SL_OK)
             rc = setf(out, worst, "%d.residual", h);
@@ -432,7 +438,8 @@ static int ee_measure(const sl_options *opt, sl_model *model, const sl_dataset *
     if (max_el < 1)
         return sl_error(SL_EINVAL, WHO ": max_elements must be >= 1, got %lld",
                         (long long)max_el);
-    ee_ctx c = {.rescale = sl_options_bool(opt, "rescale")};
+    ee_ctx c = {.rescale = sl_options_bool(opt, "rescale"),
+                .perms = sl_options_bool(opt, "permutations")};
     int rc = sl_model_clone(model, SL_F64, &c.m);
     if (rc == SL_OK) {
         sl_model_set_training(c.m, false);
