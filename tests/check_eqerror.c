@@ -308,6 +308,46 @@ START_TEST(explicit_generators_match_named)
 }
 END_TEST
 
+/* The symmetry probes of the earlier issues read a Deep Sets network
+ * through the walker: its hidden channels (each owning a row of the packed
+ * weight and n set entries) are a hidden layer that weight matching can
+ * realign.  B is A with its hidden channels shuffled (the same function);
+ * weight matching must put every parameter back exactly, and
+ * symmetry_metrics must see the channels as units. */
+START_TEST(symmetry_probes_on_deepsets)
+{
+    sl_model *a = stack((const char *const[]){"deepsets", "in_channels=2,out_channels=4", "relu",
+                                              "", "deepsets", "in_channels=4,out_channels=1",
+                                              "flatten", "", NULL},
+                        27);
+    sl_model *b;
+    ck_assert_sl_ok(sl_model_clone(a, SL_F64, &b));
+    sl_structure *s;
+    ck_assert_sl_ok(sl_model_structure(a, &s));
+    ck_assert_int_eq(sl_structure_nhidden(s), 1);
+    const int64_t perm[4] = {2, 3, 1, 0};
+    ck_assert_sl_ok(sl_structure_permute(b, s, 0, perm));
+    sl_structure_free(s);
+    sl_dataset d = inputs(3, SHAPE(10, 2, 3), 28);
+    ck_assert(sl_test_output_gap(a, b, &d.x) < 1e-13);
+    const char *pb = sl_test_tmp_path("b.safetensors");
+    char out[512], text[1200];
+    snprintf(out, sizeof out, "%s", sl_test_tmp_path("aligned.safetensors"));
+    ck_assert_sl_ok(sl_model_save(b, pb));
+    snprintf(text, sizeof text, "other=%s,output=%s", pb, out);
+    sl_record *r = sl_test_probe("weight_matching", text, a, NULL);
+    ck_assert_double_eq(sl_test_get(r, "units_moved"), 4);
+    ck_assert_double_eq(sl_test_get(r, "distance_after"), 0.0);
+    sl_record_free(r);
+    r = sl_test_probe("symmetry_metrics", NULL, a, &d);
+    ck_assert_double_eq(sl_test_get(r, "0.units"), 4);
+    sl_record_free(r);
+    sl_dataset_release(&d);
+    sl_model_free(b);
+    sl_model_free(a);
+}
+END_TEST
+
 static void refused(const char *text, sl_model *m, const sl_dataset *d, const char *needle)
 {
     sl_options *o = sl_test_options(text);
@@ -356,6 +396,11 @@ static Suite *eqerror_suite(void)
     tcase_add_test(t, explicit_generators_match_named);
     tcase_add_test(t, bad_input);
     suite_add_tcase(s, t);
+    TCase *w = tcase_create("walker");
+    tcase_add_checked_fixture(w, setup, NULL);
+    sl_test_add_tmpdir(w);
+    tcase_add_test(w, symmetry_probes_on_deepsets);
+    suite_add_tcase(s, w);
     return s;
 }
 
