@@ -11,7 +11,7 @@ static const sl_module_type *const builtin_modules[] = {
     &sl_flatten_type, &sl_layernorm_type,  &sl_relu_type,      &sl_leaky_relu_type,
     &sl_tanh_type,    &sl_sigmoid_type,    &sl_gelu_type,      &sl_identity_type,
     &sl_groupnorm_type, &sl_global_avgpool_type, &sl_sequential_type, &sl_residual_type,
-    NULL};
+    &sl_reshape_type, NULL};
 
 static const sl_loss_type *const builtin_losses[] = {&sl_cross_entropy_type, &sl_mse_type, NULL};
 

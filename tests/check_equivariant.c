@@ -552,6 +552,320 @@ START_TEST(symmetry_probes_on_gconv)
 }
 END_TEST
 
+/* ---- relaxed_gconv and relaxation (sl_model_relax) -------------------------------------- */
+
+START_TEST(gradcheck_relaxed_gconv)
+{
+    GRAD("relaxed_gconv regular->regular", "relaxed_gconv",
+         "group=4,in_channels=2,out_channels=3,banks=3,mix_init=random", 2, 8);
+    GRAD("relaxed_gconv lift", "relaxed_gconv",
+         "group=5,in_channels=3,out_channels=2,in_rep=trivial,mix_init=random", 2, 3);
+    GRAD("relaxed_gconv regular->trivial", "relaxed_gconv",
+         "group=4,in_channels=2,out_channels=2,out_rep=trivial,mix_init=random", 2, 8);
+    GRAD("relaxed_gconv regular->quotient no bias", "relaxed_gconv",
+         "group=6,in_channels=2,out_channels=2,out_rep=quotient,out_subgroup=2,bias=false", 2,
+         12);
+    GRAD("relaxed_gconv (B, c, p)", "relaxed_gconv",
+         "group=4,in_channels=2,out_channels=1,banks=2,mix_init=random", 2, 2, 4);
+}
+END_TEST
+
+/* relaxed_gconv on C_N with `text`, its parameters generic (stack()); with
+ * `equal`, every bank's mixing weight is then made the same at every group
+ * element (a different constant per bank).  The largest error over every r^k. */
+static double relaxed_equivariance(const char *text, bool equal, int64_t N, int64_t cin,
+                                   int64_t p, int64_t cout, int64_t q, uint64_t seed)
+{
+    sl_model *m = one_module("relaxed_gconv", text, seed);
+    if (equal) {
+        sl_tensor *mix = sl_model_param(m, sl_model_find_param(m, "0.mix"));
+        for (int64_t l = 0; l < mix->shape[0]; l++)
+            for (int64_t h = 0; h < mix->shape[1]; h++)
+                sl_tensor_set(mix, (int64_t[]){l, h}, 0.3 + 0.25 * (double)l);
+    }
+    int64_t in_w = cin * p, out_w = cout * q;
+    int64_t *in_maps = malloc((size_t)(N * in_w) * sizeof *in_maps);
+    int64_t *out_maps = malloc((size_t)(N * out_w) * sizeof *out_maps);
+    for (int64_t k = 0; k < N; k++) {
+        cyclic_map(k, cin, p, in_maps + k * in_w);
+        cyclic_map(k, cout, q, out_maps + k * out_w);
+    }
+    sl_tensor x = random_input(2, SHAPE(3, in_w), seed + 1);
+    double err = equivariance_error(m, &x, N, in_maps, in_w, out_maps, out_w);
+    printf("equivariance relaxed_gconv %s, %s mix: max rel err %.2e over %lld elements\n", text,
+           equal ? "equal" : "generic", err, (long long)N);
+    sl_tensor_release(&x);
+    free(in_maps);
+    free(out_maps);
+    sl_model_free(m);
+    return err;
+}
+
+START_TEST(relaxed_gconv_equivariant_iff_equal_mix)
+{
+    static const struct {
+        const char *text;
+        int64_t N, cin, p, cout, q;
+    } cases[] = {
+        {"group=4,in_channels=2,out_channels=3,banks=3", 4, 2, 4, 3, 4},
+        {"group=6,in_channels=2,out_channels=2,in_rep=trivial,banks=2", 6, 2, 1, 2, 6},
+        {"group=6,in_channels=2,out_channels=2,out_rep=quotient,out_subgroup=2", 6, 2, 6, 2, 3},
+        {"group=6,in_channels=1,out_channels=2,in_rep=quotient,in_subgroup=3,banks=2", 6, 1, 2,
+         2, 6},
+        {"group=4,in_channels=2,out_channels=2,out_rep=trivial,banks=2", 4, 2, 4, 2, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const int64_t N = cases[i].N, ci = cases[i].cin, p = cases[i].p, co = cases[i].cout,
+                      q = cases[i].q;
+        ck_assert_double_le(relaxed_equivariance(cases[i].text, true, N, ci, p, co, q, 80 + i),
+                            1e-12);
+        double err = relaxed_equivariance(cases[i].text, false, N, ci, p, co, q, 90 + i);
+        ck_assert_msg(err > 1e-3, "generic mix passed as equivariant (%g): %s", err,
+                      cases[i].text);
+    }
+}
+END_TEST
+
+/* One bank mixed with weight 1 everywhere is gconv with that bank's taps;
+ * and the parameter count is c_out c_in L d + c_out + L s. */
+START_TEST(relaxed_gconv_one_bank_is_gconv)
+{
+    const char *opts = "group=6,in_channels=2,out_channels=3,out_rep=quotient,out_subgroup=2";
+    char text[160];
+    snprintf(text, sizeof text, "%s,banks=1", opts);
+    sl_model *r = one_module("relaxed_gconv", text, 100), *g = one_module("gconv", opts, 101);
+    ck_assert_int_eq(sl_model_numel(r), 3 * 2 * 1 * 3 + 3 + 1 * 6);
+    sl_tensor_fill(sl_model_param(r, sl_model_find_param(r, "0.mix")), 1.0);
+    const sl_tensor *rw = sl_model_param(r, 0);
+    ck_assert_int_eq(sl_tensor_numel(rw), sl_tensor_numel(sl_model_param(g, 0)));
+    for (int64_t i = 0; i < sl_tensor_numel(rw); i++)
+        sl_tensor_set(sl_model_param(g, 0), (int64_t[]){i / 3 / 2, i / 3 % 2, i % 3},
+                      sl_tensor_flat_get(rw, i));
+    ck_assert_sl_ok(sl_tensor_copy(sl_model_param(g, 1), sl_model_param(r, 1)));
+    sl_tensor x = random_input(2, SHAPE(4, 12), 102);
+    sl_tensor yr = run(r, &x), yg = run(g, &x);
+    ck_assert_double_le(rel_gap(&yr, &yg), 1e-14);
+    sl_model *eq = one_module("relaxed_gconv", "group=4,in_channels=3,out_channels=2,banks=3,"
+                                               "in_rep=trivial", 103);
+    ck_assert_int_eq(sl_model_numel(eq), 2 * 3 * 3 * 1 + 2 + 3 * 4);
+    sl_tensor_release(&x);
+    sl_tensor_release(&yr);
+    sl_tensor_release(&yg);
+    sl_model_free(eq);
+    sl_model_free(g);
+    sl_model_free(r);
+}
+END_TEST
+
+START_TEST(relaxed_gconv_network_structure)
+{
+    const char *const spec[] = {
+        "relaxed_gconv", "group=4,in_channels=1,out_channels=3,banks=2", "relu", "-",
+        "relaxed_gconv", "group=4,in_channels=3,out_channels=4,banks=3,out_rep=quotient,"
+                         "out_subgroup=2", "relu", "-",
+        "relaxed_gconv", "group=4,in_channels=4,out_channels=2,in_rep=quotient,in_subgroup=2,"
+                         "out_rep=trivial", NULL};
+    check_hidden_channels(spec, 2, SHAPE(3, 4), (const int64_t[]){3, 4}, 2);
+}
+END_TEST
+
+/* m relaxed (residual or not) with the given input shape; its output on a
+ * random batch equals m's to 1e-12, and no module of the result declares a
+ * relaxation (unless residual, where the originals sit in the bodies). */
+static sl_model *relaxed(sl_model *m, bool residual, int ndim, const int64_t *shape,
+                         uint64_t seed)
+{
+    sl_relax_options o = {.residual = residual, .ndim = ndim};
+    memcpy(o.shape, shape, (size_t)ndim * sizeof *shape);
+    sl_model *r;
+    ck_assert_sl_ok(sl_model_relax(m, &o, &r));
+    int64_t batch[SL_MAX_DIMS];
+    memcpy(batch, shape, (size_t)ndim * sizeof *shape);
+    batch[0] = 5;
+    sl_tensor x = random_input(ndim, batch, seed);
+    sl_tensor ya = run(m, &x), yb = run(r, &x);
+    double gap = rel_gap(&ya, &yb);
+    printf("relax%s: %lld -> %lld parameters, outputs differ by %.2e\n",
+           residual ? " (residual)" : "", (long long)sl_model_numel(m),
+           (long long)sl_model_numel(r), gap);
+    ck_assert_msg(gap <= 1e-12, "relaxed outputs differ by %.3e", gap);
+    sl_tensor_release(&ya);
+    sl_tensor_release(&yb);
+    sl_tensor_release(&x);
+    return r;
+}
+
+static bool has_param(sl_model *m, const char *name) { return sl_model_find_param(m, name) >= 0; }
+
+START_TEST(relax_mlp_like)
+{
+    const char *const spec[] = {
+        "gconv", "group=4,in_channels=1,out_channels=3", "relu", "-",
+        "gconv_mixed", "group=4,in_reps=regular*3,out_reps=regular+q2*2", "tanh", "-",
+        "relaxed_gconv", "group=4,in_channels=8,out_channels=2,in_rep=trivial,banks=2", "tanh",
+        "-", "linear", "in_features=8,out_features=2", NULL};
+    sl_model *m = stack(spec, 110);
+    sl_model *r = relaxed(m, false, 2, SHAPE(1, 4), 111);
+    /* every equivariant layer is now a linear layer of the dense size */
+    ck_assert_str_eq(sl_module_type_of(sl_model_module(r, 0))->name, "linear");
+    ck_assert_str_eq(sl_module_type_of(sl_model_module(r, 2))->name, "linear");
+    ck_assert_str_eq(sl_module_type_of(sl_model_module(r, 4))->name, "linear");
+    ck_assert_int_eq(sl_model_numel(r), (12 * 4 + 12) + (8 * 12 + 8) + (8 * 8 + 8) + 18);
+    /* the dense model's hidden layers are its features, permutable one by one */
+    sl_structure *s;
+    ck_assert_sl_ok(sl_model_structure(r, &s));
+    ck_assert_int_eq(sl_structure_nhidden(s), 3);
+    ck_assert_int_eq(sl_structure_hidden(s, 0)->units, 12);
+    sl_structure_free(s);
+    /* the last linear was copied with its parameters, not re-drawn */
+    ck_assert(sl_tensor_flat_get(sl_model_param(r, sl_model_find_param(r, "6.weight")), 3) ==
+              sl_tensor_flat_get(sl_model_param(m, sl_model_find_param(m, "6.weight")), 3));
+    sl_model *res = relaxed(m, true, 2, SHAPE(1, 4), 112);
+    ck_assert(has_param(res, "0.body.0.weight") && has_param(res, "0.shortcut.0.weight"));
+    ck_assert(has_param(res, "4.body.0.mix"));
+    for (int i = 0; i < sl_model_nparams(res); i++)
+        if (strstr(sl_model_param_name(res, i), "shortcut")) {
+            const sl_tensor *t = sl_model_param(res, i);
+            for (int64_t j = 0; j < sl_tensor_numel(t); j++)
+                ck_assert(sl_tensor_flat_get(t, j) == 0.0);
+        }
+    sl_model_free(res);
+    sl_model_free(r);
+    sl_model_free(m);
+}
+END_TEST
+
+/* Containers, the (B, c, p) layout, sets and images: replacements keep every
+ * shape, so the modules around them (set_pool, p4pool) work unchanged. */
+START_TEST(relax_containers_sets_images)
+{
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    sl_options *o = sl_test_options("group=4,in_channels=2,out_channels=2");
+    ck_assert_sl_ok(sl_model_add(m, "gconv", o));
+    ck_assert_sl_ok(sl_model_begin(m, "residual", NULL));
+    ck_assert_sl_ok(sl_model_add(m, "relu", NULL));
+    ck_assert_sl_ok(sl_model_add(m, "gconv", o));
+    ck_assert_sl_ok(sl_model_branch(m, "shortcut"));
+    ck_assert_sl_ok(sl_model_begin(m, "sequential", NULL));
+    ck_assert_sl_ok(sl_model_add(m, "relaxed_gconv", o));
+    ck_assert_sl_ok(sl_model_end(m));
+    ck_assert_sl_ok(sl_model_end(m));
+    sl_options_free(o);
+    o = sl_test_options("group=4,in_channels=2,out_channels=1,out_rep=trivial");
+    ck_assert_sl_ok(sl_model_add(m, "gconv", o));
+    sl_options_free(o);
+    ck_assert_sl_ok(sl_model_build(m, 120));
+    sl_rng rng;
+    sl_rng_seed(&rng, 121);
+    for (int i = 0; i < sl_model_nparams(m); i++)
+        ck_assert_sl_ok(sl_tensor_normal(sl_model_param(m, i), &rng, 0.0, 0.5));
+    sl_model *r = relaxed(m, false, 3, SHAPE(1, 2, 4), 122);
+    ck_assert(has_param(r, "1.body.1.1.weight"));     /* reshape, linear, reshape */
+    ck_assert(has_param(r, "1.shortcut.0.0.1.weight"));
+    sl_model_free(r);
+    r = relaxed(m, true, 3, SHAPE(1, 2, 4), 123);
+    sl_model_free(r);
+    sl_model_free(m);
+
+    const char *const sets[] = {"deepsets", "in_channels=2,out_channels=3", "relu", "-",
+                                "deepsets", "in_channels=3,out_channels=2,bias=false",
+                                "set_pool", "reduce=mean", NULL};
+    m = stack(sets, 124);
+    r = relaxed(m, false, 3, SHAPE(1, 2, 5), 125);
+    ck_assert_int_eq(sl_model_numel(r), (15 * 10 + 15) + 10 * 15);
+    sl_model_free(r);
+    r = relaxed(m, true, 3, SHAPE(1, 2, 5), 126);
+    sl_model_free(r);
+    sl_model_free(m);
+
+    const char *const images[] = {"p4conv", "input=z2,in_channels=1,out_channels=2", "relu", "-",
+                                  "p4conv", "in_channels=2,out_channels=2,kernel_size=5",
+                                  "p4pool", "reduce=max", NULL};
+    m = stack(images, 127);
+    r = relaxed(m, false, 4, SHAPE(1, 1, 6, 6), 128);
+    ck_assert_str_eq(sl_module_type_of(sl_model_find_module(r, "0.0"))->name, "conv2d");
+    ck_assert_str_eq(sl_module_type_of(sl_model_find_module(r, "2.1"))->name, "conv2d");
+    sl_model_free(r);
+    sl_model_free(m);
+}
+END_TEST
+
+/* Relaxed, the model trains as a dense one: a gradient step on the dense
+ * weights leaves the equivariant subspace (the relaxed model stops being
+ * invariant), and the residual form's φ and W_free both get gradients. */
+START_TEST(relax_keeps_training)
+{
+    const char *const spec[] = {"gconv", "group=4,in_channels=1,out_channels=3", "tanh", "-",
+                                "gconv", "group=4,in_channels=3,out_channels=1,out_rep=trivial",
+                                NULL};
+    sl_model *m = stack(spec, 130);
+    for (int residual = 0; residual < 2; residual++) {
+        sl_model *r = relaxed(m, residual, 2, SHAPE(1, 4), 131);
+        sl_tensor x = random_input(2, SHAPE(6, 4), 132);
+        const sl_tensor *y;
+        ck_assert_sl_ok(sl_model_forward(r, &x, &y));
+        sl_tensor g = random_input(2, SHAPE(6, 1), 133);
+        sl_model_zero_grad(r);
+        ck_assert_sl_ok(sl_model_backward(r, &g));
+        for (int i = 0; i < sl_model_nparams(r); i++) {
+            double norm = 0;
+            for (int64_t j = 0; j < sl_tensor_numel(sl_model_grad(r, i)); j++)
+                norm += fabs(sl_tensor_flat_get(sl_model_grad(r, i), j));
+            ck_assert_msg(norm > 0, "no gradient reaches %s", sl_model_param_name(r, i));
+        }
+        /* one plain gradient step, then the invariance error under r^1 */
+        sl_tensor *p = sl_model_flat_params(r);
+        for (int64_t j = 0; j < sl_tensor_numel(p); j++)
+            sl_tensor_set(p, (int64_t[]){j},
+                          sl_tensor_flat_get(p, j) -
+                              0.5 * sl_tensor_flat_get(sl_model_flat_grads(r), j));
+        int64_t maps[2 * 4];
+        cyclic_map(0, 1, 4, maps);
+        cyclic_map(1, 1, 4, maps + 4);
+        double err = equivariance_error(r, &x, 2, maps, 4, (const int64_t[]){0, 0}, 1);
+        ck_assert_msg(err > 1e-6, "the relaxed model stayed invariant (%g)", err);
+        sl_tensor_release(&g);
+        sl_tensor_release(&x);
+        sl_model_free(r);
+    }
+    sl_model_free(m);
+}
+END_TEST
+
+START_TEST(relax_errors)
+{
+    sl_model *m = one_module("gconv", "group=4,in_channels=1,out_channels=1", 140);
+    sl_model *r = NULL;
+    ck_assert_sl_fails(sl_model_relax(m, NULL, &r), SL_ESTATE, "no input shape");
+    sl_relax_options o = {.ndim = 2, .shape = {1, 5}};
+    ck_assert_sl_fails(sl_model_relax(m, &o, &r), SL_ESHAPE, "expected input (B, 4)");
+    /* after a forward, its shape is the default */
+    sl_tensor x = random_input(2, SHAPE(2, 4), 141);
+    sl_tensor y = run(m, &x);
+    ck_assert_sl_ok(sl_model_relax(m, NULL, &r));
+    sl_model_free(r);
+    sl_tensor_release(&y);
+    sl_tensor_release(&x);
+    sl_model_free(m);
+}
+END_TEST
+
+static void relax_tcases(Suite *s)
+{
+    TCase *t = tcase_create("relax");
+    tcase_add_checked_fixture(t, setup, NULL);
+    tcase_add_test(t, gradcheck_relaxed_gconv);
+    tcase_add_test(t, relaxed_gconv_equivariant_iff_equal_mix);
+    tcase_add_test(t, relaxed_gconv_one_bank_is_gconv);
+    tcase_add_test(t, relaxed_gconv_network_structure);
+    tcase_add_test(t, relax_mlp_like);
+    tcase_add_test(t, relax_containers_sets_images);
+    tcase_add_test(t, relax_keeps_training);
+    tcase_add_test(t, relax_errors);
+    suite_add_tcase(s, t);
+}
+
 /* ---- gconv_mixed: direct sums of representations -------------------------------------- */
 
 /* r^k on blocks of (channels, orbit), laid one after another. */
@@ -1054,6 +1368,7 @@ static Suite *equivariant_suite(void)
     tcase_add_test(h, hessian_leaves_model_and_repeats);
     tcase_add_test(h, hessian_bad_input);
     suite_add_tcase(s, h);
+    relax_tcases(s);
     return s;
 }
 

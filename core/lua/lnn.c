@@ -609,7 +609,8 @@ void slua_open_nn(lua_State *L)
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
     static const luaL_Reg funcs[] = {
-        {"sequential", l_sequential}, {"residual", l_residual}, {NULL, NULL}};
+        {"sequential", l_sequential}, {"residual", l_residual}, {"relax", slua_nn_relax},
+        {NULL, NULL}};
     slua_push_kind_table(L, SL_KIND_MODULE, l_layer, funcs);
 }
 

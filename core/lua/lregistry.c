@@ -177,6 +177,8 @@ bool slua_push_description(lua_State *L, const char *name)
                          sizeof role);
             lua_pushfstring(L, "  role: %s\n", role);
             luaL_addvalue(&b);
+            if (sl_module_type_relaxable(sl_registry_find(SL_KIND_MODULE, e.name)))
+                luaL_addstring(&b, "  relaxes: into its dense form (sl.nn.relax)\n");
         }
         luaL_addstring(&b, "options:\n");
         describe_options(&b, e.options);

@@ -140,6 +140,8 @@ typedef struct slua_model {
     sl_model *m;
 } slua_model;
 sl_model *slua_check_model(lua_State *L, int idx);
+/* sl.nn.relax (lrelax.c). */
+int slua_nn_relax(lua_State *L);
 
 /* Datasets: the userdata owns the sl_dataset. */
 typedef struct slua_dataset {

@@ -25,6 +25,7 @@ extern const sl_module_type sl_groupnorm_type;  /* "groupnorm" */
 extern const sl_module_type sl_global_avgpool_type; /* "global_avgpool" */
 extern const sl_module_type sl_sequential_type; /* "sequential" (container) */
 extern const sl_module_type sl_residual_type;   /* "residual" (container) */
+extern const sl_module_type sl_reshape_type;    /* "reshape" (reshape.c) */
 
 /* Losses (core/nn/losses.c). */
 extern const sl_loss_type sl_cross_entropy_type; /* "cross_entropy" */

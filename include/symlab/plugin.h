@@ -41,6 +41,7 @@
 #include <symlab/ops.h>
 #include <symlab/options.h>
 #include <symlab/record.h>
+#include <symlab/relax.h>
 #include <symlab/rng.h>
 #include <symlab/status.h>
 #include <symlab/tensor.h>
@@ -79,6 +80,19 @@ struct sl_module_type {
      * zero, the module is opaque and no symmetry technique looks through
      * it. */
     sl_module_role role;
+
+    /* ---- ABI minor 3 and later.  The host reads the field below only
+     * from plugins whose abi_minor is at least 3 (older ones count as
+     * lacking it), so a plugin built at minor 0..2 keeps loading. ---- */
+
+    /* MAY: declares that the module is a constrained parametrisation of
+     * unconstrained layers the host can build, and which: sl_model_relax
+     * (relax.h) replaces the module by them.  For inputs of shape `in`
+     * (ndim entries, batch first) it describes, through sl_relax_add and
+     * sl_relax_set, a list of registered modules that together take that
+     * input and compute m's function on it exactly (same output shape),
+     * with every parameter given.  NULL: the module is kept as it is. */
+    int (*relax)(sl_module *m, int ndim, const int64_t *in, sl_relax *r);
 };
 
 /* A training-loop participant (train.h lists the events). */

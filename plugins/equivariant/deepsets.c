@@ -198,6 +198,39 @@ static int ds_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
     return SL_OK;
 }
 
+/* The dense equivalent on sets of n = in[2]: W[(o, i), (c, j)] =
+ * Λ[c, o] [i = j] + Γ[c, o] / n and b[(o, i)] = β[o], as `linear` between
+ * reshapes (the set size is fixed from here on). */
+static int ds_relax(sl_module *m, int ndim, const int64_t *in, sl_relax *r)
+{
+    const ds_state *s = sl_module_state(m);
+    int od;
+    int64_t os[SL_MAX_DIMS];
+    SL_TRY(ds_shape(m, ndim, in, &od, os));
+    const sl_dtype dt = sl_module_dtype(m);
+    const int64_t n = in[2], rows = s->out * n, cols = s->in * n;
+    const void *w = sl_module_param(m, DS_WEIGHT)->data;
+    sl_tensor W = {0}, b = {0};
+    int rc = sl_tensor_alloc(&W, dt, 2, (int64_t[]){rows, cols});
+    if (rc >= 0 && s->bias)
+        rc = sl_tensor_alloc(&b, dt, 1, &rows);
+    for (int64_t o = 0; rc >= 0 && o < s->out; o++)
+        for (int64_t i = 0; i < n; i++) {
+            if (s->bias)
+                eq_st(b.data, dt, o * n + i, eq_ld(sl_module_param(m, DS_BIAS)->data, dt, o));
+            for (int64_t c = 0; c < s->in; c++)
+                for (int64_t j = 0; j < n; j++)
+                    eq_st(W.data, dt, (o * n + i) * cols + c * n + j,
+                          (i == j ? eq_ld(w, dt, (o * 2 + 0) * s->in + c) : 0.0) +
+                              eq_ld(w, dt, (o * 2 + 1) * s->in + c) / (double)n);
+        }
+    if (rc >= 0)
+        rc = eq_relax_affine(m, ndim, in, &W, s->bias ? &b : NULL, r);
+    sl_tensor_release(&W);
+    sl_tensor_release(&b);
+    return rc;
+}
+
 static void ds_destroy(sl_module *m) { free(sl_module_state(m)); }
 
 const sl_module_type eq_deepsets_type = {
@@ -215,6 +248,7 @@ const sl_module_type eq_deepsets_type = {
      * (out, 2, in) is all of output channel o, and axis 2 its inputs. */
     .role = {.kind = SL_ROLE_WEIGHT, .weight = "weight", .bias = "bias", .unit_axis = 0,
              .input_axis = 2},
+    .relax = ds_relax,
 };
 
 /* ---- set_pool -------------------------------------------------------------- */

@@ -15,6 +15,7 @@ extern const sl_module_type eq_gconv_type;
 extern const sl_module_type eq_gconv_mixed_type;
 extern const sl_module_type eq_p4conv_type;
 extern const sl_module_type eq_p4pool_type;
+extern const sl_module_type eq_relaxed_gconv_type;
 extern const sl_probe_type eq_hessian_type;
 
 /* The pooling modules (set_pool, p4pool): their option "reduce" chooses a
@@ -97,9 +98,27 @@ void eq_tied_free(eq_tied *t);
 int eq_tied_forward(sl_module *m, const eq_tied *t, const sl_tensor *in, sl_tensor *out);
 int eq_tied_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
                      const sl_tensor *grad_out, sl_tensor *grad_in);
+/* The same two steps for a dense W (rows, cols) the caller has built in
+ * slot EQ_TIED_DENSE by other means (relaxed_gconv.c): y = x Wᵀ + b; and
+ * gx = g W, bias gradients, and the dense gradient gᵀ x, left in slot
+ * EQ_TIED_DGRAD at *G for the caller to fold. */
+int eq_dense_forward(sl_module *m, const eq_tied *t, const void *W, const sl_tensor *in,
+                     sl_tensor *out);
+int eq_dense_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
+                      const sl_tensor *grad_out, sl_tensor *grad_in, void **G);
 /* dst[e] = w[table[e]] and gw[table[e]] += src[e], for e < n. */
 void eq_tied_expand(sl_dtype dt, const void *w, const int64_t *table, int64_t n, void *dst);
 void eq_tied_fold(sl_dtype dt, const void *src, const int64_t *table, int64_t n, void *gw);
+
+/* The orbit size of one side ("in" or "out") of a C_N layer from its
+ * options <side>_rep and <side>_subgroup, validated; errors name `owner`
+ * (gconv.c). */
+int eq_orbit_size(const sl_options *opt, const char *owner, const char *side, int64_t group,
+                  int64_t *p);
+/* A C_N layer's shapes: input (B, cin p) or (B, cin, p), output of the
+ * input's rank, (B, cout q) or (B, cout, q); errors name `owner`. */
+int eq_cyclic_shape(const char *owner, int64_t cin, int64_t p, int64_t cout, int64_t q, int ndim,
+                    const int64_t *in, int *out_ndim, int64_t *out);
 
 /* Fills the tables of t for one pair of blocks of a C_N group convolution
  * (gconv.c): output rows [row0, row0 + co q) — co channels on orbits of q —
@@ -108,6 +127,22 @@ void eq_tied_fold(sl_dtype dt, const void *src, const int64_t *table, int64_t n,
  * to bias[ch0 + o].  Returns the block's weight entries, co ci d. */
 int64_t eq_cyclic_block(eq_tied *t, int64_t row0, int64_t col0, int64_t co, int64_t q,
                         int64_t ci, int64_t p, int64_t base, int64_t ch0);
+
+/* Relaxation (relax.c; the `relax` callback of plugin.h).  A layer that is
+ * the affine map y = W vec(x) + b (W (rows, cols) and b (rows) or NULL, in
+ * the module's dtype) relaxes into `linear` with that W and b, with a
+ * `reshape` before it when the input (ndim, in) is not (B, cols) and one
+ * after it when m's output for that input is not (B, rows). */
+int eq_relax_affine(sl_module *m, int ndim, const int64_t *in, const sl_tensor *W,
+                    const sl_tensor *b, sl_relax *r);
+/* The same with b[row] = bias[t->bias_of_row[row]] (parameter 1), W given
+ * as a raw (rows, cols) buffer; and with W the table's expansion of
+ * parameter 0 (gconv, gconv_mixed). */
+int eq_relax_dense(sl_module *m, int ndim, const int64_t *in, const eq_tied *t, const void *W,
+                   sl_relax *r);
+int eq_tied_relax(sl_module *m, int ndim, const int64_t *in, const eq_tied *t, sl_relax *r);
+/* Appends reshape { shape = trailing extents of (ndim, shape) }. */
+int eq_relax_reshape(sl_relax *r, int ndim, const int64_t *shape);
 
 /* ---- shared by the probes (hessian.c, equivariance_error.c) ---- */
 

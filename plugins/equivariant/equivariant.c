@@ -6,6 +6,8 @@
  *   gconv     module  C_N group convolution between permutation
  *                     representations: regular, quotient, trivial (gconv.c)
  *   gconv_mixed module  the same between direct sums of those (gconv_mixed.c)
+ *   relaxed_gconv module  gconv with group-element-dependent mixes of filter
+ *                     banks: approximately equivariant (relaxed_gconv.c)
  *   p4conv    module  rotation-by-90° group convolution on images (p4conv.c)
  *   p4pool    module  max / mean over the four rotations (p4conv.c)
  *   hessian   probe   extreme eigenvalues of the loss Hessian (hessian.c)
@@ -18,7 +20,8 @@
 #include "eq.h"
 
 static const sl_module_type *const modules[] = {&eq_deepsets_type, &eq_set_pool_type,
-                                                &eq_gconv_type, &eq_gconv_mixed_type, &eq_p4conv_type, &eq_p4pool_type, NULL};
+                                                &eq_gconv_type, &eq_gconv_mixed_type, &eq_p4conv_type, &eq_p4pool_type,
+                                                &eq_relaxed_gconv_type, NULL};
 
 static const sl_probe_type *const probes[] = {
     &eq_hessian_type,

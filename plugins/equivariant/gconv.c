@@ -87,8 +87,8 @@ static const sl_option_spec gc_options[] = {
     {NULL, SL_OPT_INT, NULL, NULL, NULL},
 };
 
-/* The orbit size of one side's representation, validated. */
-static int orbit_size(const sl_options *opt, const char *side, int64_t group, int64_t *p)
+int eq_orbit_size(const sl_options *opt, const char *owner, const char *side, int64_t group,
+                  int64_t *p)
 {
     char rep_key[16], sub_key[16];
     snprintf(rep_key, sizeof rep_key, "%s_rep", side);
@@ -97,13 +97,13 @@ static int orbit_size(const sl_options *opt, const char *side, int64_t group, in
     int64_t m = sl_options_int(opt, sub_key);
     bool quotient = strcmp(rep, "quotient") == 0;
     if (!quotient && m != 0)
-        return sl_error(SL_EINVAL, "gconv: %s applies only with %s=quotient (got %s)", sub_key,
-                        rep_key, rep);
+        return sl_error(SL_EINVAL, "%s: %s applies only with %s=quotient (got %s)", owner,
+                        sub_key, rep_key, rep);
     if (quotient && (m <= 1 || m >= group || group % m != 0))
         return sl_error(SL_EINVAL,
-                        "gconv: %s must divide group=%lld and lie strictly between 1 and it "
+                        "%s: %s must divide group=%lld and lie strictly between 1 and it "
                         "for a quotient representation, got %lld",
-                        sub_key, (long long)group, (long long)m);
+                        owner, sub_key, (long long)group, (long long)m);
     *p = quotient ? group / m : strcmp(rep, "trivial") == 0 ? 1 : group;
     return SL_OK;
 }
@@ -135,8 +135,8 @@ static int gc_create(sl_module *m, const sl_options *opt)
     if (s.in <= 0 || s.out <= 0)
         return sl_error(SL_EINVAL, "gconv: in_channels and out_channels must be > 0, got %lld "
                                    "and %lld", (long long)s.in, (long long)s.out);
-    SL_TRY(orbit_size(opt, "in", s.group, &s.p));
-    SL_TRY(orbit_size(opt, "out", s.group, &s.q));
+    SL_TRY(eq_orbit_size(opt, "gconv", "in", s.group, &s.p));
+    SL_TRY(eq_orbit_size(opt, "gconv", "out", s.group, &s.q));
     s.d = eq_gcd(s.p, s.q);
     SL_TRY(sl_module_add_param(m, "weight", 3, (int64_t[]){s.out, s.in, s.d}));
     if (s.bias)
@@ -163,28 +163,32 @@ static int gc_reset(sl_module *m, sl_rng *rng)
     return SL_OK;
 }
 
-/* (B, c_in * p) or (B, c_in, p); the output has the input's rank. */
-static int gc_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
+int eq_cyclic_shape(const char *owner, int64_t cin, int64_t p, int64_t cout, int64_t q, int ndim,
+                    const int64_t *in, int *out_ndim, int64_t *out)
 {
-    const gc_state *s = sl_module_state(m);
-    if (!(ndim == 2 && in[1] == s->in * s->p) && !(ndim == 3 && in[1] == s->in && in[2] == s->p)) {
+    if (!(ndim == 2 && in[1] == cin * p) && !(ndim == 3 && in[1] == cin && in[2] == p)) {
         char got[128];
         return sl_error(SL_ESHAPE,
-                        "gconv: expected input (B, %lld) = (B, in_channels %lld x orbit %lld), "
+                        "%s: expected input (B, %lld) = (B, in_channels %lld x orbit %lld), "
                         "or (B, %lld, %lld), got %s",
-                        (long long)(s->in * s->p), (long long)s->in, (long long)s->p,
-                        (long long)s->in, (long long)s->p,
-                        sl_shape_str(ndim, in, got, sizeof got));
+                        owner, (long long)(cin * p), (long long)cin, (long long)p,
+                        (long long)cin, (long long)p, sl_shape_str(ndim, in, got, sizeof got));
     }
     *out_ndim = ndim;
     out[0] = in[0];
     if (ndim == 2) {
-        out[1] = s->out * s->q;
+        out[1] = cout * q;
     } else {
-        out[1] = s->out;
-        out[2] = s->q;
+        out[1] = cout;
+        out[2] = q;
     }
     return SL_OK;
+}
+
+static int gc_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
+{
+    const gc_state *s = sl_module_state(m);
+    return eq_cyclic_shape("gconv", s->in, s->p, s->out, s->q, ndim, in, out_ndim, out);
 }
 
 static int gc_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
@@ -202,6 +206,13 @@ static int gc_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
     (void)out;
     const gc_state *s = sl_module_state(m);
     return eq_tied_backward(m, &s->tied, in, grad_out, grad_in);
+}
+
+/* The dense equivalent (see the top of this file) as `linear`. */
+static int gc_relax(sl_module *m, int ndim, const int64_t *in, sl_relax *r)
+{
+    const gc_state *s = sl_module_state(m);
+    return eq_tied_relax(m, ndim, in, &s->tied, r);
 }
 
 static void gc_destroy(sl_module *m)
@@ -225,4 +236,5 @@ const sl_module_type eq_gconv_type = {
     /* A weight layer over channels: see "Role" at the top of this file. */
     .role = {.kind = SL_ROLE_WEIGHT, .weight = "weight", .bias = "bias", .unit_axis = 0,
              .input_axis = 1},
+    .relax = gc_relax,
 };

@@ -201,6 +201,12 @@ static int gm_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
     return eq_tied_backward(m, &s->tied, in, grad_out, grad_in);
 }
 
+static int gm_relax(sl_module *m, int ndim, const int64_t *in, sl_relax *r)
+{
+    const gm_state *s = sl_module_state(m);
+    return eq_tied_relax(m, ndim, in, &s->tied, r);
+}
+
 static void gm_destroy(sl_module *m)
 {
     gm_state *s = sl_module_state(m);
@@ -221,4 +227,5 @@ const sl_module_type eq_gconv_mixed_type = {
     .destroy = gm_destroy,
     /* Opaque: see "Role" at the top of this file. */
     .role = {.kind = SL_ROLE_OPAQUE},
+    .relax = gm_relax,
 };

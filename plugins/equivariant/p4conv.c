@@ -260,6 +260,56 @@ static int p4_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
     return SL_OK;
 }
 
+/* The dense equivalent: `conv2d` (4 c_out outputs, `planes` inputs,
+ * padding (k - 1)/2) with the rotated filters the forward expands, bias
+ * repeated over the four rotations; reshapes around it turn the p4 maps
+ * (B, c, 4, H, W) into the (B, 4 c, H, W) images it reads and writes. */
+static int p4_relax(sl_module *m, int ndim, const int64_t *in, sl_relax *r)
+{
+    const p4_state *s = sl_module_state(m);
+    int od;
+    int64_t os[SL_MAX_DIMS];
+    SL_TRY(p4_shape(m, ndim, in, &od, os));
+    const int64_t H = os[3], W = os[4], rows = 4 * s->out;
+    if (!s->lift)
+        SL_TRY(eq_relax_reshape(r, 4, (int64_t[]){in[0], s->planes, H, W}));
+    sl_options *o = sl_options_new();
+    if (!o)
+        return sl_error(SL_ENOMEM, "relax: out of memory");
+    int rc = sl_options_set_int(o, "in_channels", s->planes);
+    if (rc >= 0)
+        rc = sl_options_set_int(o, "out_channels", rows);
+    if (rc >= 0)
+        rc = sl_options_set_int(o, "kernel_size", s->k);
+    if (rc >= 0)
+        rc = sl_options_set_int(o, "padding", (s->k - 1) / 2);
+    if (rc >= 0)
+        rc = sl_options_set_bool(o, "bias", s->bias);
+    if (rc >= 0)
+        rc = sl_relax_add(r, "conv2d", o);
+    sl_options_free(o);
+    SL_TRY(rc);
+    const sl_dtype dt = sl_module_dtype(m);
+    sl_tensor F = {0}, b = {0};
+    rc = sl_tensor_alloc(&F, dt, 4, (int64_t[]){rows, s->planes, s->k, s->k});
+    if (rc >= 0) {
+        eq_tied_expand(dt, sl_module_param(m, P4_WEIGHT)->data, s->table, rows * s->cols,
+                       F.data);
+        rc = sl_relax_set(r, "weight", &F);
+    }
+    if (rc >= 0 && s->bias)
+        rc = sl_tensor_alloc(&b, dt, 1, &rows);
+    if (rc >= 0 && s->bias) {
+        for (int64_t i = 0; i < rows; i++)
+            eq_st(b.data, dt, i, eq_ld(sl_module_param(m, P4_BIAS)->data, dt, i / 4));
+        rc = sl_relax_set(r, "bias", &b);
+    }
+    sl_tensor_release(&F);
+    sl_tensor_release(&b);
+    SL_TRY(rc);
+    return eq_relax_reshape(r, 5, os);
+}
+
 static void p4_destroy(sl_module *m)
 {
     p4_state *s = sl_module_state(m);
@@ -281,6 +331,7 @@ const sl_module_type eq_p4conv_type = {
     /* A weight layer over channels: see "Role" at the top of this file. */
     .role = {.kind = SL_ROLE_WEIGHT, .weight = "weight", .bias = "bias", .unit_axis = 0,
              .input_axis = 1},
+    .relax = p4_relax,
 };
 
 /* ---- p4pool ------------------------------------------------------------------ */

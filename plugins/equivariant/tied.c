@@ -40,13 +40,11 @@ void eq_tied_free(eq_tied *t)
     t->bias_of_row = NULL;
 }
 
-int eq_tied_forward(sl_module *m, const eq_tied *t, const sl_tensor *in, sl_tensor *out)
+int eq_dense_forward(sl_module *m, const eq_tied *t, const void *W, const sl_tensor *in,
+                     sl_tensor *out)
 {
     const sl_dtype dt = in->dtype;
     const int64_t B = in->shape[0], rows = t->rows, cols = t->cols;
-    void *W;
-    SL_TRY(eq_scratch(m, EQ_TIED_DENSE, rows * cols, &W));
-    eq_tied_expand(dt, sl_module_param(m, 0)->data, t->table, rows * cols, W);
     /* y (B, rows) = x (B, cols) Wᵀ */
     eq_gemm(dt, false, true, B, rows, cols, 1.0, in->data, cols, W, cols, 0.0, out->data, rows);
     if (t->bias_of_row) {
@@ -58,21 +56,28 @@ int eq_tied_forward(sl_module *m, const eq_tied *t, const sl_tensor *in, sl_tens
     return SL_OK;
 }
 
-int eq_tied_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
-                     const sl_tensor *grad_out, sl_tensor *grad_in)
+int eq_tied_forward(sl_module *m, const eq_tied *t, const sl_tensor *in, sl_tensor *out)
+{
+    void *W;
+    SL_TRY(eq_scratch(m, EQ_TIED_DENSE, t->rows * t->cols, &W));
+    eq_tied_expand(in->dtype, sl_module_param(m, 0)->data, t->table, t->rows * t->cols, W);
+    return eq_dense_forward(m, t, W, in, out);
+}
+
+int eq_dense_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
+                      const sl_tensor *grad_out, sl_tensor *grad_in, void **G)
 {
     const sl_dtype dt = in->dtype;
     const int64_t B = in->shape[0], rows = t->rows, cols = t->cols;
-    void *W, *G;
+    void *W;
     SL_TRY(eq_scratch(m, EQ_TIED_DENSE, rows * cols, &W)); /* forward's matrix */
-    SL_TRY(eq_scratch(m, EQ_TIED_DGRAD, rows * cols, &G));
+    SL_TRY(eq_scratch(m, EQ_TIED_DGRAD, rows * cols, G));
     if (grad_in) /* gx (B, cols) = g (B, rows) W */
         eq_gemm(dt, false, false, B, cols, rows, 1.0, grad_out->data, rows, W, cols, 0.0,
                 grad_in->data, cols);
-    /* G (rows, cols) = gᵀ x, then each dense entry's gradient onto its parameter */
-    eq_gemm(dt, true, false, rows, cols, B, 1.0, grad_out->data, rows, in->data, cols, 0.0, G,
+    /* G (rows, cols) = gᵀ x */
+    eq_gemm(dt, true, false, rows, cols, B, 1.0, grad_out->data, rows, in->data, cols, 0.0, *G,
             cols);
-    eq_tied_fold(dt, G, t->table, rows * cols, sl_module_grad(m, 0)->data);
     if (t->bias_of_row) {
         void *gb = sl_module_grad(m, 1)->data;
         for (int64_t r = 0; r < rows; r++) {
@@ -82,5 +87,15 @@ int eq_tied_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
             eq_add(gb, dt, t->bias_of_row[r], acc);
         }
     }
+    return SL_OK;
+}
+
+int eq_tied_backward(sl_module *m, const eq_tied *t, const sl_tensor *in,
+                     const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    void *G;
+    SL_TRY(eq_dense_backward(m, t, in, grad_out, grad_in, &G));
+    /* each dense entry's gradient onto its parameter */
+    eq_tied_fold(in->dtype, G, t->table, t->rows * t->cols, sl_module_grad(m, 0)->data);
     return SL_OK;
 }

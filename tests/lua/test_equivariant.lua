@@ -88,4 +88,27 @@ T.test("hessian probe from Lua", function()
   T.ok(r.residual_max < 1e-6)
 end)
 
+T.test("sl.nn.relax: dense and residual forms compute the same function", function()
+  local net, x = c4_net(7), inputs(6, 4, 11)
+  local y = net:forward(x)
+  local dense = sl.nn.relax(net)
+  T.eq(table.concat(dense:modules(), " "), "linear tanh linear tanh linear")
+  T.eq(dense:param("0.weight"):shape()[1], 12)
+  local soft = sl.nn.relax(net, { residual = true, input_shape = { 1, 4 } })
+  T.eq(soft:modules()[1], "residual")
+  T.eq(soft:param("0.shortcut.0.weight"):norm(), 0)
+  local yd, ys = dense:forward(x), soft:forward(x)
+  for b = 1, 6 do
+    T.near(yd:get(b, 1), y:get(b, 1), 1e-12)
+    T.near(ys:get(b, 1), y:get(b, 1), 1e-12)
+  end
+  -- the original is untouched and a fresh model needs an input shape
+  T.eq(net:modules()[1], "gconv")
+  local fresh = c4_net(8)
+  local ok, err = pcall(sl.nn.relax, fresh)
+  T.ok(not ok and tostring(err):find("input shape", 1, true), tostring(err))
+  ok, err = pcall(sl.nn.relax, net, { residul = true })
+  T.ok(not ok and tostring(err):find("residul", 1, true), tostring(err))
+end)
+
 T.run()
