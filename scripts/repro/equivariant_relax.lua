@@ -36,6 +36,9 @@
 --   soft-relaxed (C4 only): the gconv layers replaced by relaxed_gconv
 --     with FILTERS banks starting equal (so exactly equivariant), trained
 --     the same way.
+--   restarted (C4 and C4reg: the control): the constrained student itself
+--     with a fresh Adam and the same budget, to tell a point where the
+--     constrained loss is stuck from an optimizer that stalled there.
 -- Before and after: the loss, the equivariance error (equivariance_error
 -- probe, max over the group), the smallest Hessian eigenvalue (hessian
 -- probe, f64 Lanczos over every parameter of the model at hand: the
@@ -103,7 +106,7 @@ end
 -- input generator, and the name of each hidden orbit size.
 local SETUPS = {
   {
-    name = "C4", hidden = "regular+q2",
+    name = "C4", hidden = "regular+q2", restart = true,
     layers = function()
       return { sl.nn.gconv_mixed { group = 4, in_reps = "regular", out_reps = "regular+q2" },
                sl.nn.relu(),
@@ -114,7 +117,7 @@ local SETUPS = {
     orbit_name = { [4] = "regular", [2] = "q2", [1] = "trivial" },
   },
   {
-    name = "C4reg", hidden = "regular*2",
+    name = "C4reg", hidden = "regular*2", restart = true,
     layers = function()
       return { sl.nn.gconv { group = 4, in_channels = 1, out_channels = 2 }, sl.nn.relu(),
                sl.nn.gconv { group = 4, in_channels = 2, out_channels = 1 } }
@@ -286,6 +289,12 @@ local function student(setup, seed, data)
   if row.converged == 0 then
     row.error = equivariance(setup, net, data).error
     row.lmin = lambda_min(net, data)
+    if setup.restart then
+      -- the control: the constrained student itself, a fresh optimizer
+      local again = model(setup, seed)
+      again:flat_params():assign(net:flat_params())
+      relaxed_arm(setup, seed, "restart", again, data, nil, row)
+    end
     local hard = setup.relax and setup.relax(net) or sl.nn.relax(net)
     local before = equivariance(setup, hard, data, true)
     row.rep, row.residual, row.dead = before.rep, before.residual, before.dead
@@ -316,9 +325,11 @@ local function summarise(setup, rows)
   out.stuck = #stuck
   out.hard_rescued = 0
   out.soft_rescued = setup.soft and 0 or nil
+  out.restart_rescued = setup.restart and 0 or nil
   for _, r in ipairs(stuck) do
     out.hard_rescued = out.hard_rescued + r.hard_rescued
     if setup.soft then out.soft_rescued = out.soft_rescued + r.soft_rescued end
+    if setup.restart then out.restart_rescued = out.restart_rescued + r.restart_rescued end
   end
   out.stuck_loss = mean(stuck, "loss")
   out.stuck_lmin = mean(stuck, "lmin")
@@ -381,13 +392,14 @@ for _, setup in ipairs(SETUPS) do
 end
 
 local RUN_COLS = { "setup", "seed", "loss", "converged", "error", "lmin", "rep", "residual", "dead" }
-for _, arm in ipairs({ "hard", "soft" }) do
+for _, arm in ipairs({ "restart", "hard", "soft" }) do
   for _, k in ipairs({ "start_gap", "lmin_start", "loss", "rescued", "error", "lmin", "rep",
                        "residual", "relabeled" }) do
     RUN_COLS[#RUN_COLS + 1] = arm .. "_" .. k
   end
 end
-local SUM_COLS = { "setup", "hidden", "seeds", "converged", "stuck", "hard_rescued", "soft_rescued",
+local SUM_COLS = { "setup", "hidden", "seeds", "converged", "stuck", "restart_rescued",
+                   "hard_rescued", "soft_rescued",
                    "stuck_loss", "stuck_lmin", "relaxed_lmin_start", "rescued_error",
                    "rescued_lmin", "rescued_residual", "rescued_relabeled", "rescued_reps" }
 results.write_csv(outdir .. "/equivariant_relax_runs.csv", runs, RUN_COLS)
