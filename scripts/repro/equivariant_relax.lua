@@ -365,12 +365,13 @@ local function plot(runs)
   local script = table.concat({
     "set terminal pngcairo size 800,500",
     ("set output '%s/equivariant_relax.png'"):format(outdir),
-    "set datafile separator ','", "set logscale y", "set format y '10^{%L}'",
-    "set xlabel 'epoch (full batch) after relaxation'", "set key top right",
+    "set datafile separator ','", "set logscale xy", "set format y '10^{%L}'",
+    "set xlabel 'epochs after relaxation + 1 (full batch, Adam lr 1e-2)'", "set key bottom left",
     ("set title '%s student seed %d, hard relaxation%s'")
       :format(pick.setup, pick.seed, pick.hard_rescued == 1 and " (rescued)" or " (not rescued)"),
-    ("plot '%s' using 4:5 with lines title 'training loss', \\"):format(sel),
-    ("     '%s' using 4:6 with lines title 'equivariance error (max over the group)'"):format(sel),
+    ("plot '%s' using ($4+1):5 with linespoints title 'training loss', \\"):format(sel),
+    ("     '%s' using ($4+1):6 with linespoints title 'equivariance error (max over the group)'")
+      :format(sel),
   }, "\n") .. "\n"
   results.plot(outdir .. "/equivariant_relax.png", script)
 end
