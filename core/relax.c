@@ -26,8 +26,6 @@
 
 typedef int (*sl_relax_fn)(sl_module *m, int ndim, const int64_t *in, sl_relax *r);
 
-static sl_relax_fn type_relax(const sl_module_type *type);
-
 typedef struct relax_value {
     char *name;       /* local parameter name */
     sl_tensor value;  /* owned copy */
@@ -107,8 +105,7 @@ int sl_relax_set(sl_relax *r, const char *name, const sl_tensor *value)
     return sl_tensor_copy(&v->value, value);
 }
 
-bool sl_module_type_relaxable(const sl_module_type *type) { return type_relax(type) != NULL; }
-
+/* The type's relax callback; NULL for a plugin built before it existed. */
 static sl_relax_fn type_relax(const sl_module_type *type)
 {
     const sl_plugin *p = sl_registry_provider(SL_KIND_MODULE, type);
@@ -116,6 +113,8 @@ static sl_relax_fn type_relax(const sl_module_type *type)
         return NULL;
     return type->relax;
 }
+
+bool sl_module_type_relaxable(const sl_module_type *type) { return type_relax(type) != NULL; }
 
 /* Adds the replacement's modules at the cursor of ctx->out. */
 static int add_items(relax_ctx *ctx, const sl_relax *r)

@@ -601,7 +601,7 @@ static double relaxed_equivariance(const char *text, bool equal, int64_t N, int6
     return err;
 }
 
-START_TEST(relaxed_gconv_equivariant_iff_equal_mix)
+START_TEST(relaxed_gconv_equivariant_with_equal_mix_only)
 {
     static const struct {
         const char *text;
@@ -851,18 +851,94 @@ START_TEST(relax_errors)
 }
 END_TEST
 
+/* A third-party layer, y = 2 x on (B, n), that declares its dense form
+ * (`linear` with W = 2 I, no bias): relaxation needs nothing but the
+ * declaration.  The same callbacks in a descriptor of ABI minor 2, from
+ * before `relax` existed, must not be read. */
+static int twice_create(sl_module *m, const sl_options *opt) { return SL_OK; }
+static int twice_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim, int64_t *out)
+{
+    if (ndim != 2)
+        return sl_error(SL_ESHAPE, "twice: expected (B, n)");
+    *out_ndim = 2;
+    out[0] = in[0];
+    out[1] = in[1];
+    return SL_OK;
+}
+static int twice_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    for (int64_t i = 0; i < sl_tensor_numel(in); i++)
+        ((double *)out->data)[i] = 2 * ((const double *)in->data)[i];
+    return SL_OK;
+}
+static int twice_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                          const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    return grad_in ? twice_forward(m, grad_out, grad_in) : SL_OK;
+}
+static int twice_relax(sl_module *m, int ndim, const int64_t *in, sl_relax *r)
+{
+    sl_options *o = sl_test_options(NULL);
+    sl_options_set_int(o, "in_features", in[1]);
+    sl_options_set_int(o, "out_features", in[1]);
+    sl_options_set_bool(o, "bias", false);
+    int rc = sl_relax_add(r, "linear", o);
+    sl_options_free(o);
+    sl_tensor W = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&W, SL_F64, 2, (int64_t[]){in[1], in[1]}));
+    for (int64_t i = 0; i < in[1]; i++)
+        sl_tensor_set(&W, (int64_t[]){i, i}, 2.0);
+    if (rc >= 0)
+        rc = sl_relax_set(r, "weight", &W);
+    sl_tensor_release(&W);
+    return rc;
+}
+#define TWICE(label)                                                                         \
+    {.name = label, .summary = "test: y = 2 x", .create = twice_create,                     \
+     .output_shape = twice_shape, .forward = twice_forward, .backward = twice_backward,     \
+     .relax = twice_relax}
+static const sl_module_type twice = TWICE("twice"), twice_old = TWICE("twice_old");
+static const sl_module_type *const twice_modules[] = {&twice, NULL};
+static const sl_module_type *const twice_old_modules[] = {&twice_old, NULL};
+static const sl_plugin twice_plugin = {SL_PLUGIN_HEADER, .name = "twice", .version = "1",
+                                       .summary = "test", .modules = twice_modules};
+static const sl_plugin twice_old_plugin = {.abi_major = SL_ABI_MAJOR, .abi_minor = 2,
+                                           .size = sizeof(sl_plugin), .name = "twice_old",
+                                           .version = "1", .summary = "test: minor 2",
+                                           .modules = twice_old_modules};
+
+START_TEST(relax_is_declared_and_minor_gated)
+{
+    if (!sl_registry_find(SL_KIND_MODULE, "twice")) {
+        ck_assert_sl_ok(sl_plugin_register(&twice_plugin, "test"));
+        ck_assert_sl_ok(sl_plugin_register(&twice_old_plugin, "test"));
+    }
+    ck_assert(sl_module_type_relaxable(&twice));
+    ck_assert(!sl_module_type_relaxable(&twice_old));
+    const char *const spec[] = {"linear", "in_features=3,out_features=4", "twice", "-",
+                                "twice_old", "-", NULL};
+    sl_model *m = stack(spec, 150);
+    sl_model *r = relaxed(m, false, 2, SHAPE(1, 3), 151);
+    ck_assert_str_eq(sl_module_type_of(sl_model_module(r, 1))->name, "linear");
+    ck_assert_str_eq(sl_module_type_of(sl_model_module(r, 2))->name, "twice_old");
+    sl_model_free(r);
+    sl_model_free(m);
+}
+END_TEST
+
 static void relax_tcases(Suite *s)
 {
     TCase *t = tcase_create("relax");
     tcase_add_checked_fixture(t, setup, NULL);
     tcase_add_test(t, gradcheck_relaxed_gconv);
-    tcase_add_test(t, relaxed_gconv_equivariant_iff_equal_mix);
+    tcase_add_test(t, relaxed_gconv_equivariant_with_equal_mix_only);
     tcase_add_test(t, relaxed_gconv_one_bank_is_gconv);
     tcase_add_test(t, relaxed_gconv_network_structure);
     tcase_add_test(t, relax_mlp_like);
     tcase_add_test(t, relax_containers_sets_images);
     tcase_add_test(t, relax_keeps_training);
     tcase_add_test(t, relax_errors);
+    tcase_add_test(t, relax_is_declared_and_minor_gated);
     suite_add_tcase(s, t);
 }
 

@@ -125,6 +125,8 @@ START_TEST(test_gradcheck_flatten_layernorm)
 {
     GRADCHECK("flatten", "flatten", NULL, 0, 2, 3, 2, 2);
     GRADCHECK("flatten 2-d", "flatten", NULL, 0, 3, 4);
+    GRADCHECK("reshape split", "reshape", "shape=2x3", 0, 3, 6);
+    GRADCHECK("reshape merge", "reshape", "shape=12", 0, 2, 3, 2, 2);
     GRADCHECK("layernorm", "layernorm", "features=6", 0.5, 3, 6);
     GRADCHECK("layernorm 3-d", "layernorm", "features=5", 0.5, 2, 3, 5);
     GRADCHECK("layernorm no affine", "layernorm", "features=6,elementwise_affine=false", 0, 3, 6);
@@ -600,6 +602,8 @@ START_TEST(test_option_errors)
     expect_option_error("layernorm", "features=4,eps=-1", "eps");
     expect_option_error("relu", "negative_slope=0.1", "negative_slope");
     expect_option_error("flatten", "start_dim=1", "start_dim");
+    expect_option_error("reshape", "shape=2x0", "positive extents");
+    expect_option_error("reshape", "shape=3y4", "unexpected 'y'");
 }
 END_TEST
 

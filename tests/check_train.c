@@ -113,6 +113,29 @@ static sl_model *make_residual_mlp(sl_dtype dt, uint64_t seed)
 }
 #endif
 
+#if COUNT_ALLOCATIONS
+/* relaxed_gconv (C_4, 1 -> 3 regular channels), relu, gconv to 3 invariant
+ * channels, then relaxed in residual form: both layers train beside their
+ * dense parts (plugins/equivariant, sl_model_relax). */
+static sl_model *make_relaxed_equivariant(uint64_t seed)
+{
+    sl_model *m, *r;
+    ck_assert_sl_ok(sl_model_new(SL_F32, &m));
+    sl_options *o = sl_test_options("group=4,in_channels=1,out_channels=3,mix_init=random");
+    ck_assert_sl_ok(sl_model_add(m, "relaxed_gconv", o));
+    sl_options_free(o);
+    ck_assert_sl_ok(sl_model_add(m, "relu", NULL));
+    o = sl_test_options("group=4,in_channels=3,out_channels=3,out_rep=trivial");
+    ck_assert_sl_ok(sl_model_add(m, "gconv", o));
+    sl_options_free(o);
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    sl_relax_options ro = {.residual = true, .ndim = 2, .shape = {1, 4}};
+    ck_assert_sl_ok(sl_model_relax(m, &ro, &r));
+    sl_model_free(m);
+    return r;
+}
+#endif
+
 static sl_options *train_opts(int64_t epochs, int64_t batch, int64_t seed)
 {
     sl_options *o = sl_options_new();
@@ -409,13 +432,15 @@ START_TEST(bad_train_options_name_the_key)
 END_TEST
 
 /* _i: 0 the MLP, 1 a model with residual blocks (their branches plan and
- * keep buffers of their own). */
+ * keep buffers of their own), 2 equivariant layers relaxed in residual form. */
 START_TEST(steady_state_step_does_not_allocate)
 {
 #if COUNT_ALLOCATIONS
     sl_dataset d = {0};
     make_blobs(&d, 64, 1);
-    sl_model *m = _i == 0 ? make_mlp(SL_F32, 1) : make_residual_mlp(SL_F32, 1);
+    sl_model *m = _i == 0   ? make_mlp(SL_F32, 1)
+                  : _i == 1 ? make_residual_mlp(SL_F32, 1)
+                            : make_relaxed_equivariant(1);
     sl_optim *opt = make_sgd(m, 0.01);
     const sl_loss_type *ce = sl_registry_find(SL_KIND_LOSS, "cross_entropy");
     sl_batcher *b;
@@ -848,7 +873,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, backward_stops_at_the_first_module_with_parameters);
     tcase_add_test(tc, non_finite_loss_stops_training);
     tcase_add_test(tc, bad_train_options_name_the_key);
-    tcase_add_loop_test(tc, steady_state_step_does_not_allocate, 0, 2);
+    tcase_add_loop_test(tc, steady_state_step_does_not_allocate, 0, 3);
     tcase_add_test(tc, clone_copies_architecture_and_state);
     tcase_add_test(tc, on_step_sees_every_step_and_changes_nothing);
     tcase_add_test(tc, record_steps_keeps_every_nth_step);
