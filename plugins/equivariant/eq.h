@@ -144,4 +144,13 @@ int eq_tied_relax(sl_module *m, int ndim, const int64_t *in, const eq_tied *t, s
 /* Appends reshape { shape = trailing extents of (ndim, shape) }. */
 int eq_relax_reshape(sl_relax *r, int ndim, const int64_t *shape);
 
+/* ---- shared by the probes (hessian.c, equivariance_error.c) ---- */
+
+/* The rows [0, batch) of d (batch <= 0 or past the end: all): x as a new
+ * contiguous f64 copy, y as a view; the caller releases both (hessian.c). */
+int eq_take_rows(const sl_dataset *d, int64_t batch, sl_tensor *x, sl_tensor *y);
+
+/* The equivariance_error probe (equivariance_error.c). */
+extern const sl_probe_type eq_equivariance_error_type;
+
 #endif

@@ -11,6 +11,9 @@
  *   p4conv    module  rotation-by-90° group convolution on images (p4conv.c)
  *   p4pool    module  max / mean over the four rotations (p4conv.c)
  *   hessian   probe   extreme eigenvalues of the loss Hessian (hessian.c)
+ *   equivariance_error probe  ‖f(g·x) − g·f(x)‖ / ‖f(x)‖ over a group, and
+ *                     the permutation representation each hidden layer
+ *                     carries (equivariance_error.c, permgroup.c)
  */
 #include "config.h"
 
@@ -20,7 +23,10 @@ static const sl_module_type *const modules[] = {&eq_deepsets_type, &eq_set_pool_
                                                 &eq_gconv_type, &eq_gconv_mixed_type, &eq_p4conv_type, &eq_p4pool_type,
                                                 &eq_relaxed_gconv_type, NULL};
 
-static const sl_probe_type *const probes[] = {&eq_hessian_type, NULL};
+static const sl_probe_type *const probes[] = {
+    &eq_hessian_type,
+    &eq_equivariance_error_type, /* equivariance_error.c */
+    NULL};
 
 static const sl_plugin plugin = {
     SL_PLUGIN_HEADER,

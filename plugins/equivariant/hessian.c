@@ -196,8 +196,7 @@ static int report(sl_record *out, int64_t k, int64_t m, const double *lam, const
     return sl_record_set(out, "residual_max", res_max);
 }
 
-/* The rows [0, batch) of d: x as an f64 copy, y as a view. */
-static int take_rows(const sl_dataset *d, int64_t batch, sl_tensor *x, sl_tensor *y)
+int eq_take_rows(const sl_dataset *d, int64_t batch, sl_tensor *x, sl_tensor *y)
 {
     const int64_t N = sl_dataset_size(d);
     if (batch <= 0 || batch > N)
@@ -271,7 +270,7 @@ static int hess_measure(const sl_options *opt, sl_model *model, const sl_dataset
         rc = sl_error(SL_EINVAL, "hessian: the model has no parameters");
     if (rc == SL_OK) {
         memcpy(c.theta0, sl_model_flat_params(c.m)->data, (size_t)c.n * sizeof *c.theta0);
-        rc = take_rows(data, sl_options_int(opt, "batch"), &c.x, &c.y);
+        rc = eq_take_rows(data, sl_options_int(opt, "batch"), &c.x, &c.y);
     }
     if (rc == SL_OK)
         rc = run(&c, opt, out);
