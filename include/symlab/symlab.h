@@ -21,5 +21,6 @@
 #include <symlab/train.h>
 #include <symlab/plugin.h>
 #include <symlab/registry.h>
+#include <symlab/conv.h>
 
 #endif
