@@ -19,6 +19,7 @@
  * belong to, so that the following backward does not lower every image a
  * second time; nothing is allocated once the slots have grown to the
  * largest batch.  Errors name the calling module's type (sl_module_type_of).
+ * Added at ABI 1.3: a plugin that calls these needs libsymlab 1.3 or later.
  */
 #ifndef SYMLAB_CONV_H
 #define SYMLAB_CONV_H
