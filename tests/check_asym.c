@@ -1,8 +1,9 @@
 /* tests/check_asym.c — the asym plugin (issue 12): the W-asymmetric linear
- * layer and FiGLU against finite differences, fixed entries that no
- * optimizer moves, masks that follow mask_seed and nothing else, and roles
+ * and conv2d layers and FiGLU against finite differences, fixed entries that
+ * no optimizer moves, masks that follow mask_seed and nothing else, roles
  * that keep the structure walker from seeing symmetries these layers
- * removed. */
+ * removed, the interpolate probe, and weight matching on MLPs, CNNs,
+ * third-party layers and residual models. */
 #include "config.h"
 
 #include <math.h>
@@ -42,6 +43,57 @@ START_TEST(asym_linear_gradcheck)
 }
 END_TEST
 
+START_TEST(asym_conv2d_gradcheck)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    GRADCHECK("asym_conv2d", "asym_conv2d",
+              "in_channels=2,out_channels=3,kernel_size=3,padding=1,n_fix=5,kappa=0.5,"
+              "mask_seed=4",
+              2, 2, 5, 5);
+    GRADCHECK("asym_conv2d stride 2, no bias", "asym_conv2d",
+              "in_channels=3,out_channels=2,kernel_size=2,stride=2,n_fix=11,mask_seed=9,"
+              "bias=false",
+              2, 3, 5, 4);
+    GRADCHECK("asym_conv2d n_fix=0", "asym_conv2d",
+              "in_channels=1,out_channels=2,kernel_size=3,n_fix=0,mask_seed=1", 1, 1, 4, 4);
+}
+END_TEST
+
+/* With n_fix = 0 and conv2d's weight, asym_conv2d is conv2d bit for bit in
+ * forward and backward: both run symlab/conv.h's one convolution. */
+START_TEST(asym_conv2d_is_conv2d_without_fixed_entries)
+{
+    const char *shape = "in_channels=3,out_channels=4,kernel_size=3,padding=1,stride=2";
+    char text[160];
+    snprintf(text, sizeof text, "%s,n_fix=0,mask_seed=1", shape);
+    sl_model *c = MODEL(SL_F64, 3, "conv2d", shape, "tanh", "", "flatten", "", "linear",
+                        "in_features=36,out_features=2");
+    sl_model *a = MODEL(SL_F64, 4, "asym_conv2d", text, "tanh", "", "flatten", "", "linear",
+                        "in_features=36,out_features=2");
+    ck_assert_int_eq(sl_model_numel(a), sl_model_numel(c));
+    ck_assert_sl_ok(sl_tensor_copy(sl_model_flat_params(a), sl_model_flat_params(c)));
+    sl_tensor x = random_tensor(4, SHAPE(5, 3, 6, 6), 8);
+    sl_tensor y = {0};
+    ck_assert_sl_ok(sl_tensor_alloc(&y, SL_I64, 1, SHAPE(5)));
+    for (int64_t i = 0; i < 5; i++)
+        ((int64_t *)y.data)[i] = i % 2;
+    const sl_loss_type *ce = sl_registry_find(SL_KIND_LOSS, "cross_entropy");
+    double la, lc;
+    ck_assert_sl_ok(sl_model_loss(c, ce, &x, &y, true, &lc));
+    ck_assert_sl_ok(sl_model_loss(a, ce, &x, &y, true, &la));
+    ck_assert(la == lc);
+    const sl_tensor *ga = sl_model_flat_grads(a), *gc = sl_model_flat_grads(c);
+    for (int64_t i = 0; i < sl_tensor_numel(ga); i++)
+        ck_assert_msg(sl_tensor_flat_get(ga, i) == sl_tensor_flat_get(gc, i),
+                      "gradient %lld: %.17g vs conv2d's %.17g", (long long)i,
+                      sl_tensor_flat_get(ga, i), sl_tensor_flat_get(gc, i));
+    sl_tensor_release(&x);
+    sl_tensor_release(&y);
+    sl_model_free(a);
+    sl_model_free(c);
+}
+END_TEST
+
 START_TEST(figlu_gradcheck)
 {
     ck_assert_sl_ok(sl_registry_init());
@@ -52,21 +104,36 @@ END_TEST
 
 /* ---------------------------------------------------------------- fixed entries */
 
-/* The effective weight (out, in) of a one-layer, bias-free asym_linear
- * model, read through forward alone: y(I) = I W_effᵀ = W_effᵀ exactly
- * (each output sums one product with 1 and products with 0). */
-static void effective_weight(sl_model *m, int64_t in, int64_t out, double *w)
+/* The effective weight (out, in) of a one-layer, bias-free W-asymmetric
+ * model, read through forward alone.  asym_linear: the input is the
+ * identity I (in, in), and y = I W_effᵀ = W_effᵀ exactly (each output sums
+ * one product with 1 and products with 0).  asym_conv2d (padding 0): the
+ * same one-hot rows shaped as (in, C, k, k) images, one output pixel each,
+ * y[j, i] = W_eff[i, j] exactly.  `shape` is the input's shape after its
+ * first axis (in = its product). */
+static void effective_weight_of(sl_model *m, int ndim, const int64_t *shape, int64_t out,
+                                double *w)
 {
+    int64_t in = 1, full[SL_MAX_DIMS];
+    for (int d = 0; d < ndim; d++)
+        in *= full[d + 1] = shape[d];
+    full[0] = in;
     sl_tensor eye = {0};
-    ck_assert_sl_ok(sl_tensor_alloc(&eye, SL_F64, 2, SHAPE(in, in)));
+    ck_assert_sl_ok(sl_tensor_alloc(&eye, SL_F64, ndim + 1, full));
     for (int64_t j = 0; j < in; j++)
-        sl_tensor_set(&eye, SHAPE(j, j), 1.0);
+        ((double *)eye.data)[j * in + j] = 1.0; /* zeroed by alloc */
     const sl_tensor *y;
     ck_assert_sl_ok(sl_model_forward(m, &eye, &y));
+    ck_assert_int_eq(sl_tensor_numel(y), in * out);
     for (int64_t i = 0; i < out; i++)
         for (int64_t j = 0; j < in; j++)
-            w[i * in + j] = sl_tensor_get(y, SHAPE(j, i));
+            w[i * in + j] = sl_tensor_flat_get(y, j * out + i);
     sl_tensor_release(&eye);
+}
+
+static void effective_weight(sl_model *m, int64_t in, int64_t out, double *w)
+{
+    effective_weight_of(m, 1, SHAPE(in), out, w);
 }
 
 enum { IN = 9, OUT = 6, NFIX = 4 };
@@ -79,16 +146,31 @@ static sl_model *one_layer(uint64_t model_seed, const char *mask_seed)
     return MODEL(SL_F64, model_seed, "asym_linear", text);
 }
 
-/* Trains a one-layer model for 25 full-batch MSE steps with `optim` and
- * checks that in every row exactly NFIX entries of W_eff kept their bits,
+/* One W-asymmetric layer under test: the model, its effective weight's
+ * (rows, cols) and input shape for effective_weight_of, and the training
+ * data's input and target shapes. */
+typedef struct fixed_case {
+    sl_model *m;
+    int64_t rows, cols, nfix;
+    int wdim;
+    int64_t wshape[3];
+    int xdim, ydim;
+    int64_t xshape[4], yshape[4];
+} fixed_case;
+
+/* Trains the case's model for 25 full-batch MSE steps with `optim` and
+ * checks that in every row exactly nfix entries of W_eff kept their bits,
  * that they are the weight_fixed buffer's values in column order, and
  * that every other entry moved. */
-static void check_fixed_under(const char *optim, const char *options)
+static void check_fixed_under(fixed_case *c, const char *optim, const char *options)
 {
-    sl_model *m = one_layer(5, "77");
-    double before[OUT * IN], after[OUT * IN];
-    effective_weight(m, IN, OUT, before);
-    sl_tensor x = random_tensor(2, SHAPE(16, IN), 1), y = random_tensor(2, SHAPE(16, OUT), 2);
+    sl_model *m = c->m;
+    int64_t n = c->rows * c->cols;
+    double *before = malloc((size_t)n * sizeof *before), *after = malloc((size_t)n * sizeof *after);
+    ck_assert_ptr_nonnull(before);
+    ck_assert_ptr_nonnull(after);
+    effective_weight_of(m, c->wdim, c->wshape, c->rows, before);
+    sl_tensor x = random_tensor(c->xdim, c->xshape, 1), y = random_tensor(c->ydim, c->yshape, 2);
     const sl_loss_type *mse = sl_registry_find(SL_KIND_LOSS, "mse");
     sl_options *o = sl_test_options(options);
     sl_optim *opt;
@@ -98,36 +180,73 @@ static void check_fixed_under(const char *optim, const char *options)
         ck_assert_sl_ok(sl_model_loss(m, mse, &x, &y, true, &loss));
         ck_assert_sl_ok(sl_optim_step(opt));
     }
-    effective_weight(m, IN, OUT, after);
+    effective_weight_of(m, c->wdim, c->wshape, c->rows, after);
     const sl_tensor *fixed = sl_model_buffer(m, 0);
     ck_assert_str_eq(sl_model_buffer_name(m, 0), "0.weight_fixed");
-    for (int64_t i = 0; i < OUT; i++) {
+    for (int64_t i = 0; i < c->rows; i++) {
         int64_t kept = 0;
-        for (int64_t j = 0; j < IN; j++) {
-            if (before[i * IN + j] != after[i * IN + j])
+        for (int64_t j = 0; j < c->cols; j++) {
+            if (before[i * c->cols + j] != after[i * c->cols + j])
                 continue;
-            ck_assert_int_lt(kept, NFIX);
-            ck_assert_msg(after[i * IN + j] == sl_tensor_get(fixed, SHAPE(i, kept)),
+            ck_assert_int_lt(kept, c->nfix);
+            ck_assert_msg(after[i * c->cols + j] == sl_tensor_get(fixed, SHAPE(i, kept)),
                           "%s: row %lld col %lld kept %.17g, buffer holds %.17g", optim,
-                          (long long)i, (long long)j, after[i * IN + j],
+                          (long long)i, (long long)j, after[i * c->cols + j],
                           sl_tensor_get(fixed, SHAPE(i, kept)));
             kept++;
         }
-        ck_assert_msg(kept == NFIX, "%s: row %lld kept %lld entries, wanted %d", optim,
-                      (long long)i, (long long)kept, NFIX);
+        ck_assert_msg(kept == c->nfix, "%s: row %lld kept %lld entries, wanted %lld", optim,
+                      (long long)i, (long long)kept, (long long)c->nfix);
     }
     sl_optim_free(opt);
     sl_options_free(o);
     sl_tensor_release(&x);
     sl_tensor_release(&y);
-    sl_model_free(m);
+    free(before);
+    free(after);
+}
+
+/* Each optimizer on a fresh model from build(). */
+static void check_fixed_under_all(sl_model *(*build)(fixed_case *c))
+{
+    static const char *const optims[][2] = {{"sgd", "lr=0.2,momentum=0.9,weight_decay=0.1"},
+                                            {"adam", "lr=0.05,weight_decay=0.1"},
+                                            {"adamw", "lr=0.05,weight_decay=0.5"}};
+    for (int i = 0; i < 3; i++) {
+        fixed_case c;
+        build(&c);
+        check_fixed_under(&c, optims[i][0], optims[i][1]);
+        sl_model_free(c.m);
+    }
+}
+
+static sl_model *linear_case(fixed_case *c)
+{
+    *c = (fixed_case){.rows = OUT, .cols = IN, .nfix = NFIX, .wdim = 1, .wshape = {IN},
+                      .xdim = 2, .ydim = 2, .xshape = {16, IN}, .yshape = {16, OUT}};
+    return c->m = one_layer(5, "77");
+}
+
+/* Filters of 2·3·3 = 18 entries, 5 fixed; trained on 4×4 images (2×2
+ * output pixels), read on 3×3 ones. */
+static sl_model *conv_case(fixed_case *c)
+{
+    *c = (fixed_case){.rows = 4, .cols = 18, .nfix = 5, .wdim = 3, .wshape = {2, 3, 3},
+                      .xdim = 4, .ydim = 4, .xshape = {16, 2, 4, 4}, .yshape = {16, 4, 2, 2}};
+    return c->m = MODEL(SL_F64, 5, "asym_conv2d",
+                        "in_channels=2,out_channels=4,kernel_size=3,n_fix=5,kappa=0.7,"
+                        "bias=false,mask_seed=77");
 }
 
 START_TEST(fixed_entries_never_change)
 {
-    check_fixed_under("sgd", "lr=0.2,momentum=0.9,weight_decay=0.1");
-    check_fixed_under("adam", "lr=0.05,weight_decay=0.1");
-    check_fixed_under("adamw", "lr=0.05,weight_decay=0.5");
+    check_fixed_under_all(linear_case);
+}
+END_TEST
+
+START_TEST(conv_fixed_entries_never_change)
+{
+    check_fixed_under_all(conv_case);
 }
 END_TEST
 
@@ -141,6 +260,14 @@ START_TEST(fixed_entries_are_not_parameters)
     ck_assert_str_eq(sl_model_param_name(m, 0), "0.weight");
     ck_assert_int_eq(sl_model_param(m, 0)->shape[1], 7);
     ck_assert_int_eq(sl_model_nbuffers(m), 1);
+    sl_model_free(m);
+    m = MODEL(SL_F32, 1, "asym_conv2d",
+              "in_channels=3,out_channels=5,kernel_size=3,n_fix=7,mask_seed=2");
+    ck_assert_int_eq(sl_model_numel(m), 5 * (27 - 7) + 5);
+    ck_assert_str_eq(sl_model_param_name(m, 0), "0.weight");
+    ck_assert_int_eq(sl_model_param(m, 0)->shape[1], 20);
+    ck_assert_str_eq(sl_model_buffer_name(m, 0), "0.weight_fixed");
+    ck_assert_int_eq(sl_model_buffer(m, 0)->shape[1], 7);
     sl_model_free(m);
 }
 END_TEST
@@ -249,6 +376,13 @@ START_TEST(bad_options)
     o = sl_test_options("in_features=4,out_features=3,n_fix=1");
     ck_assert_sl_fails(sl_model_add(m, "asym_linear", o), SL_EINVAL, "mask_seed");
     sl_options_free(o);
+    o = sl_test_options("in_channels=2,out_channels=3,kernel_size=2,n_fix=8,mask_seed=1");
+    ck_assert_sl_fails(sl_model_add(m, "asym_conv2d", o), SL_EINVAL, "n_fix must be in [0, 8)");
+    sl_options_free(o);
+    o = sl_test_options("in_channels=2,out_channels=3,kernel_size=0,n_fix=1,mask_seed=1");
+    ck_assert_sl_fails(sl_model_add(m, "asym_conv2d", o), SL_EINVAL,
+                       "kernel_size must be > 0, got 0");
+    sl_options_free(o);
     o = sl_test_options("features=0,mask_seed=1");
     ck_assert_sl_fails(sl_model_add(m, "figlu", o), SL_EINVAL, "features");
     sl_options_free(o);
@@ -283,6 +417,21 @@ START_TEST(walker_sees_no_symmetry)
     sl_model_free(std);
     sl_model_free(w);
     sl_model_free(s);
+    /* conv2d -> asym_conv2d: the standard conv's channels end at an opaque
+     * layer, so no hidden layer; with conv2d after it there is one. */
+    sl_model *c = MODEL(SL_F64, 1, "conv2d", "in_channels=1,out_channels=3,kernel_size=3", "relu",
+                        "", "asym_conv2d",
+                        "in_channels=3,out_channels=2,kernel_size=3,n_fix=4,mask_seed=1");
+    sl_model *cs = MODEL(SL_F64, 1, "conv2d", "in_channels=1,out_channels=3,kernel_size=3",
+                         "relu", "", "conv2d", "in_channels=3,out_channels=2,kernel_size=3");
+    ck_assert_sl_ok(sl_model_structure(c, &st));
+    ck_assert_int_eq(sl_structure_nhidden(st), 0);
+    sl_structure_free(st);
+    ck_assert_sl_ok(sl_model_structure(cs, &st));
+    ck_assert_int_eq(sl_structure_nhidden(st), 1);
+    sl_structure_free(st);
+    sl_model_free(c);
+    sl_model_free(cs);
 }
 END_TEST
 
@@ -685,6 +834,156 @@ START_TEST(weight_matching_third_party_layer)
 }
 END_TEST
 
+/* Residual models, built with containers (model.h); options text as in
+ * sl_test_model. */
+static void add(sl_model *m, const char *type, const char *text)
+{
+    sl_options *o = sl_test_options(text);
+    ck_assert_sl_ok(sl_model_add(m, type, o));
+    sl_options_free(o);
+}
+
+/* linear 6→8; residual { linear, relu, linear }; relu;
+ * residual { linear, tanh, linear | shortcut linear }; linear 10→3.
+ * Hidden layers: the first stream (8 units: the stem and block 1's last
+ * linear write it, block 1's first linear, block 2's first linear and
+ * shortcut read it), one inside each block, and the second stream (10:
+ * block 2's last linear and shortcut write it, the head reads it). */
+static sl_model *residual_mlp(uint64_t seed)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    add(m, "linear", "in_features=6,out_features=8");
+    ck_assert_sl_ok(sl_model_begin(m, "residual", NULL));
+    add(m, "linear", "in_features=8,out_features=12");
+    add(m, "relu", NULL);
+    add(m, "linear", "in_features=12,out_features=8");
+    ck_assert_sl_ok(sl_model_end(m));
+    add(m, "relu", NULL);
+    ck_assert_sl_ok(sl_model_begin(m, "residual", NULL));
+    add(m, "linear", "in_features=8,out_features=9");
+    add(m, "tanh", NULL);
+    add(m, "linear", "in_features=9,out_features=10");
+    ck_assert_sl_ok(sl_model_branch(m, "shortcut"));
+    add(m, "linear", "in_features=8,out_features=10");
+    ck_assert_sl_ok(sl_model_end(m));
+    add(m, "linear", "in_features=10,out_features=3");
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    return m;
+}
+
+/* A small ResNet: conv, batch norm, relu; residual { conv, bn, relu, conv,
+ * bn }; relu; residual { conv s2, bn, relu, conv, bn | shortcut conv 1×1
+ * s2, bn }; relu; global average pool; linear. */
+static sl_model *mini_resnet(uint64_t seed)
+{
+    ck_assert_sl_ok(sl_registry_init());
+    sl_model *m;
+    ck_assert_sl_ok(sl_model_new(SL_F64, &m));
+    add(m, "conv2d", "in_channels=2,out_channels=4,kernel_size=3,padding=1");
+    add(m, "batchnorm", "num_features=4");
+    add(m, "relu", NULL);
+    ck_assert_sl_ok(sl_model_begin(m, "residual", NULL));
+    add(m, "conv2d", "in_channels=4,out_channels=4,kernel_size=3,padding=1");
+    add(m, "batchnorm", "num_features=4");
+    add(m, "relu", NULL);
+    add(m, "conv2d", "in_channels=4,out_channels=4,kernel_size=3,padding=1");
+    add(m, "batchnorm", "num_features=4");
+    ck_assert_sl_ok(sl_model_end(m));
+    add(m, "relu", NULL);
+    ck_assert_sl_ok(sl_model_begin(m, "residual", NULL));
+    add(m, "conv2d", "in_channels=4,out_channels=6,kernel_size=3,padding=1,stride=2");
+    add(m, "batchnorm", "num_features=6");
+    add(m, "relu", NULL);
+    add(m, "conv2d", "in_channels=6,out_channels=6,kernel_size=3,padding=1");
+    add(m, "batchnorm", "num_features=6");
+    ck_assert_sl_ok(sl_model_branch(m, "shortcut"));
+    add(m, "conv2d", "in_channels=4,out_channels=6,kernel_size=1,stride=2");
+    add(m, "batchnorm", "num_features=6");
+    ck_assert_sl_ok(sl_model_end(m));
+    add(m, "relu", NULL);
+    add(m, "global_avgpool", NULL);
+    add(m, "linear", "in_features=6,out_features=3");
+    ck_assert_sl_ok(sl_model_build(m, seed));
+    return m;
+}
+
+/* Batch norm's affine parameters and running statistics away from their
+ * ones and zeros, different per channel, so every ref carries information. */
+static void randomise_resnet(sl_model *m, uint64_t seed)
+{
+    randomise(m, seed);
+    sl_rng rng;
+    sl_rng_seed(&rng, seed + 1);
+    for (int i = 0; i < sl_model_nbuffers(m); i++) /* not the i64 num_batches_tracked */
+        if (sl_model_buffer(m, i)->dtype != SL_I64)
+            ck_assert_sl_ok(sl_tensor_uniform(sl_model_buffer(m, i), &rng, 0.5, 1.5));
+}
+
+/* The residual streams are hidden layers the walker ties: a random
+ * permutation of every hidden layer, streams included, is undone exactly. */
+START_TEST(weight_matching_recovers_permuted_residual_mlp)
+{
+    sl_model *a = residual_mlp(4);
+    sl_structure *s;
+    ck_assert_sl_ok(sl_model_structure(a, &s));
+    ck_assert_int_eq(sl_structure_nhidden(s), 4);
+    int streams = 0;
+    for (int h = 0; h < sl_structure_nhidden(s); h++)
+        streams += sl_structure_hidden(s, h)->nproducers == 2;
+    ck_assert_int_eq(streams, 2);
+    sl_structure_free(s);
+    train_briefly(a, 6);
+    check_recovers(a, 2, SHAPE(5, 6));
+    sl_model_free(a);
+}
+END_TEST
+
+START_TEST(weight_matching_recovers_permuted_resnet)
+{
+    sl_model *a = mini_resnet(5);
+    randomise_resnet(a, 6);
+    check_recovers(a, 4, SHAPE(2, 2, 8, 8));
+    sl_model_free(a);
+}
+END_TEST
+
+/* Two independent initialisations of a residual model: the aligned B is
+ * B's function to f64 round-off, and closer to A. */
+static void check_keeps_function(sl_model *a, sl_model *b, int ndim, const int64_t *xshape)
+{
+    sl_record *r;
+    sl_model *c = weight_match(a, b, &r);
+    sl_tensor x = random_tensor(ndim, xshape, 3);
+    sl_model_set_training(b, false);
+    sl_model_set_training(c, false);
+    double gap = sl_test_output_gap(b, c, &x);
+    ck_assert_msg(gap <= 1e-13, "aligned model's outputs differ by %g", gap);
+    ck_assert_double_gt(sl_test_get(r, "units_moved"), 0);
+    ck_assert_double_lt(sl_test_get(r, "distance_after"), sl_test_get(r, "distance_before"));
+    ck_assert_double_eq(sl_test_get(r, "converged"), 1.0);
+    sl_record_free(r);
+    sl_tensor_release(&x);
+    sl_model_free(c);
+}
+
+START_TEST(weight_matching_keeps_residual_function)
+{
+    sl_model *a = residual_mlp(1), *b = residual_mlp(2);
+    check_keeps_function(a, b, 2, SHAPE(7, 6));
+    sl_model_free(a);
+    sl_model_free(b);
+    a = mini_resnet(1);
+    b = mini_resnet(2);
+    randomise_resnet(a, 3);
+    randomise_resnet(b, 4);
+    check_keeps_function(a, b, 4, SHAPE(3, 2, 8, 8));
+    sl_model_free(a);
+    sl_model_free(b);
+}
+END_TEST
+
 /* Two independent initialisations: the aligned B is B's function in
  * other coordinates, closer to A. */
 START_TEST(weight_matching_keeps_function)
@@ -752,8 +1051,11 @@ static Suite *asym_suite(void)
     Suite *s = suite_create("asym");
     TCase *layers = tcase_create("layers");
     tcase_add_test(layers, asym_linear_gradcheck);
+    tcase_add_test(layers, asym_conv2d_gradcheck);
+    tcase_add_test(layers, asym_conv2d_is_conv2d_without_fixed_entries);
     tcase_add_test(layers, figlu_gradcheck);
     tcase_add_test(layers, fixed_entries_never_change);
+    tcase_add_test(layers, conv_fixed_entries_never_change);
     tcase_add_test(layers, fixed_entries_are_not_parameters);
     tcase_add_test(layers, masks_follow_mask_seed);
     tcase_add_test(layers, mask_columns_are_uniform);
@@ -774,6 +1076,9 @@ static Suite *asym_suite(void)
     tcase_add_test(match, weight_matching_recovers_permuted_cnn);
     tcase_add_test(match, weight_matching_third_party_layer);
     tcase_add_test(match, weight_matching_keeps_function);
+    tcase_add_test(match, weight_matching_recovers_permuted_residual_mlp);
+    tcase_add_test(match, weight_matching_recovers_permuted_resnet);
+    tcase_add_test(match, weight_matching_keeps_residual_function);
     tcase_add_test(match, weight_matching_leaves_asym_alone);
     tcase_add_test(match, weight_matching_bad_options);
     suite_add_tcase(s, match);

@@ -1,5 +1,7 @@
 /* core/nn/conv2d.c — 2-d convolution (PyTorch nn.Conv2d, square kernel,
- * no dilation or groups).
+ * no dilation or groups): the conv2d layer, and the convolution itself as
+ * symlab/conv.h's sl_conv2d_* functions, which conv2d and plugin layers
+ * with weights of their own making (asym_conv2d) share.
  *
  * in is (B, C, H, W), out is (B, O, Ho, Wo) with Ho = (H + 2p - k) / s + 1
  * (floor).  Each image is lowered with im2col into a (C*k*k, Ho*Wo) column
@@ -18,13 +20,12 @@
 #include "internal.h"
 #include "nn/nn.h"
 
+/* The sizes, and what the last forward left in scratch slot 0 (sl_conv2d's
+ * cols_of: the input whose columns of every image it holds, NULL: nothing
+ * usable; cols_batch: that batch's size). */
 typedef struct conv2d_state {
-    int64_t in_channels, out_channels, kernel, stride, padding;
+    sl_conv2d conv;
     bool bias;
-    /* What the last forward left in scratch slot 0: the columns of every
-     * image of `cols_of` (NULL: nothing usable), a batch of `cols_batch`. */
-    const void *cols_of;
-    int64_t cols_batch;
 } conv2d_state;
 
 /* Forward keeps the whole batch's columns for backward (which then skips a
@@ -72,69 +73,47 @@ static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo
 #define SL_GENERIC_FILE "nn/conv2d_generic.h"
 #include "generic_real.h"
 
-static int require_positive(const char *option, int64_t value)
+/* The calling module's type name, for errors. */
+static const char *who(const sl_module *m) { return sl_module_type_of(m)->name; }
+
+static int require_positive(const sl_module *m, const char *option, int64_t value)
 {
     if (value > 0)
         return SL_OK;
-    return sl_error(SL_EINVAL, "conv2d: %s must be > 0, got %lld", option, (long long)value);
+    return sl_error(SL_EINVAL, "%s: %s must be > 0, got %lld", who(m), option, (long long)value);
 }
 
-static int conv2d_create(sl_module *m, const sl_options *opt)
+int sl_conv2d_init(const sl_module *m, sl_conv2d *c, int64_t in_channels, int64_t out_channels,
+                   int64_t kernel, int64_t stride, int64_t padding)
 {
-    conv2d_state st = {
-        .in_channels = sl_options_int(opt, "in_channels"),
-        .out_channels = sl_options_int(opt, "out_channels"),
-        .kernel = sl_options_int(opt, "kernel_size"),
-        .stride = sl_options_int(opt, "stride"),
-        .padding = sl_options_int(opt, "padding"),
-        .bias = sl_options_bool(opt, "bias"),
-    };
-    SL_TRY(require_positive("in_channels", st.in_channels));
-    SL_TRY(require_positive("out_channels", st.out_channels));
-    SL_TRY(require_positive("kernel_size", st.kernel));
-    SL_TRY(require_positive("stride", st.stride));
-    if (st.padding < 0)
-        return sl_error(SL_EINVAL, "conv2d: padding must be >= 0, got %lld",
-                        (long long)st.padding);
-    int64_t wshape[4] = {st.out_channels, st.in_channels, st.kernel, st.kernel};
-    SL_TRY(sl_module_add_param(m, "weight", 4, wshape));
-    if (st.bias)
-        SL_TRY(sl_module_add_param(m, "bias", 1, &st.out_channels));
-    conv2d_state *s = malloc(sizeof *s);
-    if (!s)
-        return sl_error(SL_ENOMEM, "conv2d: out of memory");
-    *s = st;
-    sl_module_set_state(m, s);
-    return SL_OK;
-}
-
-/* PyTorch's init (kaiming_uniform with a = sqrt(5) reduces to this):
- * weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C*k*k. */
-static int conv2d_reset(sl_module *m, sl_rng *rng)
-{
-    const conv2d_state *s = sl_module_state(m);
-    double bound = 1.0 / sqrt((double)(s->in_channels * s->kernel * s->kernel));
-    SL_TRY(sl_tensor_uniform(sl_module_param(m, CONV_WEIGHT), rng, -bound, bound));
-    if (s->bias)
-        SL_TRY(sl_tensor_uniform(sl_module_param(m, CONV_BIAS), rng, -bound, bound));
+    SL_TRY(require_positive(m, "in_channels", in_channels));
+    SL_TRY(require_positive(m, "out_channels", out_channels));
+    SL_TRY(require_positive(m, "kernel_size", kernel));
+    SL_TRY(require_positive(m, "stride", stride));
+    if (padding < 0)
+        return sl_error(SL_EINVAL, "%s: padding must be >= 0, got %lld", who(m),
+                        (long long)padding);
+    *c = (sl_conv2d){.in_channels = in_channels, .out_channels = out_channels,
+                     .kernel = kernel, .stride = stride, .padding = padding};
     return SL_OK;
 }
 
 /* Fills g from an input shape, or fails with SL_ESHAPE naming what fits. */
-static int conv2d_geometry(const conv2d_state *s, int ndim, const int64_t *in, conv_geom *g)
+static int conv2d_geometry(const sl_module *m, const sl_conv2d *s, int ndim, const int64_t *in,
+                           conv_geom *g)
 {
     char got[128];
     if (ndim != 4 || in[1] != s->in_channels)
-        return sl_error(SL_ESHAPE, "conv2d: expected input (B, %lld, H, W), got %s",
+        return sl_error(SL_ESHAPE, "%s: expected input (B, %lld, H, W), got %s", who(m),
                         (long long)s->in_channels, sl_shape_str(ndim, in, got, sizeof got));
     int64_t k = s->kernel, p = s->padding, hp, wp;
     if (!sl_add_ok(in[2], p, &hp) || !sl_add_ok(hp, p, &hp) || !sl_add_ok(in[3], p, &wp) ||
         !sl_add_ok(wp, p, &wp))
-        return sl_error(SL_EINVAL, "conv2d: padding %lld is out of range for input %s",
+        return sl_error(SL_EINVAL, "%s: padding %lld is out of range for input %s", who(m),
                         (long long)p, sl_shape_str(ndim, in, got, sizeof got));
     if (hp < k || wp < k)
         return sl_error(SL_ESHAPE,
-                        "conv2d: input %s is smaller than kernel_size %lld (padding %lld)",
+                        "%s: input %s is smaller than kernel_size %lld (padding %lld)", who(m),
                         sl_shape_str(ndim, in, got, sizeof got), (long long)k, (long long)p);
     *g = (conv_geom){.batch = in[0], .c = in[1], .h = in[2], .w = in[3],
                      .o = s->out_channels, .k = k, .s = s->stride, .p = p};
@@ -144,18 +123,19 @@ static int conv2d_geometry(const conv2d_state *s, int ndim, const int64_t *in, c
      * declaration already bounds C*k*k; only padding makes Ho*Wo huge. */
     int64_t cols;
     if (!sl_numel_ok(3, (const int64_t[]){g->c, k, k}, &g->rows))
-        return sl_error(SL_EINVAL, "conv2d: kernel_size %lld is out of range", (long long)k);
+        return sl_error(SL_EINVAL, "%s: kernel_size %lld is out of range", who(m),
+                        (long long)k);
     if (!sl_mul_ok(g->ho, g->wo, &g->npix) || !sl_mul_ok(g->rows, g->npix, &cols))
-        return sl_error(SL_EINVAL, "conv2d: padding %lld is out of range for input %s",
+        return sl_error(SL_EINVAL, "%s: padding %lld is out of range for input %s", who(m),
                         (long long)p, sl_shape_str(ndim, in, got, sizeof got));
     return SL_OK;
 }
 
-static int conv2d_output_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim,
-                               int64_t *out)
+int sl_conv2d_output_shape(const sl_module *m, const sl_conv2d *c, int ndim, const int64_t *in,
+                           int *out_ndim, int64_t *out)
 {
     conv_geom g;
-    SL_TRY(conv2d_geometry(sl_module_state(m), ndim, in, &g));
+    SL_TRY(conv2d_geometry(m, c, ndim, in, &g));
     *out_ndim = 4;
     out[0] = g.batch;
     out[1] = g.o;
@@ -177,63 +157,146 @@ static int conv2d_columns(sl_module *m, const conv_geom *g, sl_dtype dtype, void
     return sl_module_scratch(m, 0, keep ? image * (size_t)g->batch : image, cols);
 }
 
-static int conv2d_check_input(const sl_tensor *in)
+/* t (NULL allowed when `optional`) is contiguous, of the input's dtype and
+ * of n elements. */
+static int check_tensor(const sl_module *m, const char *what, const sl_tensor *t, bool optional,
+                        sl_dtype dtype, int64_t n)
 {
-    if (!sl_tensor_is_contiguous(in) || (in->dtype != SL_F32 && in->dtype != SL_F64))
-        return sl_error(SL_EINVAL, "conv2d: input must be a contiguous f32 or f64 tensor");
+    if (!t && optional)
+        return SL_OK;
+    if (!t || !sl_tensor_is_contiguous(t) || t->dtype != dtype || sl_tensor_numel(t) != n)
+        return sl_error(SL_EINVAL,
+                        "%s: %s must be a contiguous tensor of %lld %s values", who(m), what,
+                        (long long)n, sl_dtype_name(dtype));
     return SL_OK;
 }
 
-static int conv2d_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+static int conv2d_check_input(const sl_module *m, const sl_tensor *in)
 {
-    conv2d_state *s = sl_module_state(m);
+    if (!sl_tensor_is_contiguous(in) || (in->dtype != SL_F32 && in->dtype != SL_F64))
+        return sl_error(SL_EINVAL, "%s: input must be a contiguous f32 or f64 tensor", who(m));
+    return SL_OK;
+}
+
+/* The checks forward and backward share: input, geometry, weight, bias. */
+static int conv2d_check(const sl_module *m, const sl_conv2d *c, const sl_tensor *in,
+                        const sl_tensor *weight, const sl_tensor *bias, conv_geom *g)
+{
+    SL_TRY(conv2d_check_input(m, in));
+    SL_TRY(conv2d_geometry(m, c, in->ndim, in->shape, g));
+    SL_TRY(check_tensor(m, "weight", weight, false, in->dtype, g->o * g->rows));
+    return check_tensor(m, "bias", bias, true, in->dtype, g->o);
+}
+
+int sl_conv2d_forward(sl_module *m, sl_conv2d *c, const sl_tensor *in, const sl_tensor *weight,
+                      const sl_tensor *bias, sl_tensor *out)
+{
     conv_geom g;
     void *cols;
     int64_t step;
-    SL_TRY(conv2d_check_input(in));
-    SL_TRY(conv2d_geometry(s, in->ndim, in->shape, &g));
-    s->cols_of = NULL; /* stays NULL if anything below fails */
+    c->cols_of = NULL; /* stays NULL if anything below fails */
+    SL_TRY(conv2d_check(m, c, in, weight, bias, &g));
+    SL_TRY(check_tensor(m, "output", out, false, in->dtype, g.batch * g.o * g.npix));
     SL_TRY(conv2d_columns(m, &g, in->dtype, &cols, &step));
-    const void *w = sl_module_param(m, CONV_WEIGHT)->data;
-    const void *b = s->bias ? sl_module_param(m, CONV_BIAS)->data : NULL;
+    const void *b = bias ? bias->data : NULL;
     if (in->dtype == SL_F32)
-        conv_forward_f32(&g, in->data, w, b, out->data, cols, step);
+        conv_forward_f32(&g, in->data, weight->data, b, out->data, cols, step);
     else
-        conv_forward_f64(&g, in->data, w, b, out->data, cols, step);
+        conv_forward_f64(&g, in->data, weight->data, b, out->data, cols, step);
     if (step) {
-        s->cols_of = in->data;
-        s->cols_batch = g.batch;
+        c->cols_of = in->data;
+        c->cols_batch = g.batch;
     }
     return SL_OK;
 }
 
-static int conv2d_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
-                           const sl_tensor *grad_out, sl_tensor *grad_in)
+int sl_conv2d_backward(sl_module *m, const sl_conv2d *c, const sl_tensor *in,
+                       const sl_tensor *weight, const sl_tensor *grad_out,
+                       sl_tensor *grad_weight, sl_tensor *grad_bias, sl_tensor *grad_in)
 {
-    const conv2d_state *s = sl_module_state(m);
     conv_geom g;
     void *cols, *gcols;
     int64_t step;
-    SL_TRY(conv2d_check_input(in));
-    SL_TRY(conv2d_geometry(s, in->ndim, in->shape, &g));
+    SL_TRY(conv2d_check(m, c, in, weight, NULL, &g));
+    SL_TRY(check_tensor(m, "grad_bias", grad_bias, true, in->dtype, g.o));
+    SL_TRY(check_tensor(m, "grad_out", grad_out, false, in->dtype, g.batch * g.o * g.npix));
+    SL_TRY(check_tensor(m, "grad_weight", grad_weight, false, in->dtype, g.o * g.rows));
+    SL_TRY(check_tensor(m, "grad_in", grad_in, true, in->dtype, sl_tensor_numel(in)));
     SL_TRY(conv2d_columns(m, &g, in->dtype, &cols, &step));
     /* module.h: backward follows forward on the same input, so the kept
      * columns are this input's; the check only guards against misuse. */
-    if (s->cols_of != in->data || s->cols_batch != g.batch)
+    if (c->cols_of != in->data || c->cols_batch != g.batch)
         step = 0;
     gcols = cols;
     if (step)
         SL_TRY(sl_module_scratch(m, 1, (size_t)(g.rows * g.npix) * sl_dtype_size(in->dtype),
                                  &gcols));
-    const void *w = sl_module_param(m, CONV_WEIGHT)->data;
-    void *gw = sl_module_grad(m, CONV_WEIGHT)->data;
-    void *gb = s->bias ? sl_module_grad(m, CONV_BIAS)->data : NULL;
+    void *gb = grad_bias ? grad_bias->data : NULL;
     void *gx = grad_in ? grad_in->data : NULL;
     if (in->dtype == SL_F32)
-        conv_backward_f32(&g, in->data, w, grad_out->data, gw, gb, gx, cols, step, gcols);
+        conv_backward_f32(&g, in->data, weight->data, grad_out->data, grad_weight->data, gb, gx,
+                          cols, step, gcols);
     else
-        conv_backward_f64(&g, in->data, w, grad_out->data, gw, gb, gx, cols, step, gcols);
+        conv_backward_f64(&g, in->data, weight->data, grad_out->data, grad_weight->data, gb, gx,
+                          cols, step, gcols);
     return SL_OK;
+}
+
+/* ---- the conv2d layer ----------------------------------------------------- */
+
+static int conv2d_create(sl_module *m, const sl_options *opt)
+{
+    conv2d_state st = {.bias = sl_options_bool(opt, "bias")};
+    SL_TRY(sl_conv2d_init(m, &st.conv, sl_options_int(opt, "in_channels"),
+                          sl_options_int(opt, "out_channels"), sl_options_int(opt, "kernel_size"),
+                          sl_options_int(opt, "stride"), sl_options_int(opt, "padding")));
+    int64_t wshape[4] = {st.conv.out_channels, st.conv.in_channels, st.conv.kernel,
+                         st.conv.kernel};
+    SL_TRY(sl_module_add_param(m, "weight", 4, wshape));
+    if (st.bias)
+        SL_TRY(sl_module_add_param(m, "bias", 1, &st.conv.out_channels));
+    conv2d_state *s = malloc(sizeof *s);
+    if (!s)
+        return sl_error(SL_ENOMEM, "conv2d: out of memory");
+    *s = st;
+    sl_module_set_state(m, s);
+    return SL_OK;
+}
+
+/* PyTorch's init (kaiming_uniform with a = sqrt(5) reduces to this):
+ * weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C*k*k. */
+static int conv2d_reset(sl_module *m, sl_rng *rng)
+{
+    const conv2d_state *s = sl_module_state(m);
+    double bound = 1.0 / sqrt((double)(s->conv.in_channels * s->conv.kernel * s->conv.kernel));
+    SL_TRY(sl_tensor_uniform(sl_module_param(m, CONV_WEIGHT), rng, -bound, bound));
+    if (s->bias)
+        SL_TRY(sl_tensor_uniform(sl_module_param(m, CONV_BIAS), rng, -bound, bound));
+    return SL_OK;
+}
+
+static int conv2d_output_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim,
+                               int64_t *out)
+{
+    const conv2d_state *s = sl_module_state(m);
+    return sl_conv2d_output_shape(m, &s->conv, ndim, in, out_ndim, out);
+}
+
+static int conv2d_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    conv2d_state *s = sl_module_state(m);
+    return sl_conv2d_forward(m, &s->conv, in, sl_module_param(m, CONV_WEIGHT),
+                             s->bias ? sl_module_param(m, CONV_BIAS) : NULL, out);
+}
+
+static int conv2d_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                           const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    (void)out;
+    const conv2d_state *s = sl_module_state(m);
+    return sl_conv2d_backward(m, &s->conv, in, sl_module_param(m, CONV_WEIGHT), grad_out,
+                              sl_module_grad(m, CONV_WEIGHT),
+                              s->bias ? sl_module_grad(m, CONV_BIAS) : NULL, grad_in);
 }
 
 static void conv2d_destroy(sl_module *m) { free(sl_module_state(m)); }

@@ -22,5 +22,6 @@
 #include <symlab/plugin.h>
 #include <symlab/registry.h>
 #include <symlab/relax.h>
+#include <symlab/conv.h>
 
 #endif

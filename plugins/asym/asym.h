@@ -4,13 +4,15 @@
  * Parameter Symmetries, or Lack Thereof", arXiv 2405.20231).
  *
  *   asym_linear  W-asymmetric linear layer (asym_linear.c)
+ *   asym_conv2d  W-asymmetric 2-d convolution (asym_conv2d.c); both pin
+ *                their entries through mask.h
  *   figlu        sigmoid(F x) ⊙ x with a fixed random F (figlu.c)
  *   interpolate  probe: loss and accuracy along the straight line between
  *                two models, and the barrier on it (interpolate.c)
  *   weight_matching  probe: permutes a model's hidden units to line it up
  *                with another (weight_matching.c, assignment.c)
  *
- * Why both layers declare themselves opaque to the structure walker
+ * Why these layers declare themselves opaque to the structure walker
  * (module.h).  The walker's vocabulary describes layers whose hidden units
  * can be permuted: a weight layer's units are its weight's rows and move
  * with them.  An asym_linear's rows also carry pinned entries at fixed
@@ -42,6 +44,7 @@ enum {
 };
 
 extern const sl_module_type asym_linear_type;
+extern const sl_module_type asym_conv2d_type;
 extern const sl_module_type figlu_type;
 extern const sl_probe_type interpolate_probe;
 extern const sl_probe_type weight_matching_probe;

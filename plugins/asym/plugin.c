@@ -3,7 +3,8 @@
 
 #include "asym.h"
 
-static const sl_module_type *const modules[] = {&asym_linear_type, &figlu_type, NULL};
+static const sl_module_type *const modules[] = {&asym_linear_type, &asym_conv2d_type, &figlu_type,
+                                              NULL};
 
 static const sl_probe_type *const probes[] = {&interpolate_probe, &weight_matching_probe, NULL};
 
@@ -12,7 +13,8 @@ static const sl_plugin desc = {
     .name = "asym",
     .version = "1.0",
     .license = "MIT",
-    .summary = "asymmetric networks (W-asymmetric linear, FiGLU) and linear mode connectivity",
+    .summary = "asymmetric networks (W-asymmetric linear and conv2d, FiGLU) and linear mode "
+               "connectivity",
     .modules = modules,
     .probes = probes,
 };
