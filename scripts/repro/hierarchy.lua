@@ -28,7 +28,11 @@
 --     trained networks align; alignment rises during training.  rank_log
 --     also logs each layer's rank and NC1 of the penultimate features.
 --
--- Writes RESULTS_DIR/hierarchy_linear.csv (one row per epoch),
+-- The control: the same network and teacher from the default
+-- initialisation (init x1), far from the symmetric state W = 0.
+--
+-- Writes RESULTS_DIR/hierarchy_linear.csv (one row per epoch; and
+-- hierarchy_linear_control.csv),
 -- hierarchy_linear_modes.csv (per teacher mode: when it was learned),
 -- hierarchy_cka.csv (pair, epoch, layer), hierarchy_cka_summary.csv (mean
 -- and std over pairs), hierarchy_nets.csv (accuracy, NC1, ranks per net
@@ -132,7 +136,9 @@ local function linear_row(epoch, loss, r)
   return row
 end
 
-local function deep_linear()
+-- Trains the deep linear network from the default initialisation scaled
+-- by `init`; one row per epoch (epoch 0 from the probe).
+local function deep_linear(init)
   math.randomseed(7)
   local D = P.D
   local W = teacher(D, P.s)
@@ -140,7 +146,7 @@ local function deep_linear()
   local layers = {}
   for _ = 1, P.depth do layers[#layers + 1] = sl.nn.linear(D, D, { bias = false }) end
   local net = sl.nn.sequential(layers, { seed = 1, dtype = "f64" })
-  net:flat_params():scale(P.init)
+  net:flat_params():scale(init)
   local opt = sl.optim.sgd(net, { lr = P.lr })
   local ropts = { top_sv = D, rank_atol = P.atol, rank_rtol = 0 }
   local rows = { linear_row(0, sl.evaluate(net, ds, { loss = "mse" }).loss,
@@ -193,7 +199,7 @@ local function rank_steps(rows)
   return ups, jumps, falls
 end
 
-local function plot_linear(csv)
+local function plot_linear(csv, control)
   local svs = {}
   for k = 1, #P.s do
     svs[#svs + 1] = ("'%s' using 1:(column('sv%d')) with lines lw 2 title 'sigma_%d (teacher %g)'")
@@ -203,12 +209,17 @@ local function plot_linear(csv)
     "set terminal pngcairo size 900,900", ("set output '%s/hierarchy_linear.png'"):format(outdir),
     "set datafile separator ','", "set multiplot layout 3,1", "set key top right",
     "set logscale y", "set ylabel 'training loss (mse)'",
-    ("plot '%s' using 1:(column('loss')) with lines lw 2 title 'loss'"):format(csv),
+    "set yrange [1e-6:*]",
+    ("plot '%s' using 1:(column('loss')) with lines lw 2 title 'loss, small init', "
+     .. "'%s' using 1:(column('loss')) with lines dt 2 title 'loss, init x1 (control)'"):format(csv, control),
+    "unset yrange",
     "unset logscale y", "set ylabel 'singular values of W_L...W_1'", "set key bottom right",
     "plot " .. table.concat(svs, ", "),
     "set ylabel 'rank (s > " .. P.atol .. ")'", "set xlabel 'epoch (" .. P.reps .. " GD steps each)'",
     ("plot '%s' using 1:(column('rank')) with steps lw 2 title 'product', "
-     .. "'%s' using 1:(column('rank_w1')) with steps dt 2 title 'W_1'"):format(csv, csv),
+     .. "'%s' using 1:(column('rank_w1')) with steps dt 2 title 'W_1', "
+     .. "'%s' using 1:(column('rank')) with steps dt 3 title 'product, init x1 (control)'")
+    :format(csv, csv, control),
     "unset multiplot" }
   results.plot(outdir .. "/hierarchy_linear.png", table.concat(plot, "\n") .. "\n")
 end
@@ -216,12 +227,13 @@ end
 local function run_linear()
   print(("(a) deep linear: %d layers of %dx%d, teacher s = {%s}, init x%g, lr %g, %d epochs x %d steps")
         :format(P.depth, P.D, P.D, table.concat(P.s, ", "), P.init, P.lr, P.epochs, P.reps))
-  local rows = deep_linear()
+  local rows, control = deep_linear(P.init), deep_linear(1)
   local cols = { "epoch", "loss", "rank", "effective_rank" }
   for k = 1, P.D do cols[#cols + 1] = "sv" .. k end
   for l = 1, P.depth do cols[#cols + 1] = "rank_w" .. l end
-  local csv = outdir .. "/hierarchy_linear.csv"
+  local csv, csv_control = outdir .. "/hierarchy_linear.csv", outdir .. "/hierarchy_linear_control.csv"
   results.write_csv(csv, rows, cols)
+  results.write_csv(csv_control, control, cols)
   local modes = modes_of(rows)
   results.write_csv(outdir .. "/hierarchy_linear_modes.csv", modes,
                     { "mode", "s", "learned_epoch", "rank_epoch", "plateau_loss", "predicted_loss" })
@@ -229,7 +241,15 @@ local function run_linear()
   local ups, jumps, falls = rank_steps(rows)
   print(("rank: %d -> %d; %d unit steps, %d jumps of more than one, %d falls; final loss %.3g")
         :format(rows[1].rank, rows[#rows].rank, ups, jumps, falls, rows[#rows].loss))
-  plot_linear(csv)
+  local cmodes = modes_of(control)
+  local learned = {}
+  for _, m in ipairs(cmodes) do learned[#learned + 1] = m.learned_epoch end
+  ups, jumps, falls = rank_steps(control)
+  print(("control, init x1: modes reach half their value at epochs {%s}; rank %d -> %d "
+         .. "(%d rises, %d falls); final loss %.3g")
+        :format(table.concat(learned, ", "), control[1].rank, control[#control].rank, ups + jumps,
+                falls, control[#control].loss))
+  plot_linear(csv, csv_control)
   return rows, modes
 end
 
@@ -275,14 +295,15 @@ local function run_pair(p, train, test, ckas, nets)
   b:save(path_b0)
   local opts = { sl.optim.sgd(a, { lr = 0.02, momentum = 0.9 }),
                  sl.optim.sgd(b, { lr = 0.02, momentum = 0.9 }) }
-  local function record(epoch, rows)
+  local function record(epoch, rows) -- rows: the epoch's history rows of a and b
     b:save(path_b)
     local c, c0 = cka(a, path_b, test), cka(a, path_b0, test)
     for _, l in ipairs(layers_of(c)) do
       ckas[#ckas + 1] = { pair = p, epoch = epoch, layer = l, cka = c[l], cka_vs_init = c0[l] }
     end
     for i, net in ipairs({ a, b }) do
-      local h = rows and rows[i] or {}
+      -- before training the hook has not run: the probe gives the same numbers
+      local h = rows and rows[i] or sl.probe.symmetry_metrics(net, train, { probe_batch = 512 })
       nets[#nets + 1] = { pair = p, net = i, seed = seeds[i], epoch = epoch,
                           test_acc = sl.evaluate(net, test).accuracy, train_loss = h.loss,
                           nc1 = h.nc1, rank_1 = h["1.rank"], rank_3 = h["3.rank"],
