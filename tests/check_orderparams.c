@@ -271,6 +271,15 @@ START_TEST(test_nc1_probe)
     r = sl_record_new();
     ck_assert_sl_fails(sl_probe_run("symmetry_metrics", o, m, &d, r), SL_EINVAL,
                        "nc1: the data's targets are not class labels");
+    sl_dataset_release(&d);
+    /* one class among the probe rows: auto skips, true refuses */
+    const int64_t same[] = {1, 1, 1};
+    d = make_set(x, 3, 1, same);
+    sl_record *r2 = sl_test_probe("symmetry_metrics", "", m, &d);
+    ck_assert(!has(r2, "nc1"));
+    sl_record_free(r2);
+    ck_assert_sl_fails(sl_probe_run("symmetry_metrics", o, m, &d, r), SL_EINVAL,
+                       "fewer than 2 classes");
     sl_record_free(r);
     sl_options_free(o);
     sl_model_free(m);

@@ -149,7 +149,11 @@ const char *sm_nc1_unavailable(const sl_structure *st, const sm_batch *b)
         return "the model has no weight layer";
     if (sl_structure_layer(st, n - 1)->module < 0)
         return "the last weight layer is inside a container (its input is not recorded)";
-    return NULL;
+    const int64_t *y = b->y->data;
+    for (int64_t i = 1; i < b->y->shape[0]; i++)
+        if (y[i] != y[0])
+            return NULL;
+    return "the probe rows hold fewer than 2 classes";
 }
 
 /* A (rows, cols) f64 copy of t (rows, ...), row r its r-th sample. */

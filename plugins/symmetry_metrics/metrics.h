@@ -53,7 +53,8 @@ int sm_batch_forward(sl_model *m, const sl_dataset *data, int64_t rows, sm_batch
 void sm_batch_free(sm_batch *b);
 
 /* Why NC1 cannot be taken on this model and batch (a static sentence), or
- * NULL when it can: labels i64, the last weight layer top-level. */
+ * NULL when it can: labels i64 with at least two classes among the rows,
+ * the last weight layer top-level. */
 const char *sm_nc1_unavailable(const sl_structure *st, const sm_batch *b);
 /* NC1 (order.h) of the penultimate features — the input of the last
  * weight layer in the last forward, flattened per sample — against the

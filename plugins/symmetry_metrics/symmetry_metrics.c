@@ -240,11 +240,13 @@ static int other_forward(sl_model *model, const char *path, const sm_batch *b,
  * and, with `other`, their CKA with the other model's ("<path>.cka").
  * K, L (n, n) and s (n) are scratch. */
 static int hidden_activation(sl_model *other, const sl_weight_layer *W, const sl_hidden_layer *h,
-                             const sm_rank_opts *ro, bool ranks, double *K, double *L,
+                             const sm_rank_opts *ro, bool ranks, int64_t n, double *K, double *L,
                              double *s, sl_record *out, double *cka)
 {
     const sl_tensor *a = sl_module_output(h->act);
-    const int64_t n = a->shape[0];
+    if (a->shape[0] != n)
+        return sl_error(SL_ESTATE, "symmetry_metrics: %s holds %lld rows, the batch %lld",
+                        sl_module_path(h->act), (long long)a->shape[0], (long long)n);
     SL_TRY(sm_activation_gram(a, K));
     if (ranks) {
         char prefix[256];
@@ -281,7 +283,7 @@ static int measure_activations(sl_model *other, const sl_structure *st, const sm
         if (!h || !sl_module_output(h->act))
             continue;
         double cka = NAN;
-        rc = hidden_activation(other, W, h, ro, ranks, K, L, s, out, &cka);
+        rc = hidden_activation(other, W, h, ro, ranks, n, K, L, s, out, &cka);
         sum += cka;
         count++;
     }
