@@ -208,7 +208,7 @@ local function plot_linear(csv, control)
   local plot = {
     "set terminal pngcairo size 900,900", ("set output '%s/hierarchy_linear.png'"):format(outdir),
     "set datafile separator ','", "set multiplot layout 3,1", "set key top right",
-    "set logscale y", "set ylabel 'training loss (mse)'",
+    "set logscale y", "set format y '%g'", "set ylabel 'training loss (mse)'",
     "set yrange [1e-6:*]",
     ("plot '%s' using 1:(column('loss')) with lines lw 2 title 'loss, small init', "
      .. "'%s' using 1:(column('loss')) with lines dt 2 title 'loss, init x1 (control)'"):format(csv, control),
@@ -216,6 +216,7 @@ local function plot_linear(csv, control)
     "unset logscale y", "set ylabel 'singular values of W_L...W_1'", "set key bottom right",
     "plot " .. table.concat(svs, ", "),
     "set ylabel 'rank (s > " .. P.atol .. ")'", "set xlabel 'epoch (" .. P.reps .. " GD steps each)'",
+    ("set yrange [-0.2:%g]"):format(#P.s + 1.5),
     ("plot '%s' using 1:(column('rank')) with steps lw 2 title 'product', "
      .. "'%s' using 1:(column('rank_w1')) with steps dt 2 title 'W_1', "
      .. "'%s' using 1:(column('rank')) with steps dt 3 title 'product, init x1 (control)'")
@@ -360,10 +361,10 @@ local function plot_cka(csv)
     "set terminal pngcairo size 800,500", ("set output '%s/hierarchy_cka.png'"):format(outdir),
     "set datafile separator ','", "set key bottom right", "set xlabel 'epoch'",
     "set ylabel 'linear CKA (mean over pairs)'", "set yrange [0:1]",
-    ("plot '< grep \"^[0-9]*,1,\" %s' using 1:4:5 with yerrorlines title 'layer 1: A vs B', "
-     .. "'< grep \"^[0-9]*,3,\" %s' using 1:4:5 with yerrorlines title 'layer 3: A vs B', "
-     .. "'< grep \"^[0-9]*,1,\" %s' using 1:6 with lines dt 2 title 'layer 1: A vs B at init', "
-     .. "'< grep \"^[0-9]*,3,\" %s' using 1:6 with lines dt 2 title 'layer 3: A vs B at init'")
+    ("plot '< grep \"^[0-9]*,1,\" %s' using 1:4:5 with yerrorlines title 'hidden 1: A vs B', "
+     .. "'< grep \"^[0-9]*,3,\" %s' using 1:4:5 with yerrorlines title 'hidden 2: A vs B', "
+     .. "'< grep \"^[0-9]*,1,\" %s' using 1:6 with lines dt 2 title 'hidden 1: A vs untrained B', "
+     .. "'< grep \"^[0-9]*,3,\" %s' using 1:6 with lines dt 2 title 'hidden 2: A vs untrained B'")
     :format(csv, csv, csv, csv) }
   results.plot(outdir .. "/hierarchy_cka.png", table.concat(plot, "\n") .. "\n")
 end
