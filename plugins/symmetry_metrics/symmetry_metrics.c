@@ -52,7 +52,8 @@
 #include "order.h"
 
 static const sl_option_spec metrics_options[] = {
-    {"probe_batch", SL_OPT_INT, "512", "rows of the data used for dead-neuron detection", NULL},
+    {"probe_batch", SL_OPT_INT, "512",
+     "rows of the data used for dead neurons, NC1, activation ranks and CKA", NULL},
     {"dead_tol", SL_OPT_FLOAT, "1e-6", "a unit is dead if |activation| <= dead_tol everywhere",
      NULL},
     {"distinct_tol", SL_OPT_FLOAT, "1e-3",
