@@ -238,6 +238,68 @@ START_TEST(test_gemm_split)
 }
 END_TEST
 
+/* A CNN's loss gradient at 3 threads (images of a batch split over the
+ * pool in conv2d, GEMMs and the update split too): the same bits on every
+ * call, and within rounding of one thread's (the weight-gradient sums of
+ * the parts are added in part order). */
+static void cnn_gradient(sl_model *m, const sl_tensor *x, const sl_tensor *y, double *out)
+{
+    const sl_loss_type *ce = sl_registry_find(SL_KIND_LOSS, "cross_entropy");
+    double loss;
+    ck_assert_sl_ok(sl_model_loss(m, ce, x, y, true, &loss));
+    const sl_tensor *g = sl_model_flat_grads(m);
+    for (int64_t i = 0; i < sl_tensor_numel(g); i++)
+        out[i] = sl_tensor_flat_get(g, i);
+}
+
+START_TEST(test_cnn_threads)
+{
+    static const char *const spec[] = {
+        "conv2d", "in_channels=2,out_channels=6,kernel_size=3,padding=1",
+        "relu", "",
+        "maxpool2d", "kernel_size=2",
+        "conv2d", "in_channels=6,out_channels=8,kernel_size=3,stride=2",
+        "flatten", "",
+        "linear", "in_features=72,out_features=5",
+        NULL};
+    for (int f = 0; f < 2; f++) {
+        sl_dtype dt = f ? SL_F64 : SL_F32;
+        sl_model *m = sl_test_model(dt, 3, spec);
+        sl_tensor x = {0}, y = {0};
+        ck_assert_sl_ok(sl_tensor_alloc(&x, dt, 4, SHAPE(37, 2, 14, 14)));
+        ck_assert_sl_ok(sl_tensor_alloc(&y, SL_I64, 1, SHAPE(37)));
+        sl_rng rng;
+        sl_rng_seed(&rng, 9);
+        ck_assert_sl_ok(sl_tensor_normal(&x, &rng, 0.0, 1.0));
+        for (int i = 0; i < 37; i++)
+            ((int64_t *)y.data)[i] = i % 5;
+        int64_t n = sl_model_numel(m);
+        double *g1 = malloc((size_t)n * sizeof *g1), *g3 = malloc((size_t)n * sizeof *g3),
+               *again = malloc((size_t)n * sizeof *again);
+        ck_assert(g1 && g3 && again);
+        sl_set_threads(1);
+        cnn_gradient(m, &x, &y, g1);
+        sl_set_threads(3);
+        cnn_gradient(m, &x, &y, g3);
+        double worst = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            worst = fmax(worst, fabs(g1[i] - g3[i]) / (1.0 + fabs(g1[i])));
+        ck_assert_msg(worst <= (f ? 1e-12 : 1e-5), "%s: 3 threads differ by %g",
+                      sl_dtype_name(dt), worst);
+        for (int rep = 0; rep < 5; rep++) {
+            cnn_gradient(m, &x, &y, again);
+            ck_assert_msg(memcmp(g3, again, (size_t)n * sizeof *g3) == 0,
+                          "%s: 3 threads, call %d differs", sl_dtype_name(dt), rep);
+        }
+        sl_set_threads(1);
+        free(g1), free(g3), free(again);
+        sl_tensor_release(&x);
+        sl_tensor_release(&y);
+        sl_model_free(m);
+    }
+}
+END_TEST
+
 static Suite *parallel_suite(void)
 {
     Suite *s = suite_create("parallel");
@@ -247,6 +309,7 @@ static Suite *parallel_suite(void)
     tcase_add_test(tc, test_nested);
     tcase_add_test(tc, test_concurrent_callers);
     tcase_add_test(tc, test_gemm_split);
+    tcase_add_test(tc, test_cnn_threads);
     suite_add_tcase(s, tc);
     return s;
 }
