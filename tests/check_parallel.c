@@ -300,6 +300,57 @@ START_TEST(test_cnn_threads)
 }
 END_TEST
 
+/* Pooling split over planes: output, loss and gradients bit-identical at 1
+ * and 3 threads (every plane is computed the same way in any part).  One
+ * image of 400 1x1-conv channels: nothing but the pooling is split (the
+ * conv2d has one image, the GEMMs are too thin), and the conv2d's weight
+ * gradient comes through the pooling's backward. */
+START_TEST(test_pooling_planes)
+{
+    static const char *const pools[][2] = {
+        {"maxpool2d", "kernel_size=2"},
+        {"maxpool2d", "kernel_size=3,stride=2,padding=1"},
+        {"avgpool2d", "kernel_size=3,stride=2,padding=1"},
+    };
+    for (size_t k = 0; k < sizeof pools / sizeof pools[0]; k++) {
+        const char *const spec[] = {"conv2d", "in_channels=1,out_channels=400,kernel_size=1",
+                                    pools[k][0], pools[k][1], "flatten", "",
+                                    "linear", "in_features=25600,out_features=3", NULL};
+        sl_model *m = sl_test_model(SL_F32, 2, spec);
+        sl_tensor x = {0}, y = {0};
+        ck_assert_sl_ok(sl_tensor_alloc(&x, SL_F32, 4, SHAPE(1, 1, 16, 16)));
+        ck_assert_sl_ok(sl_tensor_alloc(&y, SL_I64, 1, SHAPE(1)));
+        sl_rng rng;
+        sl_rng_seed(&rng, 5);
+        ck_assert_sl_ok(sl_tensor_normal(&x, &rng, 0.0, 1.0));
+        ((int64_t *)y.data)[0] = 2;
+        const sl_loss_type *ce = sl_registry_find(SL_KIND_LOSS, "cross_entropy");
+        double loss1, loss3;
+        size_t pooled = (size_t)25600 * sizeof(float);
+        size_t grads = (size_t)sl_model_numel(m) * sizeof(float);
+        float *out1 = malloc(pooled), *g1 = malloc(grads);
+        ck_assert(out1 && g1);
+        sl_set_threads(1);
+        ck_assert_sl_ok(sl_model_loss(m, ce, &x, &y, true, &loss1));
+        memcpy(out1, sl_model_activation(m, 1)->data, pooled);
+        memcpy(g1, sl_model_flat_grads(m)->data, grads);
+        sl_set_threads(3);
+        ck_assert_int_eq(sl_parallel_parts(400, 32768 / 256 + 1), 3);
+        ck_assert_sl_ok(sl_model_loss(m, ce, &x, &y, true, &loss3));
+        ck_assert_msg(memcmp(out1, sl_model_activation(m, 1)->data, pooled) == 0,
+                      "%s %s: pooled outputs differ", pools[k][0], pools[k][1]);
+        ck_assert_msg(memcmp(g1, sl_model_flat_grads(m)->data, grads) == 0,
+                      "%s %s: gradients differ", pools[k][0], pools[k][1]);
+        ck_assert(loss1 == loss3);
+        sl_set_threads(1);
+        free(out1), free(g1);
+        sl_tensor_release(&x);
+        sl_tensor_release(&y);
+        sl_model_free(m);
+    }
+}
+END_TEST
+
 static Suite *parallel_suite(void)
 {
     Suite *s = suite_create("parallel");
@@ -310,6 +361,7 @@ static Suite *parallel_suite(void)
     tcase_add_test(tc, test_concurrent_callers);
     tcase_add_test(tc, test_gemm_split);
     tcase_add_test(tc, test_cnn_threads);
+    tcase_add_test(tc, test_pooling_planes);
     suite_add_tcase(s, tc);
     return s;
 }
