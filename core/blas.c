@@ -91,6 +91,10 @@ static void gemm(gemm_job *j)
     int64_t blocks = (dim + GEMM_BLOCK - 1) / GEMM_BLOCK;
     double block_macs = (double)GEMM_BLOCK * (double)other * (double)j->k;
     int64_t grain = block_macs >= GEMM_PART_MACS ? 1 : (int64_t)(GEMM_PART_MACS / block_macs) + 1;
+    /* At most one part per thread: a narrower GEMM packs its operands
+     * again for less work, which the finer parts of other loops do not. */
+    int64_t per_thread = (blocks + sl_get_threads() - 1) / sl_get_threads();
+    grain = grain > per_thread ? grain : per_thread;
     if (sl_parallel_parts(blocks, grain) <= 1)
         gemm_call(j, j->m, j->n, 0, 0, 0);
     else

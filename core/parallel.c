@@ -35,6 +35,16 @@
 #include "internal.h"
 
 #define SPIN_ROUNDS 4000
+/* With several threads a loop has up to this many parts per thread: a
+ * worker that shares its core with another process (and so runs at half
+ * speed, or not at all for a while) then holds up the loop by one small
+ * part at most, while the caller takes the rest. */
+#define PARTS_PER_THREAD 4
+/* A caller that had to sleep waiting for a worker's part (a worker that
+ * the kernel preempted while holding it, on a busy machine) runs the next
+ * BACKOFF_LOOPS loops alone: the same parts, one after another, so the
+ * same results, without waking anyone. */
+#define BACKOFF_LOOPS 64
 #define MAX_PARTS 0xffff /* parts live in 16 bits of the ticket */
 
 /* ticket = gen << 32 | parts << 16 | next */
@@ -53,6 +63,7 @@ typedef struct pool {
     _Atomic int caller_asleep; /* the caller sleeps on done */
     _Atomic bool stop;
     atomic_flag busy;          /* a loop is running */
+    int backoff;               /* loops the caller still runs alone */
     /* The current job: written only by the caller, between jobs. */
     sl_parallel_fn fn;
     void *ctx;
@@ -121,8 +132,9 @@ int sl_parallel_parts(int64_t n, int64_t grain)
         grain = 1;
     int64_t by_size = n / grain;
     int64_t parts = by_size < 1 ? 1 : by_size;
-    int threads = P.threads < MAX_PARTS ? P.threads : MAX_PARTS;
-    return parts < threads ? (int)parts : threads;
+    int64_t most = P.threads > 1 ? (int64_t)P.threads * PARTS_PER_THREAD : 1;
+    most = most < MAX_PARTS ? most : MAX_PARTS;
+    return parts < most ? (int)parts : (int)most;
 }
 
 /* Start of part p of n items in `parts` parts: floor(p n / parts) without
@@ -252,6 +264,13 @@ void sl_parallel_for(int64_t n, int64_t grain, sl_parallel_fn fn, void *ctx)
             run_part(fn, ctx, n, parts, p);
         return;
     }
+    if (P.backoff > 0) {
+        P.backoff--;
+        for (int p = 0; p < parts; p++)
+            run_part(fn, ctx, n, parts, p);
+        atomic_flag_clear(&P.busy);
+        return;
+    }
     if (P.nworkers == 0 && P.tid == NULL) {
         pthread_once(&fork_once, register_fork);
         start_workers();
@@ -279,6 +298,7 @@ void sl_parallel_for(int64_t n, int64_t grain, sl_parallel_fn fn, void *ctx)
         if ((d = atomic_load(&P.done)) != (uint32_t)parts)
             sleep_while(&P.done, d);
         atomic_store(&P.caller_asleep, 0);
+        P.backoff = BACKOFF_LOOPS;
     }
     atomic_flag_clear(&P.busy);
 }

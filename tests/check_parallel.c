@@ -44,8 +44,9 @@ START_TEST(test_partition)
                 ck_assert_ptr_nonnull(v);
                 int parts = sl_parallel_parts(n, grains[b]);
                 int64_t want = n <= 0 ? 0 : n / g < 1 ? 1 : n / g;
-                if (want > threads)
-                    want = threads;
+                int64_t most = threads > 1 ? 4 * threads : 1;
+                if (want > most)
+                    want = most;
                 ck_assert_int_eq(parts, want);
                 sl_parallel_for(n, grains[b], record, v);
                 ck_assert_int_eq(atomic_load(&v->calls), parts);

@@ -5,7 +5,8 @@
  * process; the calling thread works too.  A loop is cut into parts by a
  * fixed rule that depends only on n, grain and the thread count:
  *
- *     parts = min(threads, max(1, n / grain))      (0 when n <= 0)
+ *     parts = min(4 threads, max(1, n / grain))    (0 when n <= 0;
+ *                                                   1 with one thread)
  *     part p covers [p n / parts, (p + 1) n / parts)   (integer division)
  *
  * and fn(ctx, begin, end, part) is called once per part.  Which thread runs
@@ -41,7 +42,7 @@ typedef void (*sl_parallel_fn)(void *ctx, int64_t begin, int64_t end, int part);
 
 /* Number of parts sl_parallel_for(n, grain, ...) uses at the current thread
  * count (formula above; grain < 1 counts as 1).  Size per-part scratch
- * with it, or with sl_get_threads() which bounds it. */
+ * with it (at most 4 sl_get_threads()). */
 SL_API int sl_parallel_parts(int64_t n, int64_t grain);
 
 /* Calls fn on every part of [0, n) and returns when all have returned.
