@@ -40,11 +40,16 @@
  * speed, or not at all for a while) then holds up the loop by one small
  * part at most, while the caller takes the rest. */
 #define PARTS_PER_THREAD 4
-/* A caller that had to sleep waiting for a worker's part (a worker that
- * the kernel preempted while holding it, on a busy machine) runs the next
- * BACKOFF_LOOPS loops alone: the same parts, one after another, so the
- * same results, without waking anyone. */
+/* A caller that waited more than LATE_ROUNDS polls for a worker's part
+ * after finishing its own (a worker preempted while holding it) runs the
+ * next BACKOFF_LOOPS loops alone, one that ran every part itself (no
+ * worker got a core in time) the next BACKOFF_UNUSED: the same parts,
+ * one after another, so the same results, without waking anyone. */
 #define BACKOFF_LOOPS 64
+#define LATE_ROUNDS 1000
+/* After a loop no worker helped with: shorter, since a worker that was
+ * merely asleep (between steps) on an idle machine is awake by then. */
+#define BACKOFF_UNUSED 8
 #define MAX_PARTS 0xffff /* parts live in 16 bits of the ticket */
 
 /* ticket = gen << 32 | parts << 16 | next */
@@ -150,17 +155,17 @@ static void run_part(sl_parallel_fn fn, void *ctx, int64_t n, int parts, int p)
 }
 
 /* Takes and runs parts of the job in `t` until none is left or the job is
- * no longer current.  Returns whether it ran any. */
-static bool take_parts(uint64_t t)
+ * no longer current.  Returns how many it ran. */
+static int take_parts(uint64_t t)
 {
-    bool ran = false;
+    int ran = 0;
     for (;;) {
         if (T_NEXT(t) >= T_PARTS(t))
             return ran;
         if (!atomic_compare_exchange_weak(&P.ticket, &t, t + 1))
             continue; /* t now holds the current ticket */
         run_part(P.fn, P.ctx, P.n, T_PARTS(t), T_NEXT(t));
-        ran = true;
+        ran++;
         int parts = T_PARTS(t);
         if (atomic_fetch_add(&P.done, 1) + 1 == (uint32_t)parts && atomic_load(&P.caller_asleep))
             wake_all(&P.done);
@@ -285,12 +290,18 @@ void sl_parallel_for(int64_t n, int64_t grain, sl_parallel_fn fn, void *ctx)
     if (atomic_load(&P.sleepers) > 0)
         wake_all(&P.gen);
     in_loop = true;
-    take_parts(atomic_load(&P.ticket));
+    int mine = take_parts(atomic_load(&P.ticket));
     in_loop = false;
+    /* No worker took a part: the wake-up was wasted (they are not getting
+     * a core); stop waking them for a while. */
+    if (mine == parts)
+        P.backoff = BACKOFF_UNUSED;
     uint32_t d;
     int spins = 0;
     while ((d = atomic_load(&P.done)) != (uint32_t)parts) {
-        if (spins++ < SPIN_ROUNDS) {
+        if (spins++ == LATE_ROUNDS)
+            P.backoff = BACKOFF_LOOPS;
+        if (spins < SPIN_ROUNDS) {
             cpu_relax();
             continue;
         }
@@ -298,7 +309,6 @@ void sl_parallel_for(int64_t n, int64_t grain, sl_parallel_fn fn, void *ctx)
         if ((d = atomic_load(&P.done)) != (uint32_t)parts)
             sleep_while(&P.done, d);
         atomic_store(&P.caller_asleep, 0);
-        P.backoff = BACKOFF_LOOPS;
     }
     atomic_flag_clear(&P.busy);
 }
