@@ -26,7 +26,9 @@ BUILD=${BUILD:-$PWD}
 REPS=${REPS:-3}
 THREADS=${THREADS:-"1 2"}
 BATCHES=${BATCHES:-16,64,256}
-OUT=${OUT:-$BUILD/bench-results/raw.txt}
+CONTEND=${CONTEND:-0}
+SUFFIX=; [ "$CONTEND" = 1 ] && SUFFIX=-contend
+OUT=${OUT:-$BUILD/bench-results/raw$SUFFIX.txt}
 PY=/usr/bin/python3
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -51,6 +53,20 @@ if ! have_torch; then
   have_torch || { TORCH=0; echo "bench: PyTorch not available; its columns are skipped" >&2; }
 fi
 
+# CONTEND=1: every row runs beside one other CPU-bound process (a shell
+# busy loop started here and stopped at the end), as a sweep of several
+# symlab processes or another user would load the machine.  The threads
+# table then says whether --threads 2 still gains, or at least does not
+# lose, when one of the two cores is taken.  Raw lines go to
+# bench-results/raw-contend.txt unless OUT is set.  Usage:
+#   CONTEND=1 THREADS="1 2" bash bench/run.sh
+if [ "$CONTEND" = 1 ]; then
+  bash -c 'while :; do :; done' &
+  HOG=$!
+  trap 'kill "$HOG" 2>/dev/null' EXIT
+  echo "bench: CONTEND=1: one CPU-bound process (pid $HOG) runs beside every row" >&2
+fi
+
 mkdir -p "$(dirname "$OUT")"
 : >"$OUT"
 # Nets: name, symlab/torch argument, floor sizes (none for the CNN), samples.
@@ -70,7 +86,7 @@ NETS=("mlp 784,256,256,10 784,256,256,10 4096"
     echo "torch: not available"
   fi
   echo "symlab: $("$BUILD/symlab" --version 2>/dev/null | head -1)"
-  echo "reps: $REPS, threads: $THREADS, batches: $BATCHES"
+  echo "reps: $REPS, threads: $THREADS, batches: $BATCHES, contend: $CONTEND"
 } | tee "$OUT.env"
 
 cd "$BUILD" || exit 1
@@ -123,4 +139,5 @@ PYEOF
 # circuit with amplitude damping after every gate.  QC_SIZES="6 8 10 12" by
 # default; n = 12 takes about half a minute per thread count.
 echo "bench: quantum circuit ..." >&2
+[ "$CONTEND" = 1 ] && exit 0 # the rows above are what contention is about
 ./bench/qc_bench ${QC_SIZES:-6 8 10 12} || die "qc_bench failed"

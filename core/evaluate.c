@@ -55,6 +55,58 @@ int sl_model_loss(sl_model *model, const sl_loss_type *loss, const sl_tensor *x,
     return sl_loss_backward(model, loss, x, y, want_grad, value, &pred);
 }
 
+/* Batches of an evaluation: views of the dataset's own rows when they are
+ * already in the model's dtype (no copy: evaluation visits the rows in
+ * order), else the batcher's converted copies. */
+typedef struct eval_batches {
+    const sl_dataset *data;
+    sl_batcher *batcher; /* NULL: views */
+    int64_t batch, pos;
+    sl_tensor vx, vy;
+} eval_batches;
+
+static bool viewable(const sl_dataset *d, sl_dtype dtype)
+{
+    return d->x.dtype == dtype && d->x.ndim >= 1 && d->y.ndim >= 1 &&
+           d->x.shape[0] == d->y.shape[0] && d->x.shape[0] > 0 &&
+           sl_tensor_is_contiguous(&d->x) && sl_tensor_is_contiguous(&d->y);
+}
+
+static int batches_open(eval_batches *e, const sl_dataset *d, int64_t batch, sl_dtype dtype)
+{
+    *e = (eval_batches){.data = d, .batch = batch};
+    if (viewable(d, dtype))
+        return SL_OK;
+    SL_TRY(sl_batcher_new(d, batch, dtype, false, 0, false, &e->batcher));
+    sl_batcher_begin_epoch(e->batcher, 0);
+    return SL_OK;
+}
+
+/* 1 and the next batch, 0 past the last, or a negative status. */
+static int batches_next(eval_batches *e, const sl_tensor **x, const sl_tensor **y)
+{
+    if (e->batcher)
+        return sl_batcher_next(e->batcher, x, y);
+    int64_t n = e->data->x.shape[0], len = n - e->pos < e->batch ? n - e->pos : e->batch;
+    if (len <= 0)
+        return 0;
+    sl_tensor_release(&e->vx);
+    sl_tensor_release(&e->vy);
+    SL_TRY(sl_tensor_narrow(&e->data->x, 0, e->pos, len, &e->vx));
+    SL_TRY(sl_tensor_narrow(&e->data->y, 0, e->pos, len, &e->vy));
+    e->pos += len;
+    *x = &e->vx;
+    *y = &e->vy;
+    return 1;
+}
+
+static void batches_close(eval_batches *e)
+{
+    sl_batcher_free(e->batcher);
+    sl_tensor_release(&e->vx);
+    sl_tensor_release(&e->vy);
+}
+
 int sl_evaluate(sl_model *model, const sl_dataset *data, const char *loss_name, int64_t batch,
                 sl_record *out)
 {
@@ -63,16 +115,15 @@ int sl_evaluate(sl_model *model, const sl_dataset *data, const char *loss_name, 
         return SL_ENOTFOUND;
     if (batch < 1)
         return sl_error(SL_EINVAL, "evaluate: batch must be >= 1, got %lld", (long long)batch);
-    sl_batcher *b;
-    SL_TRY(sl_batcher_new(data, batch, sl_model_dtype(model), false, 0, false, &b));
+    eval_batches b;
+    SL_TRY(batches_open(&b, data, batch, sl_model_dtype(model)));
     bool was_training = sl_model_training(model);
     sl_model_set_training(model, false);
     double total = 0.0;
     int64_t seen = 0, correct = 0;
     const sl_tensor *x, *y;
     int rc;
-    sl_batcher_begin_epoch(b, 0);
-    while ((rc = sl_batcher_next(b, &x, &y)) > 0) {
+    while ((rc = batches_next(&b, &x, &y)) > 0) {
         const sl_tensor *pred;
         double value;
         if ((rc = sl_model_forward(model, x, &pred)) < 0 ||
@@ -83,7 +134,7 @@ int sl_evaluate(sl_model *model, const sl_dataset *data, const char *loss_name, 
         correct += sl_count_correct(pred, y);
     }
     sl_model_set_training(model, was_training);
-    sl_batcher_free(b);
+    batches_close(&b);
     if (rc < 0)
         return sl_error_context(rc, "evaluate");
     if (seen == 0)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "registry_internal.h"
 
 struct sl_hook {
     const sl_hook_type *type;
@@ -46,6 +47,17 @@ void sl_hook_free(sl_hook *h)
 const char *sl_hook_name(const sl_hook *h) { return h->type->name; }
 void *sl_hook_state(const sl_hook *h) { return h->state; }
 void sl_hook_set_state(sl_hook *h, void *state) { h->state = state; }
+
+/* The first ABI minor whose sl_hook_type carries flags. */
+#define SL_ABI_MINOR_HOOK_FLAGS 3
+
+bool sl_hook_allows_fused_update(const sl_hook *h)
+{
+    const sl_plugin *p = sl_registry_provider(SL_KIND_HOOK, h->type);
+    if (p && p->abi_minor < SL_ABI_MINOR_HOOK_FLAGS)
+        return false;
+    return (h->type->flags & SL_HOOK_NO_GRADIENT_AFTER_BACKWARD) != 0;
+}
 
 int sl_hook_call(sl_hook *h, sl_event ev, sl_train_ctx *ctx)
 {

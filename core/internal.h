@@ -139,6 +139,24 @@ int sl_train_checkpoint_save(const char *path, const sl_train_ckpt *c, const sl_
  * streams are as saved, the saved history rows appended, *pos set. */
 int sl_train_checkpoint_load(const char *path, const sl_train_ckpt *c, sl_train_pos *pos);
 
+/* The fused update (train.c).  While a listener is set, the model's
+ * backward calls fn(ctx, begin, end) after each top-level module's backward
+ * with the range of the flat parameter vector that module and the modules
+ * inside it own (skipped when empty); fn NULL removes it.  Every module
+ * with parameters is backpropagated (seq.c), so one backward reports
+ * every parameter once.  No allocation. */
+void sl_model_set_backward_listener(sl_model *m, int (*fn)(void *ctx, int64_t begin, int64_t end),
+                                    void *ctx);
+/* Whether o's type has step_range (plugin.h; from plugins of ABI minor >= 3). */
+bool sl_optim_can_fuse(const sl_optim *o);
+/* The current step's update of [begin, end) through step_range, and the
+ * step count once every range of the step is done. */
+int sl_optim_step_range(sl_optim *o, int64_t begin, int64_t end);
+void sl_optim_count_step(sl_optim *o);
+/* Whether the hook's type promises SL_HOOK_NO_GRADIENT_AFTER_BACKWARD
+ * (plugins of ABI minor >= 3 only). */
+bool sl_hook_allows_fused_update(const sl_hook *h);
+
 /* Forward, loss and (with want_grad) backward ADDING into the gradients;
  * *pred is the model's output.  A non-finite loss skips the backward. */
 int sl_loss_backward(sl_model *model, const sl_loss_type *loss, const sl_tensor *x,
@@ -169,6 +187,11 @@ int64_t sl_tensor_first_nonfinite(const sl_tensor *t);
 int sl_check_finite_dataset(const sl_dataset *d, const char *what);
 /* SL_ENUMERIC "<what>: parameter '0.weight' holds a non-finite value ...". */
 int sl_check_finite_params(sl_model *m, const char *what);
+
+/* The pool's thread count (parallel.c): sl_set_threads's and
+ * sl_get_threads's, which blas.c defines around these. */
+void sl_pool_set_threads(int n);
+int sl_pool_threads(void);
 
 /* Number of elements in arr (a true array, not a pointer). */
 #define SL_COUNTOF(arr) (sizeof(arr) / sizeof((arr)[0]))

@@ -32,6 +32,10 @@ struct sl_model {
     int64_t numel;
     sl_tensor arena, grad_arena;     /* 1-d, numel elements each */
 
+    /* The fused update's listener (sl_model_set_backward_listener). */
+    int (*listener)(void *ctx, int64_t begin, int64_t end);
+    void *listener_ctx;
+
     sl_tensor loss_grad;             /* grow-only, for sl_model_loss */
     sl_tensor loss_view;             /* the front of loss_grad, borrowed (storage NULL) */
 };
@@ -386,6 +390,42 @@ int sl_model_backward(sl_model *m, const sl_tensor *grad_y)
     /* No one takes the input's gradient: it stops at the first module with
      * parameters (seq.c). */
     return sl_seq_backward(r, grad_y, NULL);
+}
+
+/* [*lo, *hi): the elements of the arena that mod's parameters and those of
+ * the modules inside it occupy (contiguous: the arena is carved in
+ * each_module's depth-first order); *lo > *hi-style empty when none. */
+static void subtree_range(const sl_module *mod, const sl_model *m, int64_t *lo, int64_t *hi)
+{
+    size_t esize = sl_dtype_size(m->dtype);
+    const char *base = m->arena.data;
+    for (int j = 0; j < mod->nparams; j++) {
+        const sl_tensor *v = &mod->params[j].value;
+        int64_t begin = (int64_t)(((const char *)v->data - base) / (ptrdiff_t)esize);
+        int64_t end = begin + sl_tensor_numel(v);
+        *lo = begin < *lo ? begin : *lo;
+        *hi = end > *hi ? end : *hi;
+    }
+    for (int b = 0; b < mod->nbranches; b++)
+        for (int i = 0; i < mod->branches[b]->n; i++)
+            subtree_range(mod->branches[b]->mods[i], m, lo, hi);
+}
+
+static int report_module(void *ctx, int index)
+{
+    sl_model *m = ctx;
+    int64_t lo = m->numel, hi = 0;
+    subtree_range(m->root->mods[index], m, &lo, &hi);
+    return lo < hi ? m->listener(m->listener_ctx, lo, hi) : SL_OK;
+}
+
+void sl_model_set_backward_listener(sl_model *m, int (*fn)(void *ctx, int64_t begin, int64_t end),
+                                    void *ctx)
+{
+    m->listener = fn;
+    m->listener_ctx = ctx;
+    m->root->after_backward = fn ? report_module : NULL;
+    m->root->after_ctx = fn ? m : NULL;
 }
 
 const sl_tensor *sl_model_activation(const sl_model *m, int index)

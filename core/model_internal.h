@@ -55,6 +55,11 @@ struct sl_seq {
     int64_t plan_shape[SL_MAX_DIMS];
     sl_tensor input;              /* the last forward's input, retained for backward */
     bool have_forward;
+    /* If set, called after module i's backward returned (its parameter
+     * gradients, and those of the modules inside it, are complete): the
+     * model's top level uses it for the fused update (model.c). */
+    int (*after_backward)(void *ctx, int index);
+    void *after_ctx;
 };
 
 /* The sequence runner (seq.c). */

@@ -152,8 +152,28 @@ void sl_optim_set_state(sl_optim *o, void *state)
 }
 int64_t sl_optim_numel(const sl_optim *o) { return o ? o->numel : 0; }
 
-/* The first ABI minor whose sl_optim_type carries state_tensor. */
+/* The first ABI minor whose sl_optim_type carries state_tensor, and
+ * step_range. */
 #define SL_ABI_MINOR_OPTIM_STATE 2
+#define SL_ABI_MINOR_OPTIM_RANGE 3
+
+bool sl_optim_can_fuse(const sl_optim *o)
+{
+    const sl_plugin *p = sl_registry_provider(SL_KIND_OPTIM, o->type);
+    return !(p && p->abi_minor < SL_ABI_MINOR_OPTIM_RANGE) && o->type->step_range != NULL;
+}
+
+int sl_optim_step_range(sl_optim *o, int64_t begin, int64_t end)
+{
+    sl_tensor *params = sl_model_flat_params(o->model);
+    const sl_tensor *grads = sl_model_flat_grads(o->model);
+    if (!params || !grads || sl_model_numel(o->model) != o->numel)
+        return sl_error(SL_ESTATE, "%s: the model's parameters changed since the optimizer "
+                                   "was made", o->type->name);
+    return o->type->step_range(o, params, grads, begin, end);
+}
+
+void sl_optim_count_step(sl_optim *o) { o->steps++; }
 
 /* The type's state_tensor, or NULL for a type built before the field
  * existed (a type not in the registry was handed to us at this header's

@@ -218,6 +218,8 @@ int sl_seq_backward(sl_seq *s, const sl_tensor *grad_y, sl_tensor *grad_in)
         int rc = mod->type->backward(mod, in, &s->view[i], g, gin);
         if (rc < 0)
             return sl_module_error(rc, s->name, i, mod->type->name);
+        if (s->after_backward)
+            SL_TRY(s->after_backward(s->after_ctx, i));
         g = gin;
     }
     return SL_OK;

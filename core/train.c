@@ -29,6 +29,9 @@ static const sl_option_spec train_spec[] = {
     {"resume", SL_OPT_STRING, "", "training checkpoint to continue from (empty: none)", NULL},
     {"max_steps", SL_OPT_INT, "0",
      "end the call after this many of its steps, mid-epoch if need be (0: no limit)", NULL},
+    {"fuse_update", SL_OPT_BOOL, "true",
+     "apply each layer's update as soon as its gradient is complete, when the optimizer and "
+     "every hook allow it (same parameters; false: one separate step)", NULL},
     {NULL, 0, NULL, NULL, NULL}};
 
 const sl_option_spec *sl_train_options(void) { return train_spec; }
@@ -63,6 +66,8 @@ typedef struct run {
     const char *ckpt_path; /* NULL: no checkpoints */
     int64_t ckpt_steps, ckpt_epochs;
     sl_train_ckpt ckpt;
+    bool fused;          /* the update runs inside backward (fused_update) */
+    int64_t fused_done;  /* parameters updated so far in this step */
 } run;
 
 static int call_hooks(run *r, sl_event ev)
@@ -128,8 +133,42 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t batch)
     return sl_train_checkpoint_save(r->ckpt_path, &r->ckpt, &pos);
 }
 
+/* The fused update: called by the model's backward as soon as a top-level
+ * module's gradients are complete, while they are still in cache. */
+static int fused_update(void *ctx, int64_t begin, int64_t end)
+{
+    run *r = ctx;
+    r->fused_done += end - begin;
+    return sl_optim_step_range(r->optim, begin, end);
+}
+
+/* Whether this run may fuse the update into backward: asked for, an
+ * optimizer that updates ranges, and every hook declaring that it does
+ * not need the gradients (or unchanged parameters) at AFTER_BACKWARD. */
+static bool can_fuse(const run *r, const sl_options *opt)
+{
+    if (!sl_options_bool(opt, "fuse_update") || !sl_optim_can_fuse(r->optim))
+        return false;
+    for (int i = 0; i < r->args->nhooks; i++)
+        if (!sl_hook_allows_fused_update(r->args->hooks[i]))
+            return false;
+    return true;
+}
+
+/* Ends the fused update of a step: every parameter updated once, then
+ * the step counted (as sl_optim_step does after its pass). */
+static int finish_fused(run *r)
+{
+    if (r->fused_done != sl_model_numel(r->model))
+        return sl_error(SL_ESTATE, "train: the fused update reached %lld of %lld parameters",
+                        (long long)r->fused_done, (long long)sl_model_numel(r->model));
+    sl_optim_count_step(r->optim);
+    return SL_OK;
+}
+
 /* Optimisation step number `batch` of the epoch on (x, y); adds the
- * batch's loss and hits. */
+ * batch's loss and hits.  Fused, the update happens inside backward and
+ * AFTER_BACKWARD comes after it (its hooks promised not to look). */
 static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y)
 {
     sl_train_ctx *c = &r->ctx;
@@ -141,7 +180,15 @@ static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y)
         apply_schedule(r);
     SL_TRY(call_hooks(r, SL_EV_STEP_BEGIN));
     const sl_tensor *pred;
-    SL_TRY(sl_loss_backward(r->model, r->loss, x, y, true, &c->loss_value, &pred));
+    double lr = sl_optim_lr(r->optim); /* the rate of a fused update */
+    if (r->fused) {
+        r->fused_done = 0;
+        sl_model_set_backward_listener(r->model, fused_update, r);
+    }
+    int rc = sl_loss_backward(r->model, r->loss, x, y, true, &c->loss_value, &pred);
+    if (r->fused)
+        sl_model_set_backward_listener(r->model, NULL, NULL);
+    SL_TRY(rc);
     if (!isfinite(c->loss_value))
         return sl_error(SL_ENUMERIC,
                         "training stopped: loss is %g at epoch %lld, step %lld (try a smaller "
@@ -150,8 +197,9 @@ static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y)
     /* Count hits now: hooks may run other forwards through the model. */
     r->correct += sl_count_correct(pred, y);
     SL_TRY(call_hooks(r, SL_EV_AFTER_BACKWARD));
-    double lr = sl_optim_lr(r->optim);
-    SL_TRY(sl_optim_step(r->optim));
+    if (!r->fused) /* the hooks may have set it */
+        lr = sl_optim_lr(r->optim);
+    SL_TRY(r->fused ? finish_fused(r) : sl_optim_step(r->optim));
     SL_TRY(call_hooks(r, SL_EV_AFTER_STEP));
     if (r->args->schedule && sl_schedule_per_step(r->args->schedule))
         sl_schedule_advance(r->args->schedule);
@@ -347,6 +395,7 @@ static int setup(run *r, sl_options *opt)
     if (r->args->early_stop)
         SL_TRY(sl_early_stop_new(r->args->early_stop, r->model, &r->early_stop));
     SL_TRY(setup_checkpoints(r, opt, batch, seed));
+    r->fused = can_fuse(r, opt);
     r->ctx.model = r->model;
     r->ctx.optim = r->optim;
     r->ctx.loss = r->loss;

@@ -714,6 +714,32 @@ static int count_second_epoch(void *userdata, const sl_step_info *info)
 }
 #endif
 
+/* Without hooks the update is fused into backward (train.c): that path
+ * must not allocate either. */
+START_TEST(fused_training_step_does_not_allocate)
+{
+#if COUNT_ALLOCATIONS
+    sl_dataset d = {0};
+    make_blobs(&d, 100, 1);
+    sl_model *m = make_mlp(SL_F32, 3);
+    sl_optim *opt = make_sgd(m, 0.05);
+    sl_options *o = train_opts(3, 30, 1);
+    sl_train_args args = {.train = &d, .on_step = count_second_epoch};
+    allocations = 0;
+    ck_assert_sl_ok(sl_train(m, opt, &args, o));
+    counting = 0;
+    ck_assert_int_eq(allocations, 0);
+    ck_assert_int_eq(sl_optim_steps(opt), 12);
+    sl_options_free(o);
+    sl_optim_free(opt);
+    sl_model_free(m);
+    sl_dataset_release(&d);
+#else
+    printf("fused_training_step_does_not_allocate: skipped under sanitizers\n");
+#endif
+}
+END_TEST
+
 START_TEST(observed_training_step_does_not_allocate)
 {
 #if COUNT_ALLOCATIONS
@@ -878,6 +904,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, on_step_sees_every_step_and_changes_nothing);
     tcase_add_test(tc, record_steps_keeps_every_nth_step);
     tcase_add_test(tc, observed_training_step_does_not_allocate);
+    tcase_add_test(tc, fused_training_step_does_not_allocate);
     tcase_add_test(tc, schedules_set_the_rate_per_step_or_per_epoch);
     tcase_add_test(tc, early_stopping_stops_and_restores_the_best);
     tcase_add_test(tc, early_stopping_modes_and_min_delta);

@@ -73,6 +73,57 @@ static void valid_run(int64_t d, int64_t s, int64_t size, int64_t n, int64_t *lo
 #define SL_GENERIC_FILE "nn/conv2d_generic.h"
 #include "generic_real.h"
 
+/* One call's work for the thread pool: images [begin, end) of a part. */
+typedef struct conv_job {
+    const conv_geom *g;
+    bool f64;
+    const void *x, *w, *b, *gy;
+    void *y, *gw, *gb, *gx, *cols, *gcols, *partials;
+    int64_t step;
+} conv_job;
+
+/* Images per part: at least ~2^17 multiply-adds of GEMM (plus im2col's
+ * copy), ~5-10 µs, so that a part pays for its hand-off. */
+static int64_t image_grain(const conv_geom *g)
+{
+    double macs = (double)g->o * (double)g->npix * (double)g->rows;
+    return macs >= (1 << 17) ? 1 : (int64_t)((1 << 17) / (macs + 1.0)) + 1;
+}
+
+static void forward_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+    const conv_job *j = ctx;
+    if (j->f64)
+        conv_forward_f64(j->g, j->x, j->w, j->b, j->y, j->cols, j->step, begin, end);
+    else
+        conv_forward_f32(j->g, j->x, j->w, j->b, j->y, j->cols, j->step, begin, end);
+    (void)part;
+}
+
+/* Part 0 adds into the module's gradients; part p > 0 into its zeroed
+ * sums in slot 2 (weight then bias), which the caller adds afterwards. */
+static void backward_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+    const conv_job *j = ctx;
+    const conv_geom *g = j->g;
+    size_t esize = j->f64 ? sizeof(double) : sizeof(float);
+    int64_t wn = g->o * g->rows, partial = wn + g->o;
+    void *gw = j->gw, *gb = j->gb;
+    char *gcols = (char *)j->gcols + (j->step ? (size_t)(part * g->rows * g->npix) * esize : 0);
+    if (part > 0) {
+        char *sums = (char *)j->partials + (size_t)((part - 1) * partial) * esize;
+        memset(sums, 0, (size_t)partial * esize);
+        gw = sums;
+        gb = gb ? sums + (size_t)wn * esize : NULL;
+    }
+    if (j->f64)
+        conv_backward_f64(g, j->x, j->w, j->gy, gw, gb, j->gx, j->cols, j->step,
+                          (double *)gcols, begin, end);
+    else
+        conv_backward_f32(g, j->x, j->w, j->gy, gw, gb, j->gx, j->cols, j->step,
+                          (float *)gcols, begin, end);
+}
+
 /* The calling module's type name, for errors. */
 static const char *who(const sl_module *m) { return sl_module_type_of(m)->name; }
 
@@ -198,11 +249,13 @@ int sl_conv2d_forward(sl_module *m, sl_conv2d *c, const sl_tensor *in, const sl_
     SL_TRY(conv2d_check(m, c, in, weight, bias, &g));
     SL_TRY(check_tensor(m, "output", out, false, in->dtype, g.batch * g.o * g.npix));
     SL_TRY(conv2d_columns(m, &g, in->dtype, &cols, &step));
-    const void *b = bias ? bias->data : NULL;
-    if (in->dtype == SL_F32)
-        conv_forward_f32(&g, in->data, weight->data, b, out->data, cols, step);
+    conv_job j = {.g = &g, .f64 = in->dtype == SL_F64, .x = in->data, .w = weight->data,
+                  .b = bias ? bias->data : NULL, .y = out->data, .cols = cols, .step = step};
+    /* Images in parallel only when each keeps its own columns. */
+    if (step)
+        sl_parallel_for(g.batch, image_grain(&g), forward_part, &j);
     else
-        conv_forward_f64(&g, in->data, weight->data, b, out->data, cols, step);
+        forward_part(&j, 0, g.batch, 0);
     if (step) {
         c->cols_of = in->data;
         c->cols_batch = g.batch;
@@ -227,18 +280,39 @@ int sl_conv2d_backward(sl_module *m, const sl_conv2d *c, const sl_tensor *in,
      * columns are this input's; the check only guards against misuse. */
     if (c->cols_of != in->data || c->cols_batch != g.batch)
         step = 0;
+    /* Kept columns: images in parallel, part p with its own column-gradient
+     * buffer (slot 1) and, for p > 0, its own weight and bias gradient sums
+     * (slot 2), added into the caller's in part order afterwards. */
+    size_t esize = sl_dtype_size(in->dtype);
+    int parts = step ? sl_parallel_parts(g.batch, image_grain(&g)) : 1;
+    int64_t partial = g.o * g.rows + g.o;
+    void *partials = NULL;
     gcols = cols;
     if (step)
-        SL_TRY(sl_module_scratch(m, 1, (size_t)(g.rows * g.npix) * sl_dtype_size(in->dtype),
-                                 &gcols));
-    void *gb = grad_bias ? grad_bias->data : NULL;
-    void *gx = grad_in ? grad_in->data : NULL;
-    if (in->dtype == SL_F32)
-        conv_backward_f32(&g, in->data, weight->data, grad_out->data, grad_weight->data, gb, gx,
-                          cols, step, gcols);
+        SL_TRY(sl_module_scratch(m, 1, (size_t)(parts * g.rows * g.npix) * esize, &gcols));
+    if (parts > 1)
+        SL_TRY(sl_module_scratch(m, 2, (size_t)((parts - 1) * partial) * esize, &partials));
+    conv_job j = {.g = &g, .f64 = in->dtype == SL_F64, .x = in->data, .w = weight->data,
+                  .gy = grad_out->data, .gw = grad_weight->data,
+                  .gb = grad_bias ? grad_bias->data : NULL,
+                  .gx = grad_in ? grad_in->data : NULL, .cols = cols, .step = step,
+                  .gcols = gcols, .partials = partials};
+    if (parts > 1)
+        sl_parallel_for(g.batch, image_grain(&g), backward_part, &j);
     else
-        conv_backward_f64(&g, in->data, weight->data, grad_out->data, grad_weight->data, gb, gx,
-                          cols, step, gcols);
+        backward_part(&j, 0, g.batch, 0);
+    for (int p = 1; p < parts; p++) {
+        char *sums = (char *)partials + (size_t)((p - 1) * partial) * esize;
+        if (j.f64) {
+            add_run_f64(j.gw, (const double *)sums, g.o * g.rows);
+            if (j.gb)
+                add_run_f64(j.gb, (const double *)sums + g.o * g.rows, g.o);
+        } else {
+            add_run_f32(j.gw, (const float *)sums, g.o * g.rows);
+            if (j.gb)
+                add_run_f32(j.gb, (const float *)sums + g.o * g.rows, g.o);
+        }
+    }
     return SL_OK;
 }
 

@@ -84,12 +84,12 @@ static void SUF(col2im)(const conv_geom *g, const T *gcols, T *gx)
         }
     }
 }
-/* cols_step is rows*npix when every image keeps its columns for backward,
- * 0 when one image's buffer is reused. */
+/* Images [n0, n1) of the batch.  cols_step is rows*npix when every image
+ * keeps its columns for backward, 0 when one image's buffer is reused. */
 static void SUF(conv_forward)(const conv_geom *g, const T *x, const T *wt, const T *b, T *y,
-                              T *cols, int64_t cols_step)
+                              T *cols, int64_t cols_step, int64_t n0, int64_t n1)
 {
-    for (int64_t n = 0; n < g->batch; n++) {
+    for (int64_t n = n0; n < n1; n++) {
         const T *xn = x + n * g->c * g->h * g->w;
         T *yn = y + n * g->o * g->npix;
         T *cn = cols + n * cols_step;
@@ -101,13 +101,16 @@ static void SUF(conv_forward)(const conv_geom *g, const T *x, const T *wt, const
             SUF(add_scalar)(yn + o * g->npix, b[o], g->npix);
     }
 }
-/* With cols_step > 0, cols holds forward's columns of every image (not
- * rebuilt); gcols then is a separate one-image buffer, so a second backward
- * after one forward still finds them.  With cols_step 0, gcols == cols. */
+/* Images [n0, n1), their weight and bias gradients added into gw and gb
+ * in image order.  With cols_step > 0, cols holds forward's columns of
+ * every image (not rebuilt); gcols then is a separate one-image buffer, so
+ * a second backward after one forward still finds them.  With cols_step 0,
+ * gcols == cols. */
 static void SUF(conv_backward)(const conv_geom *g, const T *x, const T *wt, const T *gy, T *gw,
-                               T *gb, T *gx, T *cols, int64_t cols_step, T *gcols)
+                               T *gb, T *gx, T *cols, int64_t cols_step, T *gcols, int64_t n0,
+                               int64_t n1)
 {
-    for (int64_t n = 0; n < g->batch; n++) {
+    for (int64_t n = n0; n < n1; n++) {
         const T *gyn = gy + n * g->o * g->npix;
         T *cn = cols + n * cols_step;
         if (!cols_step)

@@ -63,10 +63,33 @@ typedef struct step_coef {
 
 /* ---- shared plumbing -------------------------------------------------- */
 
-typedef void (*kernel_fn)(const opt_state *s, const step_coef *c, void *p, const void *g);
+typedef void (*kernel_fn)(const opt_state *s, const step_coef *c, void *p, const void *g,
+                          int64_t begin, int64_t end);
+
+/* One update over elements [begin, end), split over the thread pool: each
+ * element's update reads and writes only that element, so any split gives
+ * the same bits.  A part of UPDATE_GRAIN elements streams ~0.5 MB (Adam,
+ * f32): long enough to pay for the hand-off. */
+#define UPDATE_GRAIN 32768
+
+typedef struct update_job {
+    kernel_fn kernel;
+    const opt_state *s;
+    const step_coef *c;
+    void *p;
+    const void *g;
+    int64_t offset;
+} update_job;
+
+static void update_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+    const update_job *j = ctx;
+    j->kernel(j->s, j->c, j->p, j->g, j->offset + begin, j->offset + end);
+    (void)part;
+}
 
 static int run_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads, kernel_fn f32,
-                    kernel_fn f64)
+                    kernel_fn f64, int64_t begin, int64_t end)
 {
     opt_state *s = sl_optim_state(o);
     const char *name = sl_optim_name(o);
@@ -77,6 +100,9 @@ static int run_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads, kern
         !sl_tensor_is_contiguous(params) || !sl_tensor_is_contiguous(grads))
         return sl_error(SL_ESHAPE, "%s: expected contiguous %s parameters and gradients of "
                         "%lld elements", name, sl_dtype_name(s->dtype), (long long)s->n);
+    if (begin < 0 || end > s->n || begin > end)
+        return sl_error(SL_EINVAL, "%s: update range [%lld, %lld) outside the %lld parameters",
+                        name, (long long)begin, (long long)end, (long long)s->n);
     double lr = sl_optim_lr(o);
     double t = (double)(sl_optim_steps(o) + 1);
     step_coef c = {
@@ -87,8 +113,9 @@ static int run_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads, kern
         .clr = lr / (1.0 + (t - 1.0) * s->lr_decay),
         .decay = 1.0 - lr * s->weight_decay,
     };
-    if (s->n > 0)
-        (s->dtype == SL_F32 ? f32 : f64)(s, &c, params->data, grads->data);
+    update_job j = {.kernel = s->dtype == SL_F32 ? f32 : f64, .s = s, .c = &c,
+                    .p = params->data, .g = grads->data, .offset = begin};
+    sl_parallel_for(end - begin, UPDATE_GRAIN, update_part, &j);
     return SL_OK;
 }
 
@@ -233,7 +260,13 @@ static int sgd_create(sl_optim *o, const sl_options *opt)
 
 static int sgd_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
 {
-    return run_step(o, params, grads, sgd_kernel_f32, sgd_kernel_f64);
+    return run_step(o, params, grads, sgd_kernel_f32, sgd_kernel_f64, 0, sl_tensor_numel(params));
+}
+
+static int sgd_step_range(sl_optim *o, sl_tensor *params, const sl_tensor *grads,
+                         int64_t begin, int64_t end)
+{
+    return run_step(o, params, grads, sgd_kernel_f32, sgd_kernel_f64, begin, end);
 }
 
 const sl_optim_type sl_sgd_type = {
@@ -245,6 +278,7 @@ const sl_optim_type sl_sgd_type = {
     .reset = zero_state,
     .destroy = destroy_state,
     .state_tensor = sgd_state,
+    .step_range = sgd_step_range,
 };
 
 /* ---- adam, adamw ------------------------------------------------------ */
@@ -298,7 +332,13 @@ static int adamw_create(sl_optim *o, const sl_options *opt)
 
 static int adam_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
 {
-    return run_step(o, params, grads, adam_kernel_f32, adam_kernel_f64);
+    return run_step(o, params, grads, adam_kernel_f32, adam_kernel_f64, 0, sl_tensor_numel(params));
+}
+
+static int adam_step_range(sl_optim *o, sl_tensor *params, const sl_tensor *grads,
+                         int64_t begin, int64_t end)
+{
+    return run_step(o, params, grads, adam_kernel_f32, adam_kernel_f64, begin, end);
 }
 
 const sl_optim_type sl_adam_type = {
@@ -310,6 +350,7 @@ const sl_optim_type sl_adam_type = {
     .reset = zero_state,
     .destroy = destroy_state,
     .state_tensor = adam_state,
+    .step_range = adam_step_range,
 };
 
 const sl_optim_type sl_adamw_type = {
@@ -321,6 +362,7 @@ const sl_optim_type sl_adamw_type = {
     .reset = zero_state,
     .destroy = destroy_state,
     .state_tensor = adam_state,
+    .step_range = adam_step_range,
 };
 
 /* ---- adagrad ---------------------------------------------------------- */
@@ -366,7 +408,13 @@ static int adagrad_create(sl_optim *o, const sl_options *opt)
 
 static int adagrad_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
 {
-    return run_step(o, params, grads, adagrad_kernel_f32, adagrad_kernel_f64);
+    return run_step(o, params, grads, adagrad_kernel_f32, adagrad_kernel_f64, 0, sl_tensor_numel(params));
+}
+
+static int adagrad_step_range(sl_optim *o, sl_tensor *params, const sl_tensor *grads,
+                         int64_t begin, int64_t end)
+{
+    return run_step(o, params, grads, adagrad_kernel_f32, adagrad_kernel_f64, begin, end);
 }
 
 const sl_optim_type sl_adagrad_type = {
@@ -378,6 +426,7 @@ const sl_optim_type sl_adagrad_type = {
     .reset = adagrad_reset,
     .destroy = destroy_state,
     .state_tensor = adagrad_state,
+    .step_range = adagrad_step_range,
 };
 
 /* ---- rmsprop ---------------------------------------------------------- */
@@ -412,7 +461,13 @@ static int rmsprop_create(sl_optim *o, const sl_options *opt)
 
 static int rmsprop_step(sl_optim *o, sl_tensor *params, const sl_tensor *grads)
 {
-    return run_step(o, params, grads, rmsprop_kernel_f32, rmsprop_kernel_f64);
+    return run_step(o, params, grads, rmsprop_kernel_f32, rmsprop_kernel_f64, 0, sl_tensor_numel(params));
+}
+
+static int rmsprop_step_range(sl_optim *o, sl_tensor *params, const sl_tensor *grads,
+                         int64_t begin, int64_t end)
+{
+    return run_step(o, params, grads, rmsprop_kernel_f32, rmsprop_kernel_f64, begin, end);
 }
 
 const sl_optim_type sl_rmsprop_type = {
@@ -424,4 +479,5 @@ const sl_optim_type sl_rmsprop_type = {
     .reset = zero_state,
     .destroy = destroy_state,
     .state_tensor = rmsprop_state,
+    .step_range = rmsprop_step_range,
 };

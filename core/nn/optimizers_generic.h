@@ -76,27 +76,30 @@ SL_HOT_CLONES static void SUF(sgd_run)(T *restrict p, T *restrict buf, const T *
     case 15: SUF(sgd_span)(p, buf, g, n, k, true, true, true, true); break;
     }
 }
-static void SUF(sgd_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(sgd_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv,
+                            int64_t begin, int64_t end)
 {
     const SUF(sgd_coef) k = {(T)s->weight_decay, (T)s->momentum, (T)(1.0 - s->dampening),
                              (T)-c->lr};
     bool mom = s->buf[0] != NULL;
     int flags = (s->weight_decay != 0.0) | mom << 1 | (mom && c->first) << 2 |
                 (mom && s->nesterov) << 3;
-    SUF(sgd_run)(pv, s->buf[0], gv, s->n, &k, flags);
+    T *buf = mom ? (T *)s->buf[0] + begin : NULL;
+    SUF(sgd_run)((T *)pv + begin, buf, (const T *)gv + begin, end - begin, &k, flags);
 }
 
 /* adam / adamw: p *= 1 - lr wd (adamw) or d = g + wd p (adam);
  * m = lerp(m, d, 1 - beta1); v = beta2 v + (1 - beta2) d^2; vmax = max(vmax, v);
  * p -= step_size m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps). */
-static void SUF(adam_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(adam_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv,
+                             int64_t begin, int64_t end)
 {
     T *p = pv, *m = s->buf[0], *v = s->buf[1], *vmax = s->buf[2];
     const T *g = gv;
     const T decay = (T)c->decay, wd = (T)s->weight_decay, beta2 = (T)s->beta2,
             one_m_beta1 = (T)(1.0 - s->beta1), one_m_beta2 = (T)(1.0 - s->beta2),
             bc2_sqrt = (T)c->bc2_sqrt, eps = (T)s->eps, neg_step = (T)-c->step_size;
-    for (int64_t i = 0; i < s->n; i++) {
+    for (int64_t i = begin; i < end; i++) {
         T pi = p[i], d = g[i];
         if (s->decoupled)
             pi *= decay;
@@ -116,12 +119,13 @@ static void SUF(adam_kernel)(const opt_state *s, const step_coef *c, void *pv, c
 }
 
 /* adagrad: d = g + wd p; sum += d^2; p -= clr d / (sqrt(sum) + eps). */
-static void SUF(adagrad_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(adagrad_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv,
+                                int64_t begin, int64_t end)
 {
     T *p = pv, *sum = s->buf[0];
     const T *g = gv;
     const T wd = (T)s->weight_decay, eps = (T)s->eps, neg_clr = (T)-c->clr;
-    for (int64_t i = 0; i < s->n; i++) {
+    for (int64_t i = begin; i < end; i++) {
         T d = SUF(plus_l2)(g[i], p[i], wd);
         T si = sum[i] + d * d;
         sum[i] = si;
@@ -133,13 +137,14 @@ static void SUF(adagrad_kernel)(const opt_state *s, const step_coef *c, void *pv
  * avg = sqrt(sq - ga^2) with ga = lerp(ga, d, 1 - alpha) (centered) or
  * sqrt(sq), plus eps; b = momentum b + d / avg, p -= lr b (momentum > 0)
  * or p -= lr d / avg. */
-static void SUF(rmsprop_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv)
+static void SUF(rmsprop_kernel)(const opt_state *s, const step_coef *c, void *pv, const void *gv,
+                                int64_t begin, int64_t end)
 {
     T *p = pv, *sq = s->buf[0], *ga = s->buf[1], *mb = s->buf[2];
     const T *g = gv;
     const T wd = (T)s->weight_decay, alpha = (T)s->alpha, one_m_alpha = (T)(1.0 - s->alpha),
             eps = (T)s->eps, momentum = (T)s->momentum, neg_lr = (T)-c->lr;
-    for (int64_t i = 0; i < s->n; i++) {
+    for (int64_t i = begin; i < end; i++) {
         T d = SUF(plus_l2)(g[i], p[i], wd);
         T sqi = sq[i] * alpha + one_m_alpha * d * d;
         sq[i] = sqi;

@@ -142,21 +142,83 @@ static int maxpool_argmax(sl_module *m, const pool_geom *g, sl_dtype dtype, void
     return sl_module_scratch(m, 0, (size_t)(g->planes * g->ho * g->wo) * each, arg);
 }
 
+/* The planes of one call split over the thread pool: every kernel works
+ * plane by plane with plane-relative offsets, so a part is the same kernel
+ * on a sub-geometry of its planes (any split gives the same bits). */
+enum pool_op { MAX_FWD, MAX_BWD, AVG_FWD, AVG_BWD };
+
+typedef struct pool_job {
+    const pool_geom *g;
+    enum pool_op op;
+    bool f64, two;
+    const void *src; /* x (forward) or gy (backward) */
+    void *dst;       /* y or gx */
+    void *arg;       /* maxpool's winners */
+} pool_job;
+
+static void pool_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+    const pool_job *j = ctx;
+    pool_geom g = *j->g;
+    g.planes = end - begin;
+    size_t es = j->f64 ? sizeof(double) : sizeof(float);
+    size_t in_plane = (size_t)(g.h * g.w), out_plane = (size_t)(g.ho * g.wo);
+    bool fwd = j->op == MAX_FWD || j->op == AVG_FWD;
+    const char *src = (const char *)j->src + (size_t)begin * (fwd ? in_plane : out_plane) * es;
+    char *dst = (char *)j->dst + (size_t)begin * (fwd ? out_plane : in_plane) * es;
+    char *arg = j->arg ? (char *)j->arg + (size_t)begin * out_plane *
+                                              (j->two ? es : sizeof(int64_t))
+                       : NULL;
+    switch (j->op) {
+    case MAX_FWD:
+        if (j->two)
+            j->f64 ? maxpool2x2_forward_f64(&g, (const double *)src, (double *)dst, (double *)arg)
+                   : maxpool2x2_forward_f32(&g, (const float *)src, (float *)dst, (float *)arg);
+        else
+            j->f64 ? maxpool_forward_f64(&g, (const double *)src, (double *)dst, (int64_t *)arg)
+                   : maxpool_forward_f32(&g, (const float *)src, (float *)dst, (int64_t *)arg);
+        break;
+    case MAX_BWD:
+        if (j->two)
+            j->f64 ? maxpool2x2_backward_f64(&g, (const double *)src, (double *)dst,
+                                             (const double *)arg)
+                   : maxpool2x2_backward_f32(&g, (const float *)src, (float *)dst,
+                                             (const float *)arg);
+        else
+            j->f64 ? maxpool_backward_f64(&g, (const double *)src, (double *)dst,
+                                          (const int64_t *)arg)
+                   : maxpool_backward_f32(&g, (const float *)src, (float *)dst,
+                                          (const int64_t *)arg);
+        break;
+    case AVG_FWD:
+        j->f64 ? avgpool_forward_f64(&g, (const double *)src, (double *)dst)
+               : avgpool_forward_f32(&g, (const float *)src, (float *)dst);
+        break;
+    case AVG_BWD:
+        j->f64 ? avgpool_backward_f64(&g, (const double *)src, (double *)dst)
+               : avgpool_backward_f32(&g, (const float *)src, (float *)dst);
+        break;
+    }
+    (void)part;
+}
+
+/* Planes per part: ~32768 input elements. */
+static void pool_run(const pool_geom *g, enum pool_op op, sl_dtype dtype, const void *src,
+                     void *dst, void *arg)
+{
+    pool_job j = {.g = g, .op = op, .f64 = dtype == SL_F64, .two = maxpool_is_2x2(g),
+                  .src = src, .dst = dst, .arg = arg};
+    int64_t plane = g->h * g->w > 0 ? g->h * g->w : 1;
+    sl_parallel_for(g->planes, 32768 / plane + 1, pool_part, &j);
+}
+
 static int maxpool_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     pool_geom g;
     void *arg;
     SL_TRY(pool_prepare(m, in, &g));
     SL_TRY(maxpool_argmax(m, &g, in->dtype, &arg));
-    bool two = maxpool_is_2x2(&g);
-    if (in->dtype == SL_F32 && two)
-        maxpool2x2_forward_f32(&g, in->data, out->data, arg);
-    else if (in->dtype == SL_F32)
-        maxpool_forward_f32(&g, in->data, out->data, arg);
-    else if (two)
-        maxpool2x2_forward_f64(&g, in->data, out->data, arg);
-    else
-        maxpool_forward_f64(&g, in->data, out->data, arg);
+    pool_run(&g, MAX_FWD, in->dtype, in->data, out->data, arg);
     return SL_OK;
 }
 
@@ -169,15 +231,7 @@ static int maxpool_backward(sl_module *m, const sl_tensor *in, const sl_tensor *
         return SL_OK;
     SL_TRY(pool_prepare(m, in, &g));
     SL_TRY(maxpool_argmax(m, &g, in->dtype, &arg)); /* same size as forward's: no allocation */
-    bool two = maxpool_is_2x2(&g);
-    if (in->dtype == SL_F32 && two)
-        maxpool2x2_backward_f32(&g, grad_out->data, grad_in->data, arg);
-    else if (in->dtype == SL_F32)
-        maxpool_backward_f32(&g, grad_out->data, grad_in->data, arg);
-    else if (two)
-        maxpool2x2_backward_f64(&g, grad_out->data, grad_in->data, arg);
-    else
-        maxpool_backward_f64(&g, grad_out->data, grad_in->data, arg);
+    pool_run(&g, MAX_BWD, in->dtype, grad_out->data, grad_in->data, arg);
     return SL_OK;
 }
 
@@ -185,10 +239,7 @@ static int avgpool_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
 {
     pool_geom g;
     SL_TRY(pool_prepare(m, in, &g));
-    if (in->dtype == SL_F32)
-        avgpool_forward_f32(&g, in->data, out->data);
-    else
-        avgpool_forward_f64(&g, in->data, out->data);
+    pool_run(&g, AVG_FWD, in->dtype, in->data, out->data, NULL);
     return SL_OK;
 }
 
@@ -199,10 +250,7 @@ static int avgpool_backward(sl_module *m, const sl_tensor *in, const sl_tensor *
     if (!grad_in)
         return SL_OK;
     SL_TRY(pool_prepare(m, in, &g));
-    if (in->dtype == SL_F32)
-        avgpool_backward_f32(&g, grad_out->data, grad_in->data);
-    else
-        avgpool_backward_f64(&g, grad_out->data, grad_in->data);
+    pool_run(&g, AVG_BWD, in->dtype, grad_out->data, grad_in->data, NULL);
     return SL_OK;
 }
 

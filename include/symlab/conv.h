@@ -12,13 +12,17 @@
  * nn.Conv2d restricted so.  Real dtypes: every tensor of one call has the
  * input's dtype (f32 or f64) and is contiguous.
  *
- * Workspace: the calls use scratch slots 0 and 1 of the module `m` that
- * calls them (module.h's sl_module_scratch); a layer keeps its own scratch
- * in slots 2 and up.  Forward keeps the whole batch's im2col columns there
- * (when they fit in 64 MiB) and records in the sl_conv2d which input they
- * belong to, so that the following backward does not lower every image a
- * second time; nothing is allocated once the slots have grown to the
- * largest batch.  Errors name the calling module's type (sl_module_type_of).
+ * Workspace: the calls use scratch slots 0, 1 and 2 of the module `m`
+ * that calls them (module.h's sl_module_scratch); a layer keeps its own
+ * scratch in slots 3 and up.  Forward keeps the whole batch's im2col
+ * columns there (when they fit in 64 MiB) and records in the sl_conv2d
+ * which input they belong to, so that the following backward does not
+ * lower every image a second time; nothing is allocated once the slots
+ * have grown to the largest batch.  With kept columns the images of a
+ * batch run in parallel on symlab's thread pool (symlab/parallel.h), each
+ * part with its own column gradient and weight/bias gradient sums (slots 1
+ * and 2), added in part order: bit-identical for a given thread count.
+ * Errors name the calling module's type (sl_module_type_of).
  * Added at ABI 1.3: a plugin that calls these needs libsymlab 1.3 or later.
  */
 #ifndef SYMLAB_CONV_H

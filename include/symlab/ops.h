@@ -48,8 +48,11 @@ SL_API int sl_norm2(const sl_tensor *x, double *out);               /* Euclidean
  * LAPACK does not converge. */
 SL_API int sl_svd(const sl_tensor *a, sl_tensor *u, sl_tensor *s, sl_tensor *vt);
 
-/* Threads used by BLAS and by symlab's own parallel loops (>= 1).  The same
- * seed and the same thread count give bit-identical results. */
+/* Threads of symlab's pool (symlab/parallel.h), which runs its own loops
+ * and splits large GEMMs (>= 1; default 1).  BLAS itself always runs on
+ * the calling thread, whatever OPENBLAS_NUM_THREADS says.  The same seed
+ * and the same thread count give bit-identical results.  Not while a
+ * parallel loop runs. */
 SL_API void sl_set_threads(int n);
 SL_API int sl_get_threads(void);
 

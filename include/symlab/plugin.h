@@ -103,7 +103,29 @@ typedef struct sl_hook_type {
     int (*create)(sl_hook *h, const sl_options *opt);             /* MUST */
     int (*on_event)(sl_hook *h, sl_event ev, sl_train_ctx *ctx);  /* MUST */
     void (*destroy)(sl_hook *h);                                  /* MAY */
+
+    /* ---- ABI minor 3 and later.  The host reads the field below only
+     * from plugins whose abi_minor is at least 3 (older ones count as 0),
+     * so a plugin built at minor 0 to 2 keeps loading. ---- */
+
+    /* SHOULD: what the hook promises about the training loop, SL_HOOK_*
+     * flags (0 promises nothing, which is always safe). */
+    unsigned flags;
 } sl_hook_type;
+
+/* Flags of sl_hook_type.flags. */
+enum {
+    /* At SL_EV_AFTER_BACKWARD the hook neither reads nor changes the
+     * parameters, the gradients or the optimizer (it may ignore the event
+     * or only read ctx->loss_value, x, y and write ctx->metrics).  When
+     * every hook of a run promises this and the optimizer can update a
+     * range of the parameters (step_range below), sl_train applies each
+     * layer's update as soon as its backward has finished (the fused
+     * update: the gradient is still in cache), and AFTER_BACKWARD then
+     * comes after the update; the parameters are bit-identical to those of
+     * the separate step.  Gradients remain readable at AFTER_STEP. */
+    SL_HOOK_NO_GRADIENT_AFTER_BACKWARD = 1u << 0
+};
 
 /* A measurement.  `data` may be NULL if the probe needs none (it then
  * fails with SL_EINVAL when it does). */
@@ -152,6 +174,20 @@ typedef struct sl_optim_type {
      * type without it cannot be checkpointed: a checkpoint or a resume
      * with it fails, naming the type, rather than lose its state. */
     int (*state_tensor)(sl_optim *o, int i, const char **name, sl_tensor *view);
+
+    /* ---- ABI minor 3 and later (read only from plugins whose abi_minor
+     * is at least 3; older ones count as lacking it). ---- */
+
+    /* MAY: the update of elements [begin, end) of params only, from the
+     * same elements of grads, with the same step count and learning rate
+     * as step().  The host calls it for disjoint ranges that together
+     * cover every element exactly once, then counts one step; the result
+     * must be bit-identical to one step() (true of any rule whose update
+     * of an element reads only that element's parameter, gradient and
+     * state).  A type with it can have its update fused into backward
+     * (see SL_HOOK_NO_GRADIENT_AFTER_BACKWARD). */
+    int (*step_range)(sl_optim *o, sl_tensor *params, const sl_tensor *grads, int64_t begin,
+                      int64_t end);
 } sl_optim_type;
 
 typedef struct sl_plugin {

@@ -14,9 +14,9 @@
  *   param  "weight" (out_channels, in_channels·k·k − n_fix): free entries;
  *   param  "bias"   (out_channels), unless bias=false;
  *   buffer "weight_fixed" (out_channels, n_fix), when n_fix > 0.
- * Forward assembles the effective (O, C, k, k) weight in scratch slot 2 and
- * runs conv2d's own convolution on it (symlab/conv.h, scratch slots 0 and
- * 1); backward accumulates the effective weight's gradient in slot 3 and
+ * Forward assembles the effective (O, C, k, k) weight in scratch slot 3 and
+ * runs conv2d's own convolution on it (symlab/conv.h, scratch slots 0 to
+ * 2); backward accumulates the effective weight's gradient in slot 4 and
  * gathers its free entries into the weight's gradient.
  *
  * Role: opaque, as asym_linear (asym.h): permuting its output channels, or
@@ -37,7 +37,7 @@
 
 enum { P_WEIGHT = 0, P_BIAS = 1 };
 enum { B_FIXED = 0 };
-enum { SCRATCH_W = 2, SCRATCH_GW = 3 }; /* 0 and 1: sl_conv2d's */
+enum { SCRATCH_W = 3, SCRATCH_GW = 4 }; /* 0 to 2: sl_conv2d's (symlab/conv.h) */
 
 typedef struct aconv_state {
     sl_conv2d conv;
