@@ -60,6 +60,7 @@ void qc_rho_free(qc_rho *rho);
 void qc_rho_zero_state(qc_rho *rho);                 /* |0..0><0..0| */
 void qc_rho_copy(qc_rho *dst, const qc_rho *src);    /* same n */
 int qc_work_alloc(qc_work *w);
+void qc_set_tile_qubits(int m);
 void qc_work_free(qc_work *w);
 
 /* rho <- S(rho) in place for a k-qubit superoperator (k = 1 or 2) on the
