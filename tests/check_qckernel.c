@@ -200,7 +200,7 @@ static void check_circuit(int n, int len, int m, uint64_t seed)
     sl_set_threads(1);
     double e = rho_max_diff(&ref, &one);
     ck_assert_msg(e < 1e-13, "n=%d m=%d seed=%llu (%d ops, %d passes): rho differs from the "
-                  "reference by %g", n, m, (unsigned long long)seed, c.nops,
+                  "reference by %g", n, m, (unsigned long long)seed, copy.nops,
                   sim.plan.npasses, e);
     ck_assert_msg(rho_identical(&one, &sim.rho), "n=%d m=%d seed=%llu: 1 and 2 threads differ",
                   n, m, (unsigned long long)seed);
