@@ -464,20 +464,29 @@ static void tile_copy(const stage_ctx *c, int64_t ro, int64_t co, double *t, boo
     }
 }
 
-/* t <- conj(t)^T in place. */
+/* t <- conj(t)^T in place, by 8 x 8 blocks (a block and its mirror
+ * are each read by rows into registers and written by rows). */
 static void tile_dagger(double *t, int64_t tdim)
 {
-    double *tim = t + tdim * tdim;
-    for (int64_t i = 0; i < tdim; i++) {
-        tim[i * tdim + i] = -tim[i * tdim + i];
-        for (int64_t j = i + 1; j < tdim; j++) {
-            double a = t[i * tdim + j], b = tim[i * tdim + j];
-            t[i * tdim + j] = t[j * tdim + i];
-            tim[i * tdim + j] = -tim[j * tdim + i];
-            t[j * tdim + i] = a;
-            tim[j * tdim + i] = -b;
+    double *const tim = t + tdim * tdim;
+    for (int64_t bi = 0; bi < tdim; bi += QC_W)
+        for (int64_t bj = bi; bj < tdim; bj += QC_W) {
+            double xr[QC_W][QC_W], xi[QC_W][QC_W], yr[QC_W][QC_W], yi[QC_W][QC_W];
+            for (int u = 0; u < QC_W; u++)
+                for (int v = 0; v < QC_W; v++) {
+                    xr[u][v] = t[(bi + u) * tdim + bj + v];
+                    xi[u][v] = tim[(bi + u) * tdim + bj + v];
+                    yr[u][v] = t[(bj + u) * tdim + bi + v];
+                    yi[u][v] = tim[(bj + u) * tdim + bi + v];
+                }
+            for (int u = 0; u < QC_W; u++)
+                for (int v = 0; v < QC_W; v++) {
+                    t[(bi + u) * tdim + bj + v] = yr[v][u];
+                    tim[(bi + u) * tdim + bj + v] = -yi[v][u];
+                    t[(bj + u) * tdim + bi + v] = xr[v][u];
+                    tim[(bj + u) * tdim + bi + v] = -xi[v][u];
+                }
         }
-    }
 }
 
 /* Item p: the p-th tile (R, C) with R <= C in row-major order. */
