@@ -14,32 +14,105 @@
  * but not on all; the symbols exist in every OpenBLAS). */
 void openblas_set_num_threads(int num_threads);
 
-static int thread_count = 1;
+/* OpenBLAS runs on the calling thread, always: symlab's pool (parallel.c)
+ * splits the GEMMs large enough to gain (below) and runs the rest of a
+ * step too.  OpenBLAS's own workers spin for a long time after each call
+ * (against symlab's loops, and against other processes of a sweep), and
+ * its default thread count depends on the machine and the environment
+ * (OPENBLAS_NUM_THREADS), which made results differ in the last bits
+ * between runs with and without --threads.  Set once at load time, before
+ * any GEMM, so the default is one thread whatever the environment says. */
+__attribute__((constructor)) static void blas_single_threaded(void)
+{
+    openblas_set_num_threads(1);
+}
 
 void sl_set_threads(int n)
 {
-    thread_count = n < 1 ? 1 : n;
-    openblas_set_num_threads(thread_count);
+    sl_pool_set_threads(n < 1 ? 1 : n);
+    openblas_set_num_threads(1);
 }
 
-int sl_get_threads(void) { return thread_count; }
+int sl_get_threads(void) { return sl_pool_threads(); }
+
+/* ---- GEMMs split over the pool ------------------------------------------
+ *
+ * C (m x n) is cut into column blocks (n >= m) or row blocks of GEMM_BLOCK,
+ * whole blocks per part, each part one single-threaded GEMM on its slice of
+ * op(A) or op(B) and C.  Every element of C is computed by one call over
+ * the full k, so the split changes nothing but which call computes it; the
+ * partition depends only on the shape and the thread count (parallel.h).
+ * A part must be worth GEMM_PART_MACS multiply-adds (~10 µs at one core's
+ * ~100 GFLOP/s); smaller GEMMs run whole on the calling thread. */
+#define GEMM_BLOCK 16
+#define GEMM_PART_MACS (1 << 19)
+
+typedef struct gemm_job {
+    bool f64, trans_a, trans_b, split_n;
+    int64_t m, n, k, lda, ldb, ldc;
+    double alpha, beta;
+    const void *a, *b;
+    void *c;
+} gemm_job;
+
+static void gemm_call(const gemm_job *j, int64_t m, int64_t n, size_t a_off, size_t b_off,
+                      size_t c_off)
+{
+    CBLAS_TRANSPOSE ta = j->trans_a ? CblasTrans : CblasNoTrans;
+    CBLAS_TRANSPOSE tb = j->trans_b ? CblasTrans : CblasNoTrans;
+    if (j->f64)
+        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)j->k, j->alpha,
+                    (const double *)j->a + a_off, (blasint)j->lda, (const double *)j->b + b_off,
+                    (blasint)j->ldb, j->beta, (double *)j->c + c_off, (blasint)j->ldc);
+    else
+        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)j->k,
+                    (float)j->alpha, (const float *)j->a + a_off, (blasint)j->lda,
+                    (const float *)j->b + b_off, (blasint)j->ldb, (float)j->beta,
+                    (float *)j->c + c_off, (blasint)j->ldc);
+}
+
+static void gemm_part(void *ctx, int64_t begin, int64_t end, int part)
+{
+    const gemm_job *j = ctx;
+    int64_t dim = j->split_n ? j->n : j->m;
+    int64_t i0 = begin * GEMM_BLOCK, i1 = end * GEMM_BLOCK < dim ? end * GEMM_BLOCK : dim;
+    if (j->split_n) /* columns i0..i1 of op(B) and C */
+        gemm_call(j, j->m, i1 - i0, 0, (size_t)(j->trans_b ? i0 * j->ldb : i0), (size_t)i0);
+    else /* rows i0..i1 of op(A) and C */
+        gemm_call(j, i1 - i0, j->n, (size_t)(j->trans_a ? i0 : i0 * j->lda), 0,
+                  (size_t)(i0 * j->ldc));
+    (void)part;
+}
+
+static void gemm(gemm_job *j)
+{
+    j->split_n = j->n >= j->m;
+    int64_t dim = j->split_n ? j->n : j->m, other = j->split_n ? j->m : j->n;
+    int64_t blocks = (dim + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    double block_macs = (double)GEMM_BLOCK * (double)other * (double)j->k;
+    int64_t grain = block_macs >= GEMM_PART_MACS ? 1 : (int64_t)(GEMM_PART_MACS / block_macs) + 1;
+    if (sl_parallel_parts(blocks, grain) <= 1)
+        gemm_call(j, j->m, j->n, 0, 0, 0);
+    else
+        sl_parallel_for(blocks, grain, gemm_part, j);
+}
 
 void sl_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
               int64_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
-                (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    gemm(&(gemm_job){.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
+                     .alpha = alpha, .a = a, .lda = lda, .b = b, .ldb = ldb, .beta = beta,
+                     .c = c, .ldc = ldc});
 }
 
 void sl_dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
               const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
               int64_t ldc)
 {
-    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
-                (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    gemm(&(gemm_job){.f64 = true, .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n,
+                     .k = k, .alpha = alpha, .a = a, .lda = lda, .b = b, .ldb = ldb,
+                     .beta = beta, .c = c, .ldc = ldc});
 }
 
 /* A 2-d matrix usable by row-major BLAS: unit stride in the last dimension

@@ -170,6 +170,11 @@ int sl_check_finite_dataset(const sl_dataset *d, const char *what);
 /* SL_ENUMERIC "<what>: parameter '0.weight' holds a non-finite value ...". */
 int sl_check_finite_params(sl_model *m, const char *what);
 
+/* The pool's thread count (parallel.c): sl_set_threads's and
+ * sl_get_threads's, which blas.c defines around these. */
+void sl_pool_set_threads(int n);
+int sl_pool_threads(void);
+
 /* Number of elements in arr (a true array, not a pointer). */
 #define SL_COUNTOF(arr) (sizeof(arr) / sizeof((arr)[0]))
 

@@ -7,6 +7,7 @@
 #include <symlab/status.h>
 #include <symlab/tensor.h>
 #include <symlab/ops.h>
+#include <symlab/parallel.h>
 #include <symlab/rng.h>
 #include <symlab/options.h>
 #include <symlab/record.h>
