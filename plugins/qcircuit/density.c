@@ -9,14 +9,16 @@
  * back: each entry of rho is read once and written once per pass, nothing
  * is allocated, and memory is walked d rows at a time in whole cache lines.
  *
- * Blocks are independent, so a pass shares its row bases among threads
- * (sl_get_threads()): every block is computed the same way whoever runs
- * it, hence the result is bit-identical for any thread count.
+ * Blocks are independent, so a pass shares its row bases among the
+ * threads of symlab's pool (sl_get_threads()): every block is computed the
+ * same way whoever runs it, hence the result is bit-identical for any
+ * thread count.  The simulator itself applies stages (several passes per
+ * sweep over rho, tile by tile, half of Hermitian rho computed): see
+ * "stages" below.
  */
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,11 +279,13 @@ static void geom_init(pass_geom *g, int n, int k, const int *q, const double com
 
 /* ---- threads ----------------------------------------------------------------- */
 
-/* fn(ctx, item, worker) for item in [0, count): items are handed out one
- * at a time through an atomic counter, so a thread that the (shared,
- * loaded) machine leaves waiting simply claims fewer.  Which thread runs
- * an item never changes how it is computed, so results are bit-identical
- * for any thread count.  `threads` includes the caller's. */
+/* fn(ctx, item, worker) for item in [0, count), on `threads` parts of
+ * symlab's thread pool (sl_parallel_for; worker = the part, which indexes
+ * per-part scratch).  Within a part, items are claimed one at a time
+ * through an atomic counter, so a part that the (shared, loaded) machine
+ * leaves waiting simply claims fewer.  Which part runs an item never
+ * changes how it is computed, so results are bit-identical for any thread
+ * count. */
 typedef void (*item_fn)(void *ctx, int64_t item, int worker);
 
 typedef struct par_job {
@@ -291,19 +295,16 @@ typedef struct par_job {
     atomic_llong next;
 } par_job;
 
-typedef struct par_arg {
-    par_job *job;
-    int worker;
-} par_arg;
-
-static void *par_thread(void *arg)
+static void par_part(void *arg, int64_t begin, int64_t end, int part)
 {
-    par_arg *pa = arg;
+    (void)begin;
+    (void)end;
+    par_job *job = arg;
     for (;;) {
-        int64_t i = atomic_fetch_add(&pa->job->next, 1);
-        if (i >= pa->job->count)
-            return NULL;
-        pa->job->fn(pa->job->ctx, i, pa->worker);
+        int64_t i = atomic_fetch_add(&job->next, 1);
+        if (i >= job->count)
+            return;
+        job->fn(job->ctx, i, part);
     }
 }
 
@@ -316,20 +317,9 @@ static void par_run(int threads, int64_t count, item_fn fn, void *ctx)
             fn(ctx, i, 0);
         return;
     }
-    /* If a thread cannot start, the others claim its share. */
-    pthread_t tid[QC_MAX_THREADS];
-    bool started[QC_MAX_THREADS] = {false};
-    par_arg args[QC_MAX_THREADS];
     par_job job = {.fn = fn, .ctx = ctx, .count = count};
     atomic_init(&job.next, 0);
-    for (int i = 0; i < threads; i++)
-        args[i] = (par_arg){.job = &job, .worker = i};
-    for (int i = 1; i < threads; i++)
-        started[i] = pthread_create(&tid[i], NULL, par_thread, &args[i]) == 0;
-    par_thread(&args[0]);
-    for (int i = 1; i < threads; i++)
-        if (started[i])
-            pthread_join(tid[i], NULL);
+    sl_parallel_for(threads, 1, par_part, &job);
 }
 
 /* Below this many entries of rho per thread, starting a thread costs more
@@ -430,6 +420,7 @@ typedef struct stage_ctx {
     int64_t rowoff[1 << QC_TILE_MAX]; /* rho row of tile row lr (times dim) */
     int64_t runoff[1 << (QC_TILE_MAX - 3)]; /* rho column of tile column 8j */
     uint64_t outside;       /* qubits not in Q */
+    bool zero_state;        /* rho is |0..0><0..0|, not read (qc_apply_stage) */
 } stage_ctx;
 
 /* x's bits deposited at the set bits of mask, in order. */
@@ -501,7 +492,12 @@ static void stage_item(void *ctx, int64_t item, int worker)
     const int64_t col = r + left, dim = c->rho->dim;
     const int64_t rr = deposit((uint64_t)r, c->outside), cc = deposit((uint64_t)col, c->outside);
     double *t = c->tile[worker];
-    tile_copy(c, rr * dim, cc, t, true);
+    if (c->zero_state) {
+        memset(t, 0, 2 * (size_t)(c->tdim * c->tdim) * sizeof *t);
+        t[0] = r == 0 && col == 0 ? 1.0 : 0.0;
+    } else {
+        tile_copy(c, rr * dim, cc, t, true);
+    }
     for (int p = 0; p < c->npass; p++)
         pass_range(&c->g[p], t, t + c->tdim * c->tdim, 0, c->g[p].ncb);
     tile_copy(c, rr * dim, cc, t, false);
@@ -530,7 +526,7 @@ static int tiles_ready(qc_work *w, int m, int threads)
     return SL_OK;
 }
 
-int qc_apply_stage(qc_rho *rho, int npass, const qc_stage_op *ops, qc_work *w)
+int qc_apply_stage(qc_rho *rho, int npass, const qc_stage_op *ops, bool zero_state, qc_work *w)
 {
     const int n = rho->n, m = qc_tile_qubits(n);
     if (npass < 1 || npass > QC_STAGE_MAX_PASSES)
@@ -545,6 +541,8 @@ int qc_apply_stage(qc_rho *rho, int npass, const qc_stage_op *ops, qc_work *w)
         return sl_error(SL_EINVAL, "qcircuit: a stage's qubits do not fit one %d-qubit tile", m);
     pass_geom *g = w->geom;
     if (m == n) { /* rho is one tile: the passes sweep it in place */
+        if (zero_state)
+            qc_rho_zero_state(rho);
         for (int p = 0; p < npass; p++) {
             geom_init(&g[p], n, ops[p].k, ops[p].q, ops[p].s, w->mats + p * QC_MAT_DOUBLES,
                       w->mats + p * QC_MAT_DOUBLES + 32 * 32);
@@ -572,6 +570,7 @@ int qc_apply_stage(qc_rho *rho, int npass, const qc_stage_op *ops, qc_work *w)
     c->npass = npass;
     c->g = g;
     c->outside = ((uint64_t)1 << n) - 1 - set;
+    c->zero_state = zero_state;
     for (int64_t lr = 0; lr < c->tdim; lr++)
         c->rowoff[lr] = deposit((uint64_t)lr, set) * rho->dim;
     for (int64_t j = 0; j < c->tdim / QC_W; j++)

@@ -94,10 +94,13 @@ void qc_set_tile_qubits(int m);
  * of one tile set, in one sweep over rho (tile by tile; see density.c).
  * rho must be Hermitian and every S Hermiticity-preserving (true for
  * every gate, channel and shift derivative of the simulator): only half of
- * rho is computed, the other half is its mirror.  SL_EINVAL if the passes
+ * rho is computed, the other half is its mirror.  With zero_state, rho's
+ * contents are ignored and taken to be |0..0><0..0| (saves the sweep that
+ * would write that state and the reads of it).  SL_EINVAL if the passes
  * do not fit one tile or npass is outside [1, QC_STAGE_MAX_PASSES];
  * SL_ENOMEM if a tile cannot be allocated. */
-int qc_apply_stage(qc_rho *rho, int npass, const qc_stage_op *ops, qc_work *w);
+int qc_apply_stage(qc_rho *rho, int npass, const qc_stage_op *ops, bool zero_state,
+                   qc_work *w);
 /* rho <- R rho R^dagger, R = exp(-i theta P / 2), P the Pauli string (x, z);
  * one pass over groups of 4 entries; for strings on 3 or more qubits. */
 void qc_apply_pauli_rotation(qc_rho *rho, uint64_t x, uint64_t z, double theta);

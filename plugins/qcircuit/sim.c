@@ -213,15 +213,19 @@ static int apply_pass(qc_sim *s, const qc_pass *p, qc_rho *rho, int deriv, doubl
     double complex sup[256];
     SL_TRY(pass_super(s, p, deriv, sup));
     qc_stage_op op = {.k = p->k, .q = {p->q[0], p->q[1]}, .s = sup};
-    return qc_apply_stage(rho, 1, &op, &s->work);
+    return qc_apply_stage(rho, 1, &op, false, &s->work);
 }
 
-/* rho <- the passes of stage st; a heavy pass alone. */
-static int apply_stage(qc_sim *s, const qc_stage *st, qc_rho *rho)
+/* rho <- the passes of stage st; a heavy pass alone.  With zero_state,
+ * rho starts as |0..0><0..0| whatever it holds. */
+static int apply_stage(qc_sim *s, const qc_stage *st, bool zero_state, qc_rho *rho)
 {
     const qc_pass *first = &s->plan.passes[s->plan.order[st->first]];
-    if (first->k == 0)
+    if (first->k == 0) {
+        if (zero_state)
+            qc_rho_zero_state(rho);
         return apply_pass(s, first, rho, -1, 0.0);
+    }
     qc_stage_op ops[QC_STAGE_MAX_PASSES];
     for (int i = 0; i < st->count; i++) {
         const qc_pass *p = &s->plan.passes[s->plan.order[st->first + i]];
@@ -229,16 +233,17 @@ static int apply_stage(qc_sim *s, const qc_stage *st, qc_rho *rho)
         SL_TRY(pass_super(s, p, -1, sup));
         ops[i] = (qc_stage_op){.k = p->k, .q = {p->q[0], p->q[1]}, .s = sup};
     }
-    return qc_apply_stage(rho, st->count, ops, &s->work);
+    return qc_apply_stage(rho, st->count, ops, zero_state, &s->work);
 }
 
 /* ---- cost ----------------------------------------------------------------------- */
 
 static int run_from_angles(qc_sim *s)
 {
-    qc_rho_zero_state(&s->rho);
+    if (s->plan.nstages == 0)
+        qc_rho_zero_state(&s->rho);
     for (int i = 0; i < s->plan.nstages; i++)
-        SL_TRY(apply_stage(s, &s->plan.stages[i], &s->rho));
+        SL_TRY(apply_stage(s, &s->plan.stages[i], i == 0, &s->rho));
     s->evals++;
     return SL_OK;
 }
@@ -346,7 +351,7 @@ static int adjoint_pass(qc_sim *s, const qc_pass *p)
         for (int b = 0; b < d2; b++)
             adj[a * d2 + b] = conj(sup[b * d2 + a]);
     qc_stage_op op = {.k = p->k, .q = {p->q[0], p->q[1]}, .s = adj};
-    return qc_apply_stage(&s->oback, 1, &op, &s->work);
+    return qc_apply_stage(&s->oback, 1, &op, false, &s->work);
 }
 
 static int grad_adjoint(qc_sim *s, const double *theta, double *grad)
