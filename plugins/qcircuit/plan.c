@@ -14,6 +14,9 @@
  * For the hardware-efficient ansatz with noise after every gate this gives
  * n - 1 passes per layer (each CNOT with everything around it) plus n at
  * the end, instead of ~5n per layer unfused.
+ *
+ * Passes are then grouped into stages (group(), below): passes whose qubits
+ * fit one tile (density.c) share one sweep over rho.
  */
 #include "config.h"
 

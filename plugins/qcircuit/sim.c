@@ -2,8 +2,10 @@
  *
  * Each pass of the plan (plan.c) gets one superoperator per evaluation,
  * composed from its ops' superoperators (1-qubit ops are first multiplied
- * together as 4 x 4 matrices, then embedded once per 2-qubit op), then is
- * applied in one sweep (density.c).
+ * together as 4 x 4 matrices, then embedded once per 2-qubit op); an
+ * evaluation applies the plan's stages, each several passes in one sweep
+ * over rho (density.c).  The adjoint gradient below needs rho between
+ * passes, so it applies each pass as a stage of its own.
  *
  * Gradients use the parameter-shift rule: for a rotation R_P(a) the
  * superoperator is S(a) = A + B cos a + C sin a, so
