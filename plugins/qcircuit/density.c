@@ -105,6 +105,7 @@ typedef struct pass_geom {
     int64_t ncb;            /* column bases (= row bases) = 2^(n-k) */
     int64_t loc[16];        /* offset of local entry (lr, lc) from the block's base */
     int64_t colofs[QC_W];   /* column of base 8m + t minus that of 8m (independent of m) */
+    int64_t idx[16 * QC_W]; /* loc[l] + colofs[t] at l * QC_W + t */
     bool contiguous;        /* colofs[t] == t: chunk rows are aligned runs */
     bool real;              /* S real: apply `a` to re and im separately */
     const double *m;        /* 2 d2 x 2 d2 real form of S */
@@ -200,6 +201,11 @@ static void pass_range(const pass_geom *g, double *restrict re, double *restrict
                     memcpy(pi + l * QC_W, re + base + g->loc[l], QC_W * sizeof(double));
                     memcpy(pi + (d2 + l) * QC_W, im + base + g->loc[l], QC_W * sizeof(double));
                 }
+            } else if (tn == QC_W) {
+                for (int i = 0; i < d2 * QC_W; i++) {
+                    pi[i] = re[base + g->idx[i]];
+                    pi[d2 * QC_W + i] = im[base + g->idx[i]];
+                }
             } else {
                 for (int l = 0; l < d2; l++)
                     for (int t = 0; t < tn; t++) {
@@ -212,6 +218,11 @@ static void pass_range(const pass_geom *g, double *restrict re, double *restrict
                 for (int l = 0; l < d2; l++) {
                     memcpy(re + base + g->loc[l], po + l * QC_W, QC_W * sizeof(double));
                     memcpy(im + base + g->loc[l], po + (d2 + l) * QC_W, QC_W * sizeof(double));
+                }
+            } else if (tn == QC_W) {
+                for (int i = 0; i < d2 * QC_W; i++) {
+                    re[base + g->idx[i]] = po[i];
+                    im[base + g->idx[i]] = po[d2 * QC_W + i];
                 }
             } else {
                 for (int l = 0; l < d2; l++)
@@ -255,6 +266,9 @@ static void geom_init(pass_geom *g, int n, int k, const int *q, const double com
         g->contiguous = g->contiguous && g->colofs[t] == t;
     }
     g->contiguous = g->contiguous && g->ncb >= QC_W;
+    for (int l = 0; l < d2; l++)
+        for (int t = 0; t < QC_W; t++)
+            g->idx[l * QC_W + t] = g->loc[l] + g->colofs[t];
     /* Real form of the complex product: [Re; Im] <- [[A, -B], [B, A]] [Re; Im]. */
     for (int i = 0; i < d2; i++)
         for (int j = 0; j < d2; j++) {
