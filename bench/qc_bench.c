@@ -5,10 +5,15 @@
  * CNOT(i, i+1) for i = 0..n-2, each followed by damping on both qubits.
  * Cost <sum_i Z_i>.  For n = 6, 8, 10, 12 (or those given on the command
  * line) and 1 and 2 threads, prints the median time of one evaluation, the
- * number of passes over rho, and the bytes of rho moved per second (each
- * pass reads and writes 16 * 4^n bytes) next to a STREAM-style copy
- * bandwidth measured here (memcpy of 256 MiB; read + write bytes counted),
- * and whether the 1- and 2-thread costs are bit-identical.
+ * passes of the plan and the stages (sweeps over rho) they are grouped
+ * into, the bytes of rho actually moved per second (a stage on tiles
+ * reads the tiles of half of rho and writes all of it, the first stage
+ * reads nothing; a stage on a rho that is one tile sweeps it once per
+ * pass, reading and writing all of it) next to a copy bandwidth
+ * (memcpy of 2 x 16 * 4^n bytes, at least 64 MiB, read + write bytes
+ * counted) measured in the same rounds: copy, 1 thread, 2 threads, copy,
+ * ... so that load on a shared machine hits all three alike.  Last: whether
+ * the 1- and 2-thread costs are bit-identical.
  *
  *   make bench/qc_bench && ./bench/qc_bench [n ...]
  */
@@ -40,27 +45,30 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Copy bandwidth (bytes read + written per second), median of 7 copies. */
-static double copy_bandwidth(void)
+/* Seconds of one memcpy of `bytes` between a and b. */
+static double copy_seconds(char *a, char *b, size_t bytes)
 {
-    const size_t bytes = (size_t)256 << 20;
-    char *a = malloc(bytes), *b = malloc(bytes);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return 0;
+    double t0 = now();
+    memcpy(a, b, bytes);
+    return now() - t0;
+}
+
+/* Bytes of rho read and written by one evaluation (see the header). */
+static double moved_bytes(const qc_sim *sim)
+{
+    const int n = sim->circ.n, m = qc_tile_qubits(n);
+    const double rho = 16.0 * (double)((int64_t)1 << (2 * n));
+    const double tiles = (double)((int64_t)1 << (n - m));
+    const double half = (tiles + 1) / (2 * tiles); /* tiles with R <= C */
+    double bytes = 0;
+    for (int i = 0; i < sim->plan.nstages; i++) {
+        const qc_stage *st = &sim->plan.stages[i];
+        if (sim->plan.passes[sim->plan.order[st->first]].k == 0 || m == n)
+            bytes += 2 * rho * st->count + (i == 0 ? rho : 0.0); /* + the zero state */
+        else
+            bytes += rho * (1 + (i == 0 ? 0.0 : half));
     }
-    memset(a, 1, bytes);
-    memset(b, 2, bytes);
-    double t[7];
-    for (int r = 0; r < 7; r++) {
-        double t0 = now();
-        memcpy(r % 2 ? a : b, r % 2 ? b : a, bytes);
-        t[r] = now() - t0;
-    }
-    free(a);
-    free(b);
-    return 2.0 * (double)bytes / median(t, 7);
+    return bytes;
 }
 
 static int build(int n, qc_sim *sim)
@@ -104,10 +112,8 @@ int main(int argc, char **argv)
         for (int i = 1; i < argc && count < 16; i++)
             ns[count++] = atoi(argv[i]);
     }
-    double bw = copy_bandwidth();
-    printf("copy bandwidth (memcpy 256 MiB, read+write): %.2f GB/s\n\n", bw / 1e9);
-    printf("%3s %7s %6s %12s %10s %12s %10s\n", "n", "threads", "passes", "seconds", "cost",
-           "rho GB/s", "of copy");
+    printf("%3s %7s %6s %6s %12s %10s %12s %10s %10s\n", "n", "threads", "passes", "sweeps",
+           "seconds", "cost", "rho GB/s", "copy GB/s", "of copy");
     for (int k = 0; k < count; k++) {
         const int n = ns[k];
         qc_sim sim;
@@ -115,13 +121,26 @@ int main(int argc, char **argv)
             fprintf(stderr, "qc_bench: %s\n", sl_last_error());
             return 1;
         }
+        size_t cbytes = (size_t)32 << (2 * n);
+        if (cbytes < (size_t)64 << 20)
+            cbytes = (size_t)64 << 20;
+        char *ca = malloc(cbytes), *cb = malloc(cbytes);
+        if (!ca || !cb) {
+            fprintf(stderr, "qc_bench: out of memory for the copy buffers\n");
+            return 1;
+        }
+        memset(ca, 1, cbytes);
+        memset(cb, 2, cbytes);
         double theta[4096];
         for (int p = 0; p < sim.circ.nparams; p++)
             theta[p] = 0.1 * (p % 17) - 0.8;
         const int reps = n <= 8 ? 9 : n <= 10 ? 5 : 3;
-        /* interleave thread counts: 1 2 1 2 ..., one warm-up each */
-        double t[2][16], cost = 0, cost_th[2] = {0, 0};
-        for (int r = -1; r < reps; r++)
+        /* rounds of copy, 1 thread, 2 threads; one warm-up round */
+        double t[2][16], tc[16], cost = 0, cost_th[2] = {0, 0};
+        for (int r = -1; r < reps; r++) {
+            double c = copy_seconds(r % 2 ? ca : cb, r % 2 ? cb : ca, cbytes);
+            if (r >= 0)
+                tc[r] = c;
             for (int th = 1; th <= 2; th++) {
                 sl_set_threads(th);
                 double t0 = now();
@@ -133,16 +152,22 @@ int main(int argc, char **argv)
                     t[th - 1][r] = now() - t0;
                 cost_th[th - 1] = cost;
             }
-        for (int th = 1; th <= 2; th++) {
-            double sec = median(t[th - 1], reps);
-            double bytes = 2.0 * 16.0 * (double)((int64_t)1 << (2 * n)) * sim.plan.npasses;
-            printf("%3d %7d %6d %12.6f %10.6f %12.2f %9.0f%%\n", n, th, sim.plan.npasses, sec,
-                   cost, bytes / sec / 1e9, 100.0 * bytes / sec / bw);
         }
-        /* Each block is computed the same way whichever thread runs it: exact. */
-        printf("    1 vs 2 threads: cost %s\n",
+        const double bw = 2.0 * (double)cbytes / median(tc, reps);
+        const double bytes = moved_bytes(&sim);
+        double sec[2];
+        for (int th = 1; th <= 2; th++) {
+            sec[th - 1] = median(t[th - 1], reps);
+            printf("%3d %7d %6d %6d %12.6f %10.6f %12.2f %10.2f %9.0f%%\n", n, th,
+                   sim.plan.npasses, sim.plan.nstages, sec[th - 1], cost,
+                   bytes / sec[th - 1] / 1e9, bw / 1e9, 100.0 * bytes / sec[th - 1] / bw);
+        }
+        /* Each tile is computed the same way whichever thread runs it: exact. */
+        printf("    2 threads / 1 thread: %.2fx faster; cost %s\n", sec[0] / sec[1],
                memcmp(&cost_th[0], &cost_th[1], sizeof cost) == 0 ? "bit-identical"
                                                                   : "DIFFERS");
+        free(ca);
+        free(cb);
         qc_sim_free(&sim);
     }
     return 0;

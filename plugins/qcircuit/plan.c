@@ -14,9 +14,13 @@
  * For the hardware-efficient ansatz with noise after every gate this gives
  * n - 1 passes per layer (each CNOT with everything around it) plus n at
  * the end, instead of ~5n per layer unfused.
+ *
+ * Passes are then grouped into stages (group(), below): passes whose qubits
+ * fit one tile (density.c) share one sweep over rho.
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +180,66 @@ static int flatten(const builder *b, qc_plan *p)
     return SL_OK;
 }
 
+static uint64_t pass_support(const qc_circuit *c, const qc_plan *p, int i)
+{
+    const qc_pass *ps = &p->passes[i];
+    if (ps->k == 0) {
+        const qc_op *op = &c->ops[p->items[ps->first]];
+        return op->x | op->z;
+    }
+    uint64_t s = (uint64_t)1 << ps->q[0];
+    return ps->k > 1 ? s | (uint64_t)1 << ps->q[1] : s;
+}
+
+/* Stages, greedily: from the first pass not yet placed, scan forward and
+ * take every pass that fits the tile with the qubits taken so far and
+ * touches no qubit of a pass left behind in this scan (it then commutes
+ * with all of those, so moving it ahead changes only rounding).  A heavy
+ * rotation is a stage of its own. */
+static int group(const qc_circuit *c, qc_plan *p)
+{
+    const int n = c->n, m = qc_tile_qubits(n), np = p->npasses;
+    const uint64_t all = ((uint64_t)1 << n) - 1;
+    p->stages = malloc((size_t)(np + 1) * sizeof *p->stages);
+    p->order = malloc((size_t)(np + 1) * sizeof *p->order);
+    bool *done = calloc((size_t)np + 1, sizeof *done);
+    if (!p->stages || !p->order || !done) {
+        free(done);
+        return sl_error(SL_ENOMEM, "qcircuit: out of memory building the plan");
+    }
+    int at = 0, next = 0;
+    p->nstages = 0;
+    while (next < np) {
+        qc_stage st = {.first = at, .count = 0};
+        if (p->passes[next].k == 0) {
+            done[next] = true;
+            p->order[at++] = next;
+            st.count = 1;
+        } else {
+            uint64_t set = m < n ? 7 : all, blocked = 0;
+            for (int i = next; i < np && st.count < QC_STAGE_MAX_PASSES && blocked != all; i++) {
+                if (done[i])
+                    continue;
+                uint64_t sup = pass_support(c, p, i);
+                if (p->passes[i].k == 0 || (sup & blocked) ||
+                    __builtin_popcountll(set | sup) > m) {
+                    blocked |= sup;
+                    continue;
+                }
+                set |= sup;
+                done[i] = true;
+                p->order[at++] = i;
+                st.count++;
+            }
+        }
+        p->stages[p->nstages++] = st;
+        while (next < np && done[next])
+            next++;
+    }
+    free(done);
+    return SL_OK;
+}
+
 int qc_plan_build(const qc_circuit *c, qc_plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -185,6 +249,8 @@ int qc_plan_build(const qc_circuit *c, qc_plan *p)
     int rc = build(&b);
     if (rc == SL_OK)
         rc = flatten(&b, p);
+    if (rc == SL_OK)
+        rc = group(c, p);
     for (int i = 0; i < b.npasses; i++)
         free(b.passes[i].items.v);
     free(b.passes);
@@ -200,5 +266,7 @@ void qc_plan_free(qc_plan *p)
     free(p->passes);
     free(p->items);
     free(p->slot);
+    free(p->stages);
+    free(p->order);
     memset(p, 0, sizeof *p);
 }

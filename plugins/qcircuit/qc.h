@@ -47,13 +47,30 @@ typedef struct qc_rho {
     double *im;
 } qc_rho;
 
-/* Per-pass matrices; the pass itself needs no heap (its chunks live on
- * the stack of each thread), so a steady state allocates nothing. */
+/* Scratch of the passes, owned by one simulator: the matrices of one pass
+ * (qc_apply_super) and of up to QC_STAGE_MAX_PASSES passes of a stage,
+ * and one tile per worker thread (allocated by the first stage that needs
+ * it, then reused), so a steady state allocates nothing. */
 #define QC_MAX_THREADS 16
+#define QC_STAGE_MAX_PASSES 64
+#define QC_MAT_DOUBLES (32 * 32 + 16 * 16)
 typedef struct qc_work {
     double m[32 * 32];  /* the real form [[Re S, -Im S], [Im S, Re S]] */
     double a[16 * 16];  /* Re S, used alone when S is real */
+    double *mats;       /* QC_STAGE_MAX_PASSES x (m, a) of a stage */
+    void *geom;         /* QC_STAGE_MAX_PASSES pass geometries (density.c) */
+    void *stage;        /* a stage's tile geometry (density.c) */
+    double *tile[QC_MAX_THREADS]; /* per worker: re then im of one tile */
+    size_t tile_bytes;  /* of each tile[i] */
 } qc_work;
+
+/* One pass of a stage: the k-qubit superoperator s (qc.h ordering, not
+ * owned) on the qubits q[0..k). */
+typedef struct qc_stage_op {
+    int k;
+    int q[2];
+    const double complex *s;
+} qc_stage_op;
 
 int qc_rho_alloc(qc_rho *rho, int n);
 void qc_rho_free(qc_rho *rho);
@@ -65,6 +82,25 @@ void qc_work_free(qc_work *w);
 /* rho <- S(rho) in place for a k-qubit superoperator (k = 1 or 2) on the
  * distinct qubits q[0..k).  Each entry of rho is read and written once. */
 void qc_apply_super(qc_rho *rho, int k, const int *q, const double complex *s, qc_work *w);
+/* Tiles: a stage's passes act on qubits inside one set Q of
+ * qc_tile_qubits(n) qubits that contains qubits 0-2 (all n qubits when n
+ * is that small).  qc_tile_set gives such a Q containing `support` (the
+ * caller keeps popcount(support | 7) <= qc_tile_qubits(n)). */
+int qc_tile_qubits(int n);
+uint64_t qc_tile_set(int n, uint64_t support);
+/* Tests only: tiles of m qubits (clamped to [5, 8]); 0 restores the default. */
+void qc_set_tile_qubits(int m);
+/* rho <- S_npass(...S_1(rho)) for the passes ops[0..npass), all on qubits
+ * of one tile set, in one sweep over rho (tile by tile; see density.c).
+ * rho must be Hermitian and every S Hermiticity-preserving (true for
+ * every gate, channel and shift derivative of the simulator): only half of
+ * rho is computed, the other half is its mirror.  With zero_state, rho's
+ * contents are ignored and taken to be |0..0><0..0| (saves the sweep that
+ * would write that state and the reads of it).  SL_EINVAL if the passes
+ * do not fit one tile or npass is outside [1, QC_STAGE_MAX_PASSES];
+ * SL_ENOMEM if a tile cannot be allocated. */
+int qc_apply_stage(qc_rho *rho, int npass, const qc_stage_op *ops, bool zero_state,
+                   qc_work *w);
 /* rho <- R rho R^dagger, R = exp(-i theta P / 2), P the Pauli string (x, z);
  * one pass over groups of 4 entries; for strings on 3 or more qubits. */
 void qc_apply_pauli_rotation(qc_rho *rho, uint64_t x, uint64_t z, double theta);
@@ -219,17 +255,28 @@ typedef struct qc_pass {
     int first, count;       /* into plan->items / plan->slot */
 } qc_pass;
 
+/* A stage: passes order[first..first+count) applied in one sweep over rho
+ * (qc_apply_stage), or one heavy rotation pass (count 1). */
+typedef struct qc_stage {
+    int first, count;
+} qc_stage;
+
 typedef struct qc_plan {
     int npasses, nitems;
     qc_pass *passes;
     int *items;             /* op indices, in application order */
     int *slot;              /* for each item: local qubit (0/1) of a 1-qubit op
                                inside a 2-qubit pass, 2 if it spans both */
+    int nstages;
+    qc_stage *stages;
+    int *order;             /* pass indices, stage after stage */
 } qc_plan;
 
 /* Fuses consecutive 1-qubit gates and channels on a qubit, and folds them
  * into the next 2-qubit op on that qubit (and consecutive 2-qubit ops on
- * the same pair) so that each pass is one sweep over rho. */
+ * the same pair) into passes; then groups passes whose qubits fit one tile
+ * (qc_tile_qubits(n) at the time of the call) into stages, each one sweep
+ * over rho.  A pass may move ahead of earlier ones on other qubits only. */
 int qc_plan_build(const qc_circuit *c, qc_plan *p);
 void qc_plan_free(qc_plan *p);
 
@@ -244,7 +291,7 @@ typedef struct qc_sim {
     qc_rho rho;
     qc_work work;
     double *angle;          /* per op: weight * theta[param] (rotations) */
-    double complex *sbuf;   /* 3 x 256 superoperator scratch */
+    double complex *sbuf;   /* QC_STAGE_MAX_PASSES x 256: a stage's superoperators */
     /* adjoint gradient (allocated on first use): states before each pass,
      * the observable evolved backwards, a temporary */
     qc_rho *ckpt;

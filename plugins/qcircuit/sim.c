@@ -2,8 +2,10 @@
  *
  * Each pass of the plan (plan.c) gets one superoperator per evaluation,
  * composed from its ops' superoperators (1-qubit ops are first multiplied
- * together as 4 x 4 matrices, then embedded once per 2-qubit op), then is
- * applied in one sweep (density.c).
+ * together as 4 x 4 matrices, then embedded once per 2-qubit op); an
+ * evaluation applies the plan's stages, each several passes in one sweep
+ * over rho (density.c).  The adjoint gradient below needs rho between
+ * passes, so it applies each pass as a stage of its own.
  *
  * Gradients use the parameter-shift rule: for a rotation R_P(a) the
  * superoperator is S(a) = A + B cos a + C sin a, so
@@ -42,7 +44,8 @@ int qc_sim_init(qc_sim *s, qc_circuit *circ, qc_observable *obs, qc_grad_mode mo
     SL_TRY(qc_rho_alloc(&s->rho, s->circ.n));
     SL_TRY(qc_work_alloc(&s->work));
     s->angle = calloc((size_t)s->circ.nops + 1, sizeof *s->angle);
-    if (!s->angle)
+    s->sbuf = malloc(QC_STAGE_MAX_PASSES * 256 * sizeof *s->sbuf);
+    if (!s->angle || !s->sbuf)
         return sl_error(SL_ENOMEM, "qcircuit: out of memory");
     return SL_OK;
 }
@@ -211,17 +214,38 @@ static int apply_pass(qc_sim *s, const qc_pass *p, qc_rho *rho, int deriv, doubl
     }
     double complex sup[256];
     SL_TRY(pass_super(s, p, deriv, sup));
-    qc_apply_super(rho, p->k, p->q, sup, &s->work);
-    return SL_OK;
+    qc_stage_op op = {.k = p->k, .q = {p->q[0], p->q[1]}, .s = sup};
+    return qc_apply_stage(rho, 1, &op, false, &s->work);
+}
+
+/* rho <- the passes of stage st; a heavy pass alone.  With zero_state,
+ * rho starts as |0..0><0..0| whatever it holds. */
+static int apply_stage(qc_sim *s, const qc_stage *st, bool zero_state, qc_rho *rho)
+{
+    const qc_pass *first = &s->plan.passes[s->plan.order[st->first]];
+    if (first->k == 0) {
+        if (zero_state)
+            qc_rho_zero_state(rho);
+        return apply_pass(s, first, rho, -1, 0.0);
+    }
+    qc_stage_op ops[QC_STAGE_MAX_PASSES];
+    for (int i = 0; i < st->count; i++) {
+        const qc_pass *p = &s->plan.passes[s->plan.order[st->first + i]];
+        double complex *sup = s->sbuf + 256 * i;
+        SL_TRY(pass_super(s, p, -1, sup));
+        ops[i] = (qc_stage_op){.k = p->k, .q = {p->q[0], p->q[1]}, .s = sup};
+    }
+    return qc_apply_stage(rho, st->count, ops, zero_state, &s->work);
 }
 
 /* ---- cost ----------------------------------------------------------------------- */
 
 static int run_from_angles(qc_sim *s)
 {
-    qc_rho_zero_state(&s->rho);
-    for (int i = 0; i < s->plan.npasses; i++)
-        SL_TRY(apply_pass(s, &s->plan.passes[i], &s->rho, -1, 0.0));
+    if (s->plan.nstages == 0)
+        qc_rho_zero_state(&s->rho);
+    for (int i = 0; i < s->plan.nstages; i++)
+        SL_TRY(apply_stage(s, &s->plan.stages[i], i == 0, &s->rho));
     s->evals++;
     return SL_OK;
 }
@@ -328,8 +352,8 @@ static int adjoint_pass(qc_sim *s, const qc_pass *p)
     for (int a = 0; a < d2; a++)
         for (int b = 0; b < d2; b++)
             adj[a * d2 + b] = conj(sup[b * d2 + a]);
-    qc_apply_super(&s->oback, p->k, p->q, adj, &s->work);
-    return SL_OK;
+    qc_stage_op op = {.k = p->k, .q = {p->q[0], p->q[1]}, .s = adj};
+    return qc_apply_stage(&s->oback, 1, &op, false, &s->work);
 }
 
 static int grad_adjoint(qc_sim *s, const double *theta, double *grad)
