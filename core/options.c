@@ -17,6 +17,8 @@ typedef struct option {
     bool b;
     char *s;             /* STRING values, and raw text from sl_options_parse */
     bool raw;            /* from text: typed by the spec at validation */
+    sl_hook **hooks;     /* HOOKS values: an owned array of borrowed hooks */
+    int nhooks;
 } option;
 
 struct sl_options {
@@ -39,6 +41,9 @@ static void clear_value(option *it)
     free(it->s);
     it->s = NULL;
     it->raw = false;
+    free(it->hooks);
+    it->hooks = NULL;
+    it->nhooks = 0;
 }
 
 void sl_options_free(sl_options *o)
@@ -132,6 +137,36 @@ int sl_options_set_string(sl_options *o, const char *key, const char *value)
     return SL_OK;
 }
 
+/* An owned copy of n hook pointers into *out (NULL for n == 0). */
+static int copy_hooks(sl_hook *const *hooks, int n, sl_hook ***out)
+{
+    *out = NULL;
+    if (n <= 0)
+        return SL_OK;
+    if (!(*out = malloc((size_t)n * sizeof **out)))
+        return sl_error(SL_ENOMEM, "out of memory");
+    memcpy(*out, hooks, (size_t)n * sizeof **out);
+    return SL_OK;
+}
+
+int sl_options_set_hooks(sl_options *o, const char *key, sl_hook *const *hooks, int n)
+{
+    if (n < 0 || (n > 0 && !hooks))
+        return sl_error(SL_EINVAL, "options: option '%s' needs a list of %d hooks",
+                        key ? key : "(null)", n);
+    for (int i = 0; i < n; i++)
+        if (!hooks[i])
+            return sl_error(SL_EINVAL, "options: option '%s': hook %d is NULL",
+                            key ? key : "(null)", i + 1);
+    option *it = slot(o, key);
+    if (!it)
+        return SL_EINVAL;
+    it->type = SL_OPT_HOOKS;
+    SL_TRY(copy_hooks(hooks, n, &it->hooks));
+    it->nhooks = n;
+    return SL_OK;
+}
+
 int sl_options_parse(sl_options *o, const char *text)
 {
     const char *p = text;
@@ -165,7 +200,8 @@ sl_options *sl_options_copy(const sl_options *o)
     for (int i = 0; c && o && i < o->count; i++) {
         const option *it = &o->items[i];
         option *d = slot(c, it->key);
-        if (!d || (it->s && !(d->s = sl_strdup(it->s)))) {
+        if (!d || (it->s && !(d->s = sl_strdup(it->s))) ||
+            copy_hooks(it->hooks, it->nhooks, &d->hooks) < 0) {
             sl_options_free(c);
             return NULL;
         }
@@ -174,6 +210,7 @@ sl_options *sl_options_copy(const sl_options *o)
         d->f = it->f;
         d->b = it->b;
         d->raw = it->raw;
+        d->nhooks = it->nhooks;
     }
     return c;
 }
@@ -185,6 +222,7 @@ static const char *type_name(sl_option_type t)
     case SL_OPT_FLOAT: return "a number";
     case SL_OPT_BOOL: return "a boolean";
     case SL_OPT_STRING: return "a string";
+    case SL_OPT_HOOKS: return "a list of hooks";
     }
     return "?";
 }
@@ -231,6 +269,13 @@ static int parse_text(const char *owner, const char *key, sl_option_type t, cons
                             key, text);
         break;
     case SL_OPT_STRING:
+        break;
+    case SL_OPT_HOOKS: /* hooks are objects: only "no hooks" has a text form */
+        if (*text)
+            return sl_error(SL_EINVAL, "%s: option '%s' takes a list of hooks (from Lua or "
+                            "C), not the text '%s'", owner, key, text);
+        out->hooks = NULL;
+        out->nhooks = 0;
         break;
     }
     out->type = t;
@@ -376,6 +421,14 @@ const char *sl_options_string(const sl_options *o, const char *key)
     option tmp;
     const option *it = lookup(o, key, SL_OPT_STRING, &tmp);
     return it && it->s ? it->s : "";
+}
+
+sl_hook *const *sl_options_hooks(const sl_options *o, const char *key, int *n)
+{
+    option tmp;
+    const option *it = lookup(o, key, SL_OPT_HOOKS, &tmp);
+    *n = it ? it->nhooks : 0;
+    return it ? it->hooks : NULL;
 }
 
 bool sl_options_has(const sl_options *o, const char *key) { return find(o, key) != NULL; }

@@ -27,6 +27,8 @@ static const sl_option_spec train_spec[] = {
     {"checkpoint_every_epochs", SL_OPT_INT, "0",
      "write the checkpoint every N epochs (with a path and neither interval: 1)", NULL},
     {"resume", SL_OPT_STRING, "", "training checkpoint to continue from (empty: none)", NULL},
+    {"max_steps", SL_OPT_INT, "0",
+     "end the call after this many of its steps, mid-epoch if need be (0: no limit)", NULL},
     {NULL, 0, NULL, NULL, NULL}};
 
 const sl_option_spec *sl_train_options(void) { return train_spec; }
@@ -51,6 +53,8 @@ typedef struct run {
     sl_early_stop *early_stop;
     int64_t epochs, eval_batch, record_every, nbatches;
     bool stop;           /* early stopping ended the run */
+    int64_t max_steps;   /* steps this call may take (0: no limit) */
+    int64_t steps_done;  /* steps this call has taken */
     double loss_sum;     /* this epoch so far: sum of batch loss * batch size, */
     int64_t seen;        /* samples, */
     int64_t correct;     /* and hits */
@@ -155,6 +159,7 @@ static int step(run *r, int64_t batch, const sl_tensor *x, const sl_tensor *y)
     r->seen += x->shape[0];
     SL_TRY(report_step(r, batch, x->shape[0], lr));
     c->step++;
+    r->steps_done++;
     if (r->ckpt_steps > 0 && c->step % r->ckpt_steps == 0)
         SL_TRY(save_checkpoint(r, c->epoch, batch + 1));
     return SL_OK;
@@ -200,6 +205,8 @@ static int finish_epoch(run *r, double t0)
     return SL_OK;
 }
 
+static bool capped(const run *r) { return r->max_steps > 0 && r->steps_done >= r->max_steps; }
+
 static int epoch(run *r)
 {
     double t0 = now_seconds();
@@ -221,7 +228,7 @@ static int epoch(run *r)
     for (; batch < r->skip && (more = sl_batcher_next(r->batcher, &x, &y)) > 0; batch++)
         ;
     r->skip = 0;
-    while (more > 0 && (more = sl_batcher_next(r->batcher, &x, &y)) > 0)
+    while (more > 0 && !capped(r) && (more = sl_batcher_next(r->batcher, &x, &y)) > 0)
         SL_TRY(step(r, batch++, x, y));
     SL_TRY(more);
     SL_TRY(finish_epoch(r, t0));
@@ -317,6 +324,16 @@ static int setup(run *r, sl_options *opt)
         return sl_error(SL_EINVAL, "train: option 'seed' must be >= 0, got %lld",
                         (long long)sl_options_int(opt, "seed"));
     uint64_t seed = (uint64_t)sl_options_int(opt, "seed");
+    r->max_steps = sl_options_int(opt, "max_steps");
+    if (r->max_steps < 0)
+        return sl_error(SL_EINVAL, "train: max_steps must be >= 0, got %lld",
+                        (long long)r->max_steps);
+    /* A checkpoint taken after a capped, partial epoch would claim the epoch
+     * done; nothing needs the pair yet, so it is refused, not half-done. */
+    if (r->max_steps > 0 && (*sl_options_string(opt, "checkpoint") ||
+                             *sl_options_string(opt, "resume")))
+        return sl_error(SL_EINVAL, "train: max_steps cannot be combined with checkpoint or "
+                        "resume");
     SL_TRY(sl_batcher_new(r->args->train, batch, sl_model_dtype(r->model),
                           sl_options_bool(opt, "shuffle"), seed, sl_options_bool(opt, "drop_last"),
                           &r->batcher));
@@ -350,7 +367,8 @@ int sl_train(sl_model *model, sl_optim *optim, const sl_train_args *args,
     int rc = opt ? setup(&r, opt) : SL_ENOMEM;
     if (rc >= 0)
         rc = call_hooks(&r, SL_EV_TRAIN_BEGIN);
-    for (; rc >= 0 && !r.stop && r.ctx.epoch < r.start_epoch + r.epochs; r.ctx.epoch++) {
+    for (; rc >= 0 && !r.stop && !capped(&r) && r.ctx.epoch < r.start_epoch + r.epochs;
+         r.ctx.epoch++) {
         rc = epoch(&r);
         if (rc >= 0 && r.ckpt_epochs > 0 && (r.ctx.epoch + 1) % r.ckpt_epochs == 0)
             rc = save_checkpoint(&r, r.ctx.epoch + 1, 0);

@@ -660,7 +660,7 @@ START_TEST(test_symmetry_breaking_errors)
     sl_options_free(o);
     o = sl_test_options("batch=64,subset=10");
     ck_assert_sl_fails(sl_probe_run("symmetry_breaking", o, m, &d, r), SL_EINVAL,
-                       "replica 0: batcher");
+                       "larger than the 10 rows");
     sl_options_free(o);
     o = sl_test_options("");
     ck_assert_sl_fails(sl_probe_run("symmetry_breaking", o, m, NULL, r), SL_EINVAL,

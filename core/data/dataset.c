@@ -179,6 +179,27 @@ int sl_dataset_subset(const sl_dataset *d, const int64_t *index, int64_t n, sl_d
     return SL_OK;
 }
 
+int sl_dataset_head_x(const sl_dataset *d, int64_t rows, sl_dtype dtype, sl_tensor *out)
+{
+    SL_TRY(check_pair(d, "dataset head"));
+    const int64_t n = d->x.shape[0];
+    if (!out || rows < 1 || n < 1)
+        return sl_error(SL_EINVAL, "dataset head: need rows >= 1 of a non-empty dataset (rows "
+                        "%lld, size %lld)", (long long)rows, (long long)n);
+    sl_tensor view = {0}, t = {0};
+    SL_TRY(sl_tensor_narrow(&d->x, 0, 0, rows < n ? rows : n, &view));
+    int rc = sl_tensor_alloc(&t, dtype, view.ndim, view.shape);
+    if (rc >= 0)
+        rc = sl_tensor_copy(&t, &view);
+    sl_tensor_release(&view);
+    if (rc < 0) {
+        sl_tensor_release(&t);
+        return rc;
+    }
+    *out = t;
+    return SL_OK;
+}
+
 int sl_dataset_split(const sl_dataset *d, int64_t n_first, uint64_t seed, sl_dataset *first,
                      sl_dataset *rest)
 {

@@ -136,6 +136,30 @@ static bool skipped(const char *key, const char *const *skip)
     return false;
 }
 
+static void free_hook_list(void *p) { free(p); }
+
+/* A list of sl.hook objects (an option of type hooks): the options copy the
+ * pointers; the hooks stay anchored by the caller's table for the call. */
+static int set_hooks(lua_State *L, sl_options *o, const char *owner, const char *key, int vidx)
+{
+    int n = (int)luaL_len(L, vidx);
+    void **slot = slua_box(L, NULL, free_hook_list);
+    sl_hook **hooks = *slot = calloc(n > 0 ? (size_t)n : 1, sizeof *hooks);
+    if (hooks == NULL)
+        luaL_error(L, "out of memory");
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, vidx, i + 1);
+        if (luaL_testudata(L, -1, SLUA_HOOK) == NULL)
+            luaL_error(L, "%s: option '%s' must be a list of hooks (made by sl.hook.<type>{}); "
+                       "item %d is %s", owner, key, i + 1, luaL_typename(L, -1));
+        hooks[i] = slua_check_hook(L, -1);
+        lua_pop(L, 1);
+    }
+    int rc = sl_options_set_hooks(o, key, hooks, n);
+    lua_pop(L, 1); /* the box: the options keep their own copy */
+    return rc;
+}
+
 static void set_option(lua_State *L, sl_options *o, const char *owner, const char *key, int vidx)
 {
     int rc;
@@ -148,9 +172,10 @@ static void set_option(lua_State *L, sl_options *o, const char *owner, const cha
         break;
     case LUA_TBOOLEAN: rc = sl_options_set_bool(o, key, lua_toboolean(L, vidx)); break;
     case LUA_TSTRING: rc = sl_options_set_string(o, key, lua_tostring(L, vidx)); break;
+    case LUA_TTABLE: rc = set_hooks(L, o, owner, key, vidx); break;
     default:
-        luaL_error(L, "%s: option '%s' must be a number, boolean or string, got %s", owner, key,
-                   luaL_typename(L, vidx));
+        luaL_error(L, "%s: option '%s' must be a number, boolean, string or list of hooks, "
+                   "got %s", owner, key, luaL_typename(L, vidx));
         return;
     }
     slua_check(L, rc);

@@ -112,6 +112,7 @@ static const char *type_name(sl_option_type t)
     case SL_OPT_FLOAT: return "float";
     case SL_OPT_BOOL: return "bool";
     case SL_OPT_STRING: return "string";
+    case SL_OPT_HOOKS: return "hooks";
     }
     return "?";
 }

@@ -64,6 +64,11 @@ SL_API int sl_dataset_stats(const sl_dataset *d, double *mean, double *std);
 /* Copies rows index[0..n) of d into a new dataset. */
 SL_API int sl_dataset_subset(const sl_dataset *d, const int64_t *index, int64_t n,
                              sl_dataset *out);
+/* The first min(rows, N) rows of d's inputs, converted to `dtype` (a
+ * model's: sl_model_dtype), in a new contiguous tensor *out that the caller
+ * releases: the fixed probe batch of a measurement.  SL_EINVAL for
+ * rows < 1 or an empty dataset. */
+SL_API int sl_dataset_head_x(const sl_dataset *d, int64_t rows, sl_dtype dtype, sl_tensor *out);
 /* Splits d into `first` (n_first rows) and `rest` after a shuffle drawn from
  * `seed` — the same seed gives the same split.  Both are new copies. */
 SL_API int sl_dataset_split(const sl_dataset *d, int64_t n_first, uint64_t seed,

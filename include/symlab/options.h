@@ -23,8 +23,16 @@ typedef enum sl_option_type {
     SL_OPT_INT = 0,    /* int64_t; a float with an integral value is accepted */
     SL_OPT_FLOAT = 1,  /* double; an integer is accepted */
     SL_OPT_BOOL = 2,
-    SL_OPT_STRING = 3
+    SL_OPT_STRING = 3,
+    /* A list of hook instances (train.h), borrowed: for techniques that
+     * train copies of a model the way sl_train would (a probe that trains
+     * replicas).  Only C (sl_options_set_hooks) or the Lua binding (a list
+     * of sl.hook objects) can give one, never text; a spec's default must
+     * be "" (no hooks).  Appended in ABI minor 3. */
+    SL_OPT_HOOKS = 4
 } sl_option_type;
+
+typedef struct sl_hook sl_hook; /* train.h */
 
 /* One option of a technique.  A spec table ends with an entry whose name is
  * NULL. */
@@ -51,6 +59,10 @@ SL_API int sl_options_set_int(sl_options *o, const char *key, int64_t value);
 SL_API int sl_options_set_float(sl_options *o, const char *key, double value);
 SL_API int sl_options_set_bool(sl_options *o, const char *key, bool value);
 SL_API int sl_options_set_string(sl_options *o, const char *key, const char *value);
+/* Copies the list of n hook pointers (n >= 0; hooks may be NULL when n is
+ * 0), not the hooks: the caller keeps them alive, and unused by anyone
+ * else, while the options (or copies of them) are in use. */
+SL_API int sl_options_set_hooks(sl_options *o, const char *key, sl_hook *const *hooks, int n);
 
 /* Parses "key=value,key=value" as the command line gives it; values are typed
  * by the spec at validation time.  SL_EINVAL on a malformed pair. */
@@ -71,6 +83,8 @@ SL_API int64_t sl_options_int(const sl_options *o, const char *key);
 SL_API double sl_options_float(const sl_options *o, const char *key);
 SL_API bool sl_options_bool(const sl_options *o, const char *key);
 SL_API const char *sl_options_string(const sl_options *o, const char *key);
+/* The hooks given for key, their number in *n (0 and NULL: none). */
+SL_API sl_hook *const *sl_options_hooks(const sl_options *o, const char *key, int *n);
 /* True if the user gave the key (not just the default). */
 SL_API bool sl_options_has(const sl_options *o, const char *key);
 

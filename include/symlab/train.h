@@ -138,7 +138,12 @@ typedef struct sl_train_args {
 
 /* The options sl_train accepts: epochs, batch, seed, loss, shuffle,
  * drop_last, eval_batch, record_steps, start_epoch, checkpoint,
- * checkpoint_every_steps, checkpoint_every_epochs, resume.
+ * checkpoint_every_steps, checkpoint_every_epochs, resume, max_steps.
+ *
+ * max_steps = N > 0 ends the call after N of its steps, mid-epoch if need
+ * be (training a fixed number of steps, as a probe's replicas are): that
+ * epoch's row covers the batches done, EPOCH_END and TRAIN_END are called
+ * as usual.  Not combined with checkpoint or resume (SL_EINVAL).
  *
  * Continuing a run.  A call trains epochs start_epoch .. start_epoch +
  * epochs - 1 (0-based; start_epoch defaults to 0): epoch e is shuffled

@@ -39,7 +39,7 @@
 #include <stdlib.h>
 
 #include "asym.h"
-#include "assignment.h"
+#include "match.h"
 
 static const sl_option_spec wm_options[] = {
     {"other", SL_OPT_STRING, NULL, "checkpoint (safetensors) of model B, to align to the model",
@@ -48,133 +48,6 @@ static const sl_option_spec wm_options[] = {
     {"seed", SL_OPT_INT, "0", "seed of the order in which each sweep visits the layers", NULL},
     {"max_sweeps", SL_OPT_INT, "100", "stop after this many sweeps", NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL}};
-
-/* Workspace for one alignment, sized for the largest hidden layer. */
-typedef struct matcher {
-    sl_model *a, *b; /* b: the working copy, permuted in place */
-    const sl_structure *s;
-    double *ra, *rb;   /* one ref's rows of A and of B */
-    double *cost;      /* k × k */
-    int64_t *col;      /* the assignment */
-    int64_t **total;   /* per hidden layer: position i holds B's original unit total[h][i] */
-    int64_t *scratch;  /* k, for composing permutations */
-} matcher;
-
-static bool is_param_ref(const sl_unit_ref *r) { return r->param >= 0; }
-
-static void matcher_free(matcher *M)
-{
-    free(M->ra);
-    free(M->rb);
-    free(M->cost);
-    free(M->col);
-    free(M->scratch);
-    if (M->total)
-        for (int h = 0; h < sl_structure_nhidden(M->s); h++)
-            free(M->total[h]);
-    free(M->total);
-}
-
-static int matcher_init(matcher *M)
-{
-    int64_t kmax = 1, rows = 1;
-    int nh = sl_structure_nhidden(M->s);
-    for (int h = 0; h < nh; h++) {
-        const sl_hidden_layer *H = sl_structure_hidden(M->s, h);
-        kmax = H->units > kmax ? H->units : kmax;
-        for (int i = 0; i < H->nrefs; i++) {
-            int64_t n = H->units * sl_unit_ref_width(M->a, sl_hidden_ref(H, i), H->units);
-            rows = n > rows ? n : rows;
-        }
-    }
-    M->ra = malloc((size_t)rows * sizeof *M->ra);
-    M->rb = malloc((size_t)rows * sizeof *M->rb);
-    M->cost = malloc((size_t)(kmax * kmax) * sizeof *M->cost);
-    M->col = malloc((size_t)kmax * sizeof *M->col);
-    M->scratch = malloc((size_t)kmax * sizeof *M->scratch);
-    M->total = calloc((size_t)nh + 1, sizeof *M->total);
-    if (!M->ra || !M->rb || !M->cost || !M->col || !M->scratch || !M->total)
-        return sl_error(SL_ENOMEM, "weight_matching: out of memory");
-    for (int h = 0; h < nh; h++) {
-        int64_t k = sl_structure_hidden(M->s, h)->units;
-        if (!(M->total[h] = malloc((size_t)k * sizeof *M->total[h])))
-            return sl_error(SL_ENOMEM, "weight_matching: out of memory");
-        for (int64_t i = 0; i < k; i++)
-            M->total[h][i] = i;
-    }
-    return SL_OK;
-}
-
-/* cost = Σ over h's parameter refs of R_A R_Bᵀ (k × k). */
-static int layer_cost(matcher *M, const sl_hidden_layer *H)
-{
-    int64_t k = H->units;
-    for (int64_t i = 0; i < k * k; i++)
-        M->cost[i] = 0;
-    for (int i = 0; i < H->nrefs; i++) {
-        const sl_unit_ref *r = sl_hidden_ref(H, i);
-        if (!is_param_ref(r))
-            continue;
-        int64_t w = sl_unit_ref_width(M->a, r, k);
-        SL_TRY(sl_unit_ref_rows(M->a, r, k, M->ra));
-        SL_TRY(sl_unit_ref_rows(M->b, r, k, M->rb));
-        sl_dgemm(false, true, k, k, w, 1.0, M->ra, w, M->rb, w, 1.0, M->cost, k);
-    }
-    return SL_OK;
-}
-
-/* Re-solves hidden layer h; applies the assignment to B if it raises the
- * objective.  *changed is set when it does. */
-static int match_layer(matcher *M, int h, bool *changed)
-{
-    const sl_hidden_layer *H = sl_structure_hidden(M->s, h);
-    int64_t k = H->units;
-    SL_TRY(layer_cost(M, H));
-    SL_TRY(asym_assign(k, M->cost, true, M->col));
-    double keep = 0, take = 0, scale = 0;
-    for (int64_t i = 0; i < k; i++) {
-        keep += M->cost[i * k + i];
-        take += M->cost[i * k + M->col[i]];
-        scale += fabs(M->cost[i * k + M->col[i]]);
-    }
-    /* Ties and rounding: move only for a gain above round-off, so sweeps
-     * cannot cycle between equally good assignments. */
-    if (!(take > keep + 1e-12 * scale))
-        return SL_OK;
-    SL_TRY(sl_structure_permute(M->b, M->s, h, M->col));
-    for (int64_t i = 0; i < k; i++)
-        M->scratch[i] = M->total[h][M->col[i]];
-    for (int64_t i = 0; i < k; i++)
-        M->total[h][i] = M->scratch[i];
-    *changed = true;
-    return SL_OK;
-}
-
-/* Sweeps until one changes nothing or max_sweeps have run. */
-static int align(matcher *M, uint64_t seed, int64_t max_sweeps, int64_t *sweeps, bool *converged)
-{
-    int nh = sl_structure_nhidden(M->s);
-    int64_t *order = malloc(((size_t)nh + 1) * sizeof *order);
-    if (!order)
-        return sl_error(SL_ENOMEM, "weight_matching: out of memory");
-    sl_rng rng;
-    sl_rng_seed(&rng, seed);
-    *sweeps = 0;
-    *converged = nh == 0;
-    int rc = SL_OK;
-    while (!*converged && *sweeps < max_sweeps && rc >= 0) {
-        for (int h = 0; h < nh; h++)
-            order[h] = h;
-        sl_rng_shuffle(&rng, order, nh);
-        bool changed = false;
-        for (int h = 0; h < nh && rc >= 0; h++)
-            rc = match_layer(M, (int)order[h], &changed);
-        ++*sweeps;
-        *converged = !changed;
-    }
-    free(order);
-    return rc;
-}
 
 static double distance(sl_model *a, sl_model *b)
 {
@@ -187,7 +60,7 @@ static double distance(sl_model *a, sl_model *b)
     return sqrt(s);
 }
 
-static int report(matcher *M, int64_t sweeps, bool converged, double before, sl_record *out)
+static int report(asym_matcher *M, int64_t sweeps, bool converged, double before, sl_record *out)
 {
     SL_TRY(sl_record_set(out, "sweeps", (double)sweeps));
     SL_TRY(sl_record_set(out, "converged", converged ? 1.0 : 0.0));
@@ -217,26 +90,25 @@ static int wm_measure(const sl_options *opt, sl_model *model, const sl_dataset *
                         (long long)max_sweeps);
     if (!*output)
         return sl_error(SL_EINVAL, "weight_matching: option 'output' must name a file");
-    matcher M = {.a = model};
+    asym_matcher M = {0};
+    sl_model *b = NULL;
     sl_structure *s = NULL;
     int rc = sl_model_structure(model, &s);
-    M.s = s;
     if (rc >= 0)
-        rc = asym_load_other(model, sl_options_string(opt, "other"), "weight_matching", &M.b);
+        rc = asym_load_other(model, sl_options_string(opt, "other"), "weight_matching", &b);
     if (rc >= 0)
-        rc = matcher_init(&M);
+        rc = asym_matcher_init(&M, model, b, s);
     int64_t sweeps = 0;
     bool converged = false;
     double before = rc >= 0 ? distance(M.a, M.b) : 0;
     if (rc >= 0)
-        rc = align(&M, (uint64_t)sl_options_int(opt, "seed"), max_sweeps, &sweeps, &converged);
+        rc = asym_matcher_align(&M, (uint64_t)sl_options_int(opt, "seed"), max_sweeps, &sweeps, &converged);
     if (rc >= 0 && (rc = sl_model_save(M.b, output)) < 0)
         rc = sl_error_context(rc, "weight_matching: output");
     if (rc >= 0)
         rc = report(&M, sweeps, converged, before, out);
-    if (s)
-        matcher_free(&M);
-    sl_model_free(M.b);
+    asym_matcher_free(&M);
+    sl_model_free(b);
     sl_structure_free(s);
     return rc;
 }

@@ -9,14 +9,23 @@
  *      parameters (shared initialisation, the spin-glass sense of replicas),
  *      or with `independent_init`, fresh initialisations from seeds.
  *   2. Each is trained `steps` SGD steps (lr, momentum, weight_decay,
- *      batch) on the same random `subset` rows of the data; replicas differ
- *      only in the order of the batches and in their dropout noise
- *      (sl_model_seed_noise), both drawn from (seed, replica).
+ *      batch) by sl_train — the loop sl.train runs, with the caller's
+ *      `hooks` (an option of type hooks: the objects given to sl.train for
+ *      the arm measured, so a control living in a hook is trained as the
+ *      arm is) — on the same random `subset` rows of the data; replicas
+ *      differ only in the order of the batches and in their dropout noise
+ *      (sl_model_seed_noise), both drawn from (seed, replica).  The
+ *      replicas start from the model as it is when the probe runs (at
+ *      initialisation, or after training: docs/symmetry-breaking.md).
  *   3. theta_r = all parameters of replica r flattened, normalised to unit
  *      length.  Reported:
  *        distance          mean over pairs r < s of ||theta_r - theta_s||  (in [0, 2])
  *        distance_std      its standard deviation over the pairs
  *        overlap           mean over pairs of theta_r . theta_s = 1 - |.|^2 / 2
+ *        aligned_distance  mean over pairs of min over hidden-unit permutations
+ *                          pi of ||theta_r - pi(theta_s)||, pi found by weight
+ *                          matching (plugins/asym/match.h: exact with one
+ *                          hidden layer, a local optimum with more)
  *        drift             mean over replicas of ||theta_r - theta_0||, theta_0 the
  *                          normalised given model (how far training moved at all)
  *        spectral_distance mean over pairs of the mean over weight layers of
@@ -42,7 +51,8 @@
  * breaking" is unconfirmed; compare configurations, do not read absolute
  * values.  The plain distance is not permutation-invariant: with
  * independent_init it mostly measures the permutation (and rotation)
- * ambiguity, which the spectral and Gram variants remove.
+ * ambiguity, which the aligned distance removes (permutations) and the
+ * spectral and Gram variants remove (both).
  *
  * shuffle_units (a check of the metric) permutes the hidden units of every
  * replica at random after training: the functions are unchanged, the plain
@@ -56,8 +66,11 @@
 
 #include <symlab/symlab.h>
 
+#include "match.h" /* weight matching, from plugins/asym */
+
 
 #define LOSS_WINDOW 20
+#define MAX_SWEEPS 100 /* weight matching's limit; one hidden layer needs one sweep */
 
 static const sl_option_spec sb_options[] = {
     {"replicas", SL_OPT_INT, "4", "number of replicas R (>= 2)", NULL},
@@ -68,12 +81,14 @@ static const sl_option_spec sb_options[] = {
     {"momentum", SL_OPT_FLOAT, "0", "SGD momentum", NULL},
     {"weight_decay", SL_OPT_FLOAT, "0", "SGD weight decay", NULL},
     {"loss", SL_OPT_STRING, "cross_entropy", "loss type", NULL},
-    {"seed", SL_OPT_INT, "1", "seed of the subset, the batch orders and the noise", NULL},
+    {"seed", SL_OPT_INT, "1", "seed of the subset, the batch orders, the noise and the alignment", NULL},
     {"independent_init", SL_OPT_BOOL, "false",
      "re-initialise each replica from its own seed instead of copying the model", NULL},
     {"probe_batch", SL_OPT_INT, "256", "rows of the subset for the Gram variant", NULL},
     {"shuffle_units", SL_OPT_BOOL, "false",
      "check: permute hidden units of each replica after training", NULL},
+    {"hooks", SL_OPT_HOOKS, "",
+     "hooks the replicas are trained with (the ones given to sl.train)", NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL}};
 
 typedef struct sb_args {
@@ -81,11 +96,14 @@ typedef struct sb_args {
     double lr, momentum, weight_decay;
     uint64_t seed;
     bool independent, shuffle;
-    const sl_loss_type *loss;
+    const char *loss;
+    sl_hook *const *hooks; /* borrowed from the options */
+    int nhooks;
 } sb_args;
 
 /* What one replica leaves for the pairwise comparison (all f64). */
 typedef struct sb_replica {
+    sl_model *model;  /* the trained replica, for the alignment */
     double *theta;    /* numel, unit length */
     double *spectra;  /* per weight layer, normalised singular values, concatenated */
     double *grams;    /* per hidden layer, B x B normalised Gram, concatenated */
@@ -212,44 +230,62 @@ static int shuffle_units(sl_model *m, const sb_work *w, uint64_t seed)
     return SL_OK;
 }
 
-/* `steps` SGD steps on the subset in the replica's own batch order. */
+/* The mean loss of the last LOSS_WINDOW steps, from sl_train's on_step. */
+typedef struct loss_tail {
+    int64_t steps;
+    double sum;
+    int64_t counted;
+} loss_tail;
+
+static int on_step(void *userdata, const sl_step_info *info)
+{
+    loss_tail *t = userdata;
+    if (info->step > t->steps - LOSS_WINDOW) { /* steps count from 1 */
+        t->sum += info->loss;
+        t->counted++;
+    }
+    return SL_OK;
+}
+
+/* `steps` SGD steps on the subset through sl_train — the loop sl.train
+ * runs, calling the caller's hooks — in the replica's own batch order
+ * (the training seed), whole batches only. */
 static int train_replica(sl_model *m, const sb_work *w, const sb_args *a, uint64_t seed,
                          double *loss)
 {
-    sl_options *o = sl_options_new();
-    if (!o)
-        return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
-    sl_options_set_float(o, "lr", a->lr);
-    sl_options_set_float(o, "momentum", a->momentum);
-    sl_options_set_float(o, "weight_decay", a->weight_decay);
+    const int64_t per_epoch = sl_dataset_size(w->data) / a->batch;
+    if (per_epoch < 1)
+        return sl_error(SL_EINVAL, "symmetry_breaking: batch %lld is larger than the %lld rows "
+                        "trained on (option 'subset')", (long long)a->batch,
+                        (long long)sl_dataset_size(w->data));
+    sl_options *o = sl_options_new(), *t = sl_options_new();
     sl_optim *opt = NULL;
-    sl_batcher *b = NULL;
-    int rc = sl_optim_new("sgd", m, o, &opt);
-    if (rc >= 0)
-        rc = sl_batcher_new(w->data, a->batch, sl_model_dtype(m), true, seed, true, &b);
-    double sum = 0;
-    int64_t counted = 0, epoch = 0;
-    if (rc >= 0)
-        sl_batcher_begin_epoch(b, epoch);
-    for (int64_t s = 0; rc >= 0 && s < a->steps; s++) {
-        const sl_tensor *x, *y;
-        if (sl_batcher_next(b, &x, &y) == 0) {
-            sl_batcher_begin_epoch(b, ++epoch);
-            sl_batcher_next(b, &x, &y);
-        }
-        double v;
-        rc = sl_model_loss(m, a->loss, x, y, true, &v);
-        if (rc >= 0)
-            rc = sl_optim_step(opt);
-        if (rc >= 0 && s >= a->steps - LOSS_WINDOW) {
-            sum += v;
-            counted++;
-        }
+    int rc = o && t ? SL_OK : sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+    if (rc >= 0) {
+        sl_options_set_float(o, "lr", a->lr);
+        sl_options_set_float(o, "momentum", a->momentum);
+        sl_options_set_float(o, "weight_decay", a->weight_decay);
+        sl_options_set_int(t, "epochs", (a->steps + per_epoch - 1) / per_epoch);
+        sl_options_set_int(t, "max_steps", a->steps);
+        sl_options_set_int(t, "batch", a->batch);
+        sl_options_set_int(t, "seed", (int64_t)seed);
+        sl_options_set_string(t, "loss", a->loss);
+        rc = sl_options_set_bool(t, "drop_last", true);
     }
-    *loss = counted > 0 ? sum / (double)counted : NAN;
-    sl_batcher_free(b);
+    if (rc >= 0)
+        rc = sl_optim_new("sgd", m, o, &opt);
+    loss_tail tail = {.steps = a->steps};
+    const sl_train_args args = {.train = w->data,
+                                .hooks = a->hooks,
+                                .nhooks = a->nhooks,
+                                .on_step = on_step,
+                                .userdata = &tail};
+    if (rc >= 0)
+        rc = sl_train(m, opt, &args, t);
+    *loss = tail.counted > 0 ? tail.sum / (double)tail.counted : NAN;
     sl_optim_free(opt);
     sl_options_free(o);
+    sl_options_free(t);
     return rc;
 }
 
@@ -260,8 +296,7 @@ static int run_replica(sb_work *w, const sb_args *a, int64_t r, sb_replica *out)
     uint64_t seed = (uint64_t)replica_seed(a->seed, r);
     int rc = a->independent ? sl_model_reset_parameters(m, seed) : SL_OK;
     sl_model_seed_noise(m, seed);
-    sl_model_set_training(m, true);
-    if (rc >= 0)
+    if (rc >= 0 && a->steps > 0)
         rc = train_replica(m, w, a, seed, &out->loss);
     if (rc >= 0 && a->shuffle)
         rc = shuffle_units(m, w, seed ^ 0x5eed);
@@ -271,7 +306,7 @@ static int run_replica(sb_work *w, const sb_args *a, int64_t r, sb_replica *out)
         rc = replica_spectra(m, w, out->spectra);
     if (rc >= 0 && w->ngrams > 0)
         rc = replica_grams(m, w, out->grams);
-    sl_model_free(m);
+    out->model = m;
     return rc;
 }
 
@@ -314,15 +349,45 @@ static double gram_pair(const sb_work *w, const double *a, const double *b)
     return sum / (double)layers;
 }
 
+/* min over hidden-unit permutations π of ||theta_r - π(theta_s)||: a copy of
+ * replica s weight-matched onto replica r (maximising <theta_r, π theta_s>
+ * is minimising the distance of the unit vectors), normalised into
+ * `scratch`.  Exact with one hidden layer, a local optimum with more. */
+static int aligned_pair(const sb_work *w, const sb_replica *r, const sb_replica *s,
+                        uint64_t seed, double *scratch, double *d)
+{
+    sl_model *b;
+    SL_TRY(sl_model_clone(s->model, sl_model_dtype(s->model), &b));
+    asym_matcher M;
+    int64_t sweeps;
+    bool converged;
+    int rc = asym_matcher_init(&M, r->model, b, w->st);
+    if (rc >= 0)
+        rc = asym_matcher_align(&M, seed, MAX_SWEEPS, &sweeps, &converged);
+    if (rc >= 0)
+        rc = unit_params(b, scratch, w->numel);
+    if (rc >= 0)
+        *d = euclid(r->theta, scratch, w->numel);
+    asym_matcher_free(&M);
+    sl_model_free(b);
+    return rc;
+}
+
 static int report(const sb_work *w, const sb_args *a, const sb_replica *rep, sl_record *out)
 {
-    double sd = 0, sd2 = 0, sq = 0, ss = 0, sg = 0, drift = 0, loss = 0;
+    double *scratch = malloc((size_t)w->numel * sizeof *scratch);
+    if (!scratch)
+        return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
+    double sd = 0, sd2 = 0, sq = 0, ss = 0, sg = 0, sa = 0, drift = 0, loss = 0;
+    int rc = SL_OK;
     int64_t pairs = 0;
     for (int64_t r = 0; r < a->replicas; r++) {
         drift += euclid(rep[r].theta, w->theta0, w->numel);
         loss += rep[r].loss;
-        for (int64_t s = r + 1; s < a->replicas; s++) {
-            double d = euclid(rep[r].theta, rep[s].theta, w->numel);
+        for (int64_t s = r + 1; rc >= 0 && s < a->replicas; s++) {
+            double d = euclid(rep[r].theta, rep[s].theta, w->numel), da = 0;
+            rc = aligned_pair(w, &rep[r], &rep[s], a->seed, scratch, &da);
+            sa += da;
             sd += d;
             sd2 += d * d;
             sq += dot(rep[r].theta, rep[s].theta, w->numel);
@@ -332,10 +397,13 @@ static int report(const sb_work *w, const sb_args *a, const sb_replica *rep, sl_
             pairs++;
         }
     }
+    free(scratch);
+    SL_TRY(rc);
     const double P = (double)pairs, R = (double)a->replicas;
     SL_TRY(sl_record_set(out, "distance", sd / P));
     SL_TRY(sl_record_set(out, "distance_std", sqrt(fmax(0, sd2 / P - (sd / P) * (sd / P)))));
     SL_TRY(sl_record_set(out, "overlap", sq / P));
+    SL_TRY(sl_record_set(out, "aligned_distance", sa / P));
     SL_TRY(sl_record_set(out, "drift", drift / R));
     SL_TRY(sl_record_set(out, "spectral_distance", ss / P));
     if (w->ngrams > 0)
@@ -358,32 +426,19 @@ static int read_args(const sl_options *opt, sb_args *a)
         .seed = (uint64_t)sl_options_int(opt, "seed"),
         .independent = sl_options_bool(opt, "independent_init"),
         .shuffle = sl_options_bool(opt, "shuffle_units"),
+        .loss = sl_options_string(opt, "loss"),
     };
+    a->hooks = sl_options_hooks(opt, "hooks", &a->nhooks);
     if (a->replicas < 2)
         return sl_error(SL_EINVAL, "symmetry_breaking: replicas must be >= 2, got %lld",
                         (long long)a->replicas);
     if (a->steps < 0 || a->batch < 1 || a->probe_batch < 2)
         return sl_error(SL_EINVAL,
                         "symmetry_breaking: need steps >= 0, batch >= 1, probe_batch >= 2");
-    a->loss = sl_registry_find(SL_KIND_LOSS, sl_options_string(opt, "loss"));
-    return a->loss ? SL_OK : SL_ENOTFOUND;
-}
-
-/* The probe batch: the first rows of the subset, in the model's dtype. */
-static int take_probe_batch(sb_work *w, int64_t rows)
-{
-    sl_batcher *b;
-    const sl_tensor *x, *y;
-    SL_TRY(sl_batcher_new(w->data, rows, sl_model_dtype(w->base), false, 0, false, &b));
-    sl_batcher_begin_epoch(b, 0);
-    int rc = sl_batcher_next(b, &x, &y);
-    if (rc > 0)
-        rc = sl_tensor_alloc(&w->probe_x, x->dtype, x->ndim, x->shape);
-    if (rc >= 0)
-        rc = sl_tensor_copy(&w->probe_x, x);
-    sl_batcher_free(b);
-    w->B = w->probe_x.shape[0];
-    return rc < 0 ? rc : SL_OK;
+    if (!sl_registry_find(SL_KIND_LOSS, a->loss))
+        return sl_error(SL_ENOTFOUND, "symmetry_breaking: option 'loss': no loss type '%s'",
+                        a->loss);
+    return SL_OK;
 }
 
 static int setup(sb_work *w, const sb_args *a)
@@ -394,7 +449,8 @@ static int setup(sb_work *w, const sb_args *a)
     const int hidden = sl_structure_nhidden(w->st);
     for (int l = 0; l < sl_structure_nlayers(w->st); l++)
         w->nspectra += spectrum_length(sl_structure_layer(w->st, l));
-    SL_TRY(take_probe_batch(w, a->probe_batch));
+    SL_TRY(sl_dataset_head_x(w->data, a->probe_batch, sl_model_dtype(w->base), &w->probe_x));
+    w->B = w->probe_x.shape[0];
     w->ngrams = hidden * w->B * w->B;
     w->theta0 = malloc((size_t)w->numel * sizeof *w->theta0);
     if (!w->theta0)
@@ -405,6 +461,7 @@ static int setup(sb_work *w, const sb_args *a)
 static void free_replicas(sb_replica *rep, int64_t n)
 {
     for (int64_t r = 0; rep && r < n; r++) {
+        sl_model_free(rep[r].model);
         free(rep[r].theta);
         free(rep[r].spectra);
         free(rep[r].grams);
@@ -461,9 +518,10 @@ static int sb_measure(const sl_options *opt, sl_model *model, const sl_dataset *
 static const sl_probe_type sb_type = {
     .name = "symmetry_breaking",
     .summary = "replica distance (workbench proxy of Zhang et al. 2024, not the paper's formula): "
-               "R replicas from the model's parameters trained S SGD steps on one data subset, "
-               "differing in batch order and dropout noise; mean pairwise distance of unit-norm "
-               "parameter vectors, plus permutation-invariant spectral and Gram variants "
+               "R replicas from the model's parameters trained S SGD steps (with the caller's "
+               "hooks) on one data subset, differing in batch order and dropout noise; mean "
+               "pairwise distance of unit-norm parameter vectors, plus permutation-invariant "
+               "variants: weight-matched (aligned), spectral and Gram "
                "(larger: noise moves replicas further apart; see docs/symmetry-breaking.md)",
     .options = sb_options,
     .measure = sb_measure,
