@@ -310,6 +310,7 @@ end
 
 -- ---------------------------------------------------------------- one run
 local function run(cfg, seed, lr)
+  local cpu0 = os.clock() -- CPU seconds: on a shared machine the wall time says little
   local d = dataset(cfg.data)
   local arm = ARMS[cfg.arm]
   local train = train_rows(d, P.train_rows[cfg.arch])
@@ -341,6 +342,7 @@ local function run(cfg, seed, lr)
     local nr = noise_accuracy(net, cfg, arm, d, seed)
     for k, v in pairs(nr) do row[k] = v end
   end
+  row.cpu_seconds = os.clock() - cpu0
   return row
 end
 
