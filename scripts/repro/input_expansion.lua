@@ -45,9 +45,7 @@ local results = require "symlab.results"
 local tbl = require "symlab.table"
 local sweep = require "symlab.sweep"
 local rows = require "symlab.sweep_rows"
--- symlab.stats (Spearman, bootstrap) comes with the symmetry_breaking work;
--- without it the correlation table is left out with a message.
-local have_stats, stats = pcall(require, "symlab.stats")
+local stats = require "symlab.stats"
 
 -- quick (or SYMLAB_REPRO_QUICK=1, which every task process inherits)
 local quick, outdir = os.getenv("SYMLAB_REPRO_QUICK") == "1", "results"
@@ -508,30 +506,94 @@ local function report(groups, dir)
                           proj = "projected", sb_init = "dist@init", sb_after = "dist@end" } })
 
   -- Does a metric rank the points as test accuracy does?  Spearman over
-  -- every point, bootstrap 95 % interval over points.
+  -- every point and within each architecture, bootstrap 95 % interval
+  -- over points (pairs resampled together).
   local corr = {}
-  for _, m in ipairs(METRICS) do
-    local xs, ys = {}, {}
-    for _, s in ipairs(summary) do
-      if s[m] and s.accuracy then xs[#xs + 1] = s[m]; ys[#ys + 1] = s.accuracy end
-    end
-    if #xs >= 3 and have_stats then
-      local rho, lo, hi = stats.spearman_ci(xs, ys, { reps = 2000, seed = 1 })
-      corr[#corr + 1] = { metric = m, points = #xs, rho = rho, lo = lo, hi = hi }
+  for _, scope in ipairs({ "all", table.unpack(ARCHS) }) do
+    for _, m in ipairs(METRICS) do
+      local xs, ys = {}, {}
+      for _, s in ipairs(summary) do
+        if s[m] and s.accuracy and (scope == "all" or s.arch == scope) then
+          xs[#xs + 1] = s[m]; ys[#ys + 1] = s.accuracy
+        end
+      end
+      if #xs >= 4 then
+        local rho, lo, hi = stats.spearman_ci(xs, ys, { reps = 2000, seed = 1 })
+        corr[#corr + 1] = { scope = scope, metric = m, points = #xs, rho = rho, lo = lo, hi = hi }
+      end
     end
   end
   print()
-  if not have_stats then print("no symlab.stats: rank correlations left out") end
-  tbl.print(corr, { "metric", "points", "rho", "lo", "hi" },
+  tbl.print(corr, { "scope", "metric", "points", "rho", "lo", "hi" },
             { formats = { rho = "%+.3f", lo = "%+.3f", hi = "%+.3f" },
               headers = { rho = "Spearman(metric, test acc)", lo = "95% CI lo", hi = "hi" } })
+
+  -- the summary as a Markdown table, for docs/results/input_expansion.md
+  local md = { "| point | lr | n | test accuracy | epochs to target | final train loss | noisy acc | projected | aligned dist @init | @end | dead |",
+               "|---|---|---|---|---|---|---|---|---|---|---|" }
+  for _, r in ipairs(shown) do
+    local function f(v, fm) return v and fm:format(v) or "–" end
+    md[#md + 1] = ("| %s | %g | %d | %s | %s | %s | %s | %s | %s | %s | %s |"):format(
+      r.point, r.lr, r.n, r.test, r.epochs, r.loss, r.noise, r.proj, f(r.sb_init, "%.4f"),
+      f(r.sb_after, "%.4f"), f(r.dead, "%.3f"))
+  end
+  md[#md + 1] = ""
+  md[#md + 1] = "| scope | metric | points | Spearman ρ | 95 % CI |"
+  md[#md + 1] = "|---|---|---|---|---|"
+  for _, c in ipairs(corr) do
+    md[#md + 1] = ("| %s | %s | %d | %+.2f | [%+.2f, %+.2f] |"):format(c.scope, c.metric, c.points,
+                                                                     c.rho, c.lo, c.hi)
+  end
+  local f = assert(io.open(dir .. "/input_expansion_tables.md", "w"))
+  f:write(table.concat(md, "\n"), "\n")
+  f:close()
+
+  -- metric vs accuracy, one point per (dataset, architecture, arm)
+  local pts = {}
+  for _, s in ipairs(summary) do
+    pts[#pts + 1] = { data = s.data, arch = s.arch, arm = s.arm, accuracy = s.accuracy,
+                      init = s.init_aligned_distance or 0 / 0,
+                      after = s.after_aligned_distance or 0 / 0 }
+  end
+  results.write_csv(dir .. "/input_expansion_points.csv", pts,
+                    { "data", "arch", "arm", "accuracy", "init", "after" })
+  local series = {}
+  for _, dname in ipairs(use) do
+    for _, arch in ipairs(ARCHS) do
+      if #ARCH_ARMS[dname][arch] > 0 then series[#series + 1] = { dname, arch } end
+    end
+  end
+  local function scatter(col)
+    local l = {}
+    for _, sr in ipairs(series) do
+      l[#l + 1] = ("'%s/input_expansion_points.csv' using ((stringcolumn(1) eq '%s' && "
+        .. "stringcolumn(2) eq '%s') ? $%d : 1/0):4 with points pt 7 title '%s %s'")
+        :format(dir, sr[1], sr[2], col, sr[1], sr[2])
+    end
+    return table.concat(l, ", \\\n  ")
+  end
+  results.plot(dir .. "/input_expansion_metric.png", ([[
+set terminal pngcairo size 1200,500
+set output '%s/input_expansion_metric.png'
+set datafile separator ','
+set key bottom right font ',8' noenhanced
+set logscale x
+set ylabel 'test accuracy (mean over seeds)'
+set multiplot layout 1,2
+set xlabel 'aligned replica distance at initialisation'
+plot %s
+set xlabel 'aligned replica distance after training'
+plot %s
+unset multiplot
+]]):format(dir, scatter(5), scatter(6)))
 
   results.write_csv(dir .. "/input_expansion_runs.csv", runs)
   results.write_csv(dir .. "/input_expansion_summary.csv", summary)
   results.write_csv(dir .. "/input_expansion_curves.csv", curves,
                     { "data", "arch", "arm", "epoch", "val_accuracy" })
   results.write_csv(dir .. "/input_expansion_correlation.csv", corr)
-  print(("wrote %s/input_expansion_{runs,summary,curves,correlation}.csv"):format(dir))
+  print(("wrote %s/input_expansion_{runs,summary,curves,correlation,points}.csv and _tables.md")
+        :format(dir))
   -- accuracy vs epoch per arm (one panel per dataset/architecture) and
   -- the metric after training vs test accuracy
   local panels = {}
