@@ -12,35 +12,6 @@
 
 #define MODEL(dtype, seed, ...) sl_test_model(dtype, seed, (const char *const[]){__VA_ARGS__, NULL})
 
-/* A classification set: x (n, f) uniform in [-1, 1), y = argmax of a fixed
- * linear map of x. */
-static sl_dataset toy_data(int64_t n, int64_t f, int64_t classes, uint64_t seed)
-{
-    sl_dataset d = {0};
-    sl_rng rng;
-    sl_rng_seed(&rng, seed);
-    ck_assert_sl_ok(sl_tensor_alloc(&d.x, SL_F32, 2, SHAPE(n, f)));
-    ck_assert_sl_ok(sl_tensor_alloc(&d.y, SL_I64, 1, &n));
-    float *x = d.x.data;
-    for (int64_t i = 0; i < n * f; i++)
-        x[i] = (float)(2 * sl_rng_uniform(&rng) - 1);
-    for (int64_t i = 0; i < n; i++) {
-        int64_t best = 0;
-        double best_v = -INFINITY;
-        for (int64_t c = 0; c < classes; c++) {
-            double v = 0;
-            for (int64_t j = 0; j < f; j++)
-                v += sl_tensor_flat_get(&d.x, i * f + j) * sin((double)(c * f + j + 1));
-            if (v > best_v) {
-                best_v = v;
-                best = c;
-            }
-        }
-        ((int64_t *)d.y.data)[i] = best;
-    }
-    return d;
-}
-
 static sl_model *mlp(uint64_t seed)
 {
     return MODEL(SL_F64, seed, "linear", "in_features=4,out_features=8", "relu", "", "linear",
@@ -131,7 +102,7 @@ END_TEST
 
 START_TEST(test_dataset_head_x)
 {
-    sl_dataset d = toy_data(10, 3, 2, 1);
+    sl_dataset d = sl_test_toy_data(10, 3, 2, 1);
     sl_tensor h = {0};
     ck_assert_sl_ok(sl_dataset_head_x(&d, 4, SL_F64, &h));
     ck_assert_int_eq(h.dtype, SL_F64);
@@ -166,7 +137,7 @@ static int count_step(void *u, const sl_step_info *info)
 
 START_TEST(test_train_max_steps)
 {
-    sl_dataset d = toy_data(64, 4, 3, 8); /* 4 batches of 16 per epoch */
+    sl_dataset d = sl_test_toy_data(64, 4, 3, 8); /* 4 batches of 16 per epoch */
     sl_model *m = mlp(3);
     sl_optim *opt;
     sl_options *oo = sl_test_options("lr=0.05");
@@ -207,7 +178,7 @@ END_TEST
  * reproduces the probe without hooks bit for bit. */
 START_TEST(test_hooks_train_the_replicas)
 {
-    sl_dataset d = toy_data(200, 4, 3, 8);
+    sl_dataset d = sl_test_toy_data(200, 4, 3, 8);
     sl_model *m = mlp(3);
     sl_record *plain = probe_hooked(TRAINED, NULL, m, &d);
     ck_assert_msg(GET(plain, "drift") > 1e-3, "replicas should move (%g)", GET(plain, "drift"));
@@ -260,7 +231,7 @@ END_TEST
  * different points, each reproducibly. */
 START_TEST(test_init_and_trained)
 {
-    sl_dataset d = toy_data(200, 4, 3, 8);
+    sl_dataset d = sl_test_toy_data(200, 4, 3, 8);
     sl_model *m = mlp(3);
     sl_tensor before = {0};
     const sl_tensor *p = sl_model_flat_params(m);
@@ -309,7 +280,7 @@ END_TEST
  * one hidden layer and with two. */
 START_TEST(test_aligned_zero_for_permuted_replicas)
 {
-    sl_dataset d = toy_data(200, 4, 3, 8);
+    sl_dataset d = sl_test_toy_data(200, 4, 3, 8);
     sl_model *nets[2] = {mlp(3), deep_mlp(4)};
     for (int k = 0; k < 2; k++) {
         sl_record *r = probe_hooked("steps=0,shuffle_units=true,replicas=5", NULL, nets[k], &d);
@@ -328,7 +299,7 @@ END_TEST
  * plain distance (the identity is a candidate). */
 START_TEST(test_aligned_invariant_after_training)
 {
-    sl_dataset d = toy_data(200, 4, 3, 8);
+    sl_dataset d = sl_test_toy_data(200, 4, 3, 8);
     sl_model *m = mlp(3);
     sl_record *base = probe_hooked(TRAINED ",independent_init=true", NULL, m, &d);
     sl_record *shuf =

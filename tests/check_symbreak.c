@@ -54,29 +54,6 @@ static void expect_near(double got, double want, double tol, const char *what)
                   what, got, want);
 }
 
-/* A classification set: x (n, f) in U(-1, 1), y = argmax of a fixed linear map. */
-static sl_dataset toy_data(int64_t n, int64_t f, int64_t classes, uint64_t seed)
-{
-    sl_dataset d = {0};
-    d.x = random_tensor(SL_F32, 2, (int64_t[]){n, f}, seed);
-    ck_assert_sl_ok(sl_tensor_alloc(&d.y, SL_I64, 1, &n));
-    for (int64_t i = 0; i < n; i++) {
-        int64_t best = 0;
-        double best_v = -INFINITY;
-        for (int64_t c = 0; c < classes; c++) {
-            double v = 0;
-            for (int64_t j = 0; j < f; j++)
-                v += sl_tensor_flat_get(&d.x, i * f + j) * sin((double)(c * f + j + 1));
-            if (v > best_v) {
-                best_v = v;
-                best = c;
-            }
-        }
-        ((int64_t *)d.y.data)[i] = best;
-    }
-    return d;
-}
-
 /* ---------------------------------------------------------------- gradients */
 
 START_TEST(test_gradcheck_input_expand)
@@ -509,7 +486,7 @@ static sl_model *train_one_step(const sl_dataset *d, const char *hook_opts, int 
 
 START_TEST(test_grad_scale)
 {
-    sl_dataset d = toy_data(16, 4, 3, 5);
+    sl_dataset d = sl_test_toy_data(16, 4, 3, 5);
     int rc;
     sl_model *init = MODEL(SL_F64, 21, "linear", "in_features=4,out_features=3");
     sl_model *plain = train_one_step(&d, NULL, &rc);
@@ -584,7 +561,7 @@ static const int64_t PERM[8] = {3, 7, 0, 5, 1, 6, 2, 4};
 
 START_TEST(test_symmetry_breaking_zero_and_shuffle)
 {
-    sl_dataset d = toy_data(200, 4, 3, 8);
+    sl_dataset d = sl_test_toy_data(200, 4, 3, 8);
     sl_model *m = mlp(3);
     /* no training: every replica is the model itself */
     sl_record *r = probe("symmetry_breaking", "steps=0", m, &d);
@@ -607,7 +584,7 @@ END_TEST
 
 START_TEST(test_symmetry_breaking_invariance)
 {
-    sl_dataset d = toy_data(200, 4, 3, 8);
+    sl_dataset d = sl_test_toy_data(200, 4, 3, 8);
     const char *o = "steps=40,batch=16,subset=150,probe_batch=64";
     sl_model *m = mlp(3);
     sl_record *base = probe("symmetry_breaking", o, m, &d);
@@ -651,7 +628,7 @@ END_TEST
 
 START_TEST(test_symmetry_breaking_errors)
 {
-    sl_dataset d = toy_data(20, 4, 3, 8);
+    sl_dataset d = sl_test_toy_data(20, 4, 3, 8);
     sl_model *m = mlp(3);
     sl_record *r = sl_record_new();
     sl_options *o = sl_test_options("replicas=1");
@@ -689,7 +666,7 @@ START_TEST(test_symmetry_metrics_neurons)
         W2[o * 5 + 1] = W2[o * 5 + 0];
         W2[o * 5 + 4] = -W2[o * 5 + 3];
     }
-    sl_dataset d = toy_data(100, 4, 3, 2);
+    sl_dataset d = sl_test_toy_data(100, 4, 3, 2);
     sl_record *r = probe("symmetry_metrics", "", m, &d);
     ck_assert_double_eq(get(r, "0.units"), 5);
     ck_assert_double_eq(get(r, "0.distinct_neurons"), 4);

@@ -90,6 +90,34 @@ static inline double sl_test_get(const sl_record *r, const char *name)
     return v;
 }
 
+/* A classification set for tests: x (n, f) f32 filled by gradcheck_fill
+ * from seed, y (n) = the argmax over `classes` of the fixed linear map
+ * sum_j x_j sin(c f + j + 1).  The caller releases it. */
+static inline sl_dataset sl_test_toy_data(int64_t n, int64_t f, int64_t classes, uint64_t seed)
+{
+    sl_dataset d = {0};
+    sl_rng rng;
+    sl_rng_seed(&rng, seed);
+    ck_assert_sl_ok(sl_tensor_alloc(&d.x, SL_F32, 2, (const int64_t[]){n, f}));
+    gradcheck_fill(&d.x, &rng);
+    ck_assert_sl_ok(sl_tensor_alloc(&d.y, SL_I64, 1, &n));
+    for (int64_t i = 0; i < n; i++) {
+        int64_t best = 0;
+        double best_v = -INFINITY;
+        for (int64_t c = 0; c < classes; c++) {
+            double v = 0;
+            for (int64_t j = 0; j < f; j++)
+                v += sl_tensor_flat_get(&d.x, i * f + j) * sin((double)(c * f + j + 1));
+            if (v > best_v) {
+                best_v = v;
+                best = c;
+            }
+        }
+        ((int64_t *)d.y.data)[i] = best;
+    }
+    return d;
+}
+
 /* Max |a - b| / max(1, |a|) over the outputs of two models on one input x
  * (in either model's dtype). */
 static inline double sl_test_output_gap(sl_model *a, sl_model *b, const sl_tensor *x)

@@ -138,26 +138,48 @@ static bool skipped(const char *key, const char *const *skip)
 
 static void free_hook_list(void *p) { free(p); }
 
-/* A list of sl.hook objects (an option of type hooks): the options copy the
- * pointers; the hooks stay anchored by the caller's table for the call. */
-static int set_hooks(lua_State *L, sl_options *o, const char *owner, const char *key, int vidx)
+sl_hook **slua_check_hook_list(lua_State *L, int list, const char *what, int *n)
 {
-    int n = (int)luaL_len(L, vidx);
+    list = lua_absindex(L, list);
+    *n = (int)luaL_len(L, list);
     void **slot = slua_box(L, NULL, free_hook_list);
-    sl_hook **hooks = *slot = calloc(n > 0 ? (size_t)n : 1, sizeof *hooks);
+    sl_hook **hooks = *slot = calloc(*n > 0 ? (size_t)*n : 1, sizeof *hooks);
     if (hooks == NULL)
         luaL_error(L, "out of memory");
-    for (int i = 0; i < n; i++) {
-        lua_geti(L, vidx, i + 1);
+    for (int i = 0; i < *n; i++) {
+        lua_geti(L, list, i + 1);
         if (luaL_testudata(L, -1, SLUA_HOOK) == NULL)
-            luaL_error(L, "%s: option '%s' must be a list of hooks (made by sl.hook.<type>{}); "
-                       "item %d is %s", owner, key, i + 1, luaL_typename(L, -1));
+            luaL_error(L, "%s[%d] is %s, not a hook (made by sl.hook.<type>{})", what, i + 1,
+                       luaL_typename(L, -1));
         hooks[i] = slua_check_hook(L, -1);
         lua_pop(L, 1);
     }
+    return hooks;
+}
+
+/* An option of type hooks: the options copy the list of pointers; the
+ * hooks stay anchored by the caller's table for the call. */
+static int set_hooks(lua_State *L, sl_options *o, const char *owner, const char *key, int vidx)
+{
+    char what[160];
+    snprintf(what, sizeof what, "%s: option '%s'", owner, key);
+    int n;
+    sl_hook **hooks = slua_check_hook_list(L, vidx, what, &n);
     int rc = sl_options_set_hooks(o, key, hooks, n);
     lua_pop(L, 1); /* the box: the options keep their own copy */
     return rc;
+}
+
+/* Whether the table at idx can be a list of hooks: empty, or a hook first
+ * (set_hooks checks the rest).  Otherwise leaves its first item on the
+ * stack, for the message. */
+static bool is_hook_list(lua_State *L, int idx)
+{
+    if (lua_geti(L, idx, 1) == LUA_TNIL || luaL_testudata(L, -1, SLUA_HOOK)) {
+        lua_pop(L, 1);
+        return true;
+    }
+    return false;
 }
 
 static void set_option(lua_State *L, sl_options *o, const char *owner, const char *key, int vidx)
@@ -172,7 +194,14 @@ static void set_option(lua_State *L, sl_options *o, const char *owner, const cha
         break;
     case LUA_TBOOLEAN: rc = sl_options_set_bool(o, key, lua_toboolean(L, vidx)); break;
     case LUA_TSTRING: rc = sl_options_set_string(o, key, lua_tostring(L, vidx)); break;
-    case LUA_TTABLE: rc = set_hooks(L, o, owner, key, vidx); break;
+    case LUA_TTABLE:
+        if (is_hook_list(L, vidx)) {
+            rc = set_hooks(L, o, owner, key, vidx);
+            break;
+        }
+        luaL_error(L, "%s: option '%s' must be a number, boolean, string or list of hooks, "
+                   "got a table of %s", owner, key, luaL_typename(L, -1));
+        return;
     default:
         luaL_error(L, "%s: option '%s' must be a number, boolean, string or list of hooks, "
                    "got %s", owner, key, luaL_typename(L, vidx));

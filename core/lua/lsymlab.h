@@ -153,6 +153,10 @@ sl_dataset *slua_new_dataset(lua_State *L);
 /* Optimizers, hooks and schedules (for sl.train). */
 sl_optim *slua_check_optim(lua_State *L, int idx);
 sl_hook *slua_check_hook(lua_State *L, int idx);
+/* The list of sl.hook objects at `list` as a C array of *n pointers, kept
+ * in a box pushed on the stack (freed with it; the hooks stay the list's).
+ * A non-hook item raises "<what>[i] is <type>, not a hook". */
+sl_hook **slua_check_hook_list(lua_State *L, int list, const char *what, int *n);
 sl_schedule *slua_check_schedule(lua_State *L, int idx);
 
 /* The training progress bar (lprogress.c): whether the `progress` option

@@ -214,35 +214,21 @@ static int on_epoch(void *userdata, const sl_record *row)
     return rc == LUA_OK ? SL_OK : callback_failed(st, "on_epoch");
 }
 
-static void free_hooks(void *p) { free(p); }
-
 /* Reads opts.hooks (a list of hook userdata) into an array kept in a box
  * pushed on the stack; the hooks stay anchored by the options table. */
 static sl_hook **check_hooks(lua_State *L, int opts, int *n)
 {
     *n = 0;
-    void **slot = slua_box(L, NULL, free_hooks);
     if (opts == 0 || lua_getfield(L, opts, "hooks") == LUA_TNIL) {
         if (opts)
             lua_pop(L, 1);
+        slua_box(L, NULL, NULL); /* the caller expects a box */
         return NULL;
     }
     int list = lua_gettop(L);
     luaL_argexpected(L, lua_istable(L, list), 4, "a list of hooks in 'hooks'");
-    int count = (int)luaL_len(L, list);
-    sl_hook **hooks = *slot = calloc(count > 0 ? (size_t)count : 1, sizeof *hooks);
-    if (hooks == NULL)
-        luaL_error(L, "out of memory");
-    for (int i = 0; i < count; i++) {
-        lua_geti(L, list, i + 1);
-        if (luaL_testudata(L, -1, SLUA_HOOK) == NULL)
-            luaL_error(L, "train: hooks[%d] is %s, not a hook (made by sl.hook.<type>{})", i + 1,
-                       luaL_typename(L, -1));
-        hooks[i] = slua_check_hook(L, -1);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    *n = count;
+    sl_hook **hooks = slua_check_hook_list(L, list, "train: hooks", n);
+    lua_remove(L, list); /* the box stays on top */
     return hooks;
 }
 

@@ -64,12 +64,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <symlab/symlab.h>
-
 #include "match.h" /* weight matching, from plugins/asym */
+#include "sb.h"
 
-
-#define LOSS_WINDOW 20
 #define MAX_SWEEPS 100 /* weight matching's limit; one hidden layer needs one sweep */
 
 static const sl_option_spec sb_options[] = {
@@ -90,225 +87,6 @@ static const sl_option_spec sb_options[] = {
     {"hooks", SL_OPT_HOOKS, "",
      "hooks the replicas are trained with (the ones given to sl.train)", NULL},
     {NULL, SL_OPT_INT, NULL, NULL, NULL}};
-
-typedef struct sb_args {
-    int64_t replicas, steps, batch, probe_batch;
-    double lr, momentum, weight_decay;
-    uint64_t seed;
-    bool independent, shuffle;
-    const char *loss;
-    sl_hook *const *hooks; /* borrowed from the options */
-    int nhooks;
-} sb_args;
-
-/* What one replica leaves for the pairwise comparison (all f64). */
-typedef struct sb_replica {
-    sl_model *model;  /* the trained replica, for the alignment */
-    double *theta;    /* numel, unit length */
-    double *spectra;  /* per weight layer, normalised singular values, concatenated */
-    double *grams;    /* per hidden layer, B x B normalised Gram, concatenated */
-    double loss;
-} sb_replica;
-
-typedef struct sb_work {
-    sl_model *base;
-    const sl_dataset *data;
-    sl_tensor probe_x;             /* probe batch in the model's dtype */
-    sl_structure *st;              /* the base model's weight and hidden layers */
-    int64_t numel, nspectra, ngrams, B;
-    double *theta0;
-} sb_work;
-
-static int64_t replica_seed(uint64_t seed, int64_t r)
-{
-    sl_rng g;
-    sl_rng_derive(&g, seed, 0x73796d62 /* "symb" */ + (uint64_t)r);
-    return (int64_t)(sl_rng_next(&g) >> 1);
-}
-
-/* Scales v to unit length (a zero vector stays zero). */
-static void normalise(double *v, int64_t n)
-{
-    double norm = 0;
-    for (int64_t i = 0; i < n; i++)
-        norm += v[i] * v[i];
-    norm = sqrt(norm);
-    for (int64_t i = 0; i < n && norm > 0; i++)
-        v[i] /= norm;
-}
-
-/* Copies the flat parameters into v (f64) and normalises to unit length. */
-static int unit_params(sl_model *m, double *v, int64_t n)
-{
-    sl_tensor dst = {0};
-    SL_TRY(sl_tensor_wrap(&dst, v, SL_F64, 1, &n));
-    SL_TRY(sl_tensor_copy(&dst, sl_model_flat_params(m)));
-    normalise(v, n);
-    return SL_OK;
-}
-
-static int64_t spectrum_length(const sl_weight_layer *L)
-{
-    return L->units < L->fan_in ? L->units : L->fan_in;
-}
-
-static int replica_spectra(sl_model *m, const sb_work *w, double *out)
-{
-    for (int l = 0; l < sl_structure_nlayers(w->st); l++) {
-        sl_tensor mat = {0}, s = {0};
-        SL_TRY(sl_weight_layer_matrix(m, sl_structure_layer(w->st, l), &mat));
-        int rc = sl_svd(&mat, NULL, &s, NULL);
-        sl_tensor_release(&mat);
-        SL_TRY(rc);
-        int64_t k = sl_tensor_numel(&s);
-        memcpy(out, s.data, (size_t)k * sizeof *out);
-        sl_tensor_release(&s);
-        normalise(out, k);
-        out += k;
-    }
-    return SL_OK;
-}
-
-/* Normalised centred Gram matrix (B x B) of one activation (B, ...). */
-static int activation_gram(const sl_tensor *a, int64_t B, double *gram)
-{
-    const int64_t f = sl_tensor_numel(a) / B;
-    double *c = malloc((size_t)(B * f) * sizeof *c);
-    if (!c)
-        return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
-    sl_tensor wrapped = {0};
-    int rc = sl_tensor_wrap(&wrapped, c, SL_F64, a->ndim, a->shape);
-    if (rc >= 0)
-        rc = sl_tensor_copy(&wrapped, a);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    for (int64_t j = 0; j < f; j++) { /* centre every feature over the batch */
-        double mean = 0;
-        for (int64_t b = 0; b < B; b++)
-            mean += c[b * f + j];
-        mean /= (double)B;
-        for (int64_t b = 0; b < B; b++)
-            c[b * f + j] -= mean;
-    }
-    sl_dgemm(false, true, B, B, f, 1.0, c, f, c, f, 0.0, gram, B);
-    free(c);
-    normalise(gram, B * B);
-    return SL_OK;
-}
-
-static int replica_grams(sl_model *m, const sb_work *w, double *out)
-{
-    const sl_tensor *y;
-    sl_model_set_training(m, false);
-    SL_TRY(sl_model_forward(m, &w->probe_x, &y));
-    for (int h = 0; h < sl_structure_nhidden(w->st); h++) {
-        const sl_hidden_layer *hl = sl_structure_hidden(w->st, h);
-        SL_TRY(activation_gram(sl_module_output(sl_model_find_module(m, sl_module_path(hl->act))), w->B, out));
-        out += w->B * w->B;
-    }
-    return SL_OK;
-}
-
-static int shuffle_units(sl_model *m, const sb_work *w, uint64_t seed)
-{
-    sl_rng rng;
-    sl_rng_seed(&rng, seed);
-    for (int h = 0; h < sl_structure_nhidden(w->st); h++) {
-        const int64_t units = sl_structure_hidden(w->st, h)->units;
-        int64_t *perm = malloc((size_t)units * sizeof *perm);
-        if (!perm)
-            return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
-        for (int64_t j = 0; j < units; j++)
-            perm[j] = j;
-        sl_rng_shuffle(&rng, perm, units);
-        int rc = sl_structure_permute(m, w->st, h, perm);
-        free(perm);
-        SL_TRY(rc);
-    }
-    return SL_OK;
-}
-
-/* The mean loss of the last LOSS_WINDOW steps, from sl_train's on_step. */
-typedef struct loss_tail {
-    int64_t steps;
-    double sum;
-    int64_t counted;
-} loss_tail;
-
-static int on_step(void *userdata, const sl_step_info *info)
-{
-    loss_tail *t = userdata;
-    if (info->step > t->steps - LOSS_WINDOW) { /* steps count from 1 */
-        t->sum += info->loss;
-        t->counted++;
-    }
-    return SL_OK;
-}
-
-/* `steps` SGD steps on the subset through sl_train — the loop sl.train
- * runs, calling the caller's hooks — in the replica's own batch order
- * (the training seed), whole batches only. */
-static int train_replica(sl_model *m, const sb_work *w, const sb_args *a, uint64_t seed,
-                         double *loss)
-{
-    const int64_t per_epoch = sl_dataset_size(w->data) / a->batch;
-    if (per_epoch < 1)
-        return sl_error(SL_EINVAL, "symmetry_breaking: batch %lld is larger than the %lld rows "
-                        "trained on (option 'subset')", (long long)a->batch,
-                        (long long)sl_dataset_size(w->data));
-    sl_options *o = sl_options_new(), *t = sl_options_new();
-    sl_optim *opt = NULL;
-    int rc = o && t ? SL_OK : sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
-    if (rc >= 0) {
-        sl_options_set_float(o, "lr", a->lr);
-        sl_options_set_float(o, "momentum", a->momentum);
-        sl_options_set_float(o, "weight_decay", a->weight_decay);
-        sl_options_set_int(t, "epochs", (a->steps + per_epoch - 1) / per_epoch);
-        sl_options_set_int(t, "max_steps", a->steps);
-        sl_options_set_int(t, "batch", a->batch);
-        sl_options_set_int(t, "seed", (int64_t)seed);
-        sl_options_set_string(t, "loss", a->loss);
-        rc = sl_options_set_bool(t, "drop_last", true);
-    }
-    if (rc >= 0)
-        rc = sl_optim_new("sgd", m, o, &opt);
-    loss_tail tail = {.steps = a->steps};
-    const sl_train_args args = {.train = w->data,
-                                .hooks = a->hooks,
-                                .nhooks = a->nhooks,
-                                .on_step = on_step,
-                                .userdata = &tail};
-    if (rc >= 0)
-        rc = sl_train(m, opt, &args, t);
-    *loss = tail.counted > 0 ? tail.sum / (double)tail.counted : NAN;
-    sl_optim_free(opt);
-    sl_options_free(o);
-    sl_options_free(t);
-    return rc;
-}
-
-static int run_replica(sb_work *w, const sb_args *a, int64_t r, sb_replica *out)
-{
-    sl_model *m;
-    SL_TRY(sl_model_clone(w->base, sl_model_dtype(w->base), &m));
-    uint64_t seed = (uint64_t)replica_seed(a->seed, r);
-    int rc = a->independent ? sl_model_reset_parameters(m, seed) : SL_OK;
-    sl_model_seed_noise(m, seed);
-    if (rc >= 0 && a->steps > 0)
-        rc = train_replica(m, w, a, seed, &out->loss);
-    if (rc >= 0 && a->shuffle)
-        rc = shuffle_units(m, w, seed ^ 0x5eed);
-    if (rc >= 0)
-        rc = unit_params(m, out->theta, w->numel);
-    if (rc >= 0)
-        rc = replica_spectra(m, w, out->spectra);
-    if (rc >= 0 && w->ngrams > 0)
-        rc = replica_grams(m, w, out->grams);
-    out->model = m;
-    return rc;
-}
 
 static double euclid(const double *a, const double *b, int64_t n)
 {
@@ -332,7 +110,7 @@ static double spectral_pair(const sb_work *w, const double *a, const double *b)
     double sum = 0;
     const int n = sl_structure_nlayers(w->st);
     for (int l = 0; l < n; l++) {
-        int64_t k = spectrum_length(sl_structure_layer(w->st, l));
+        int64_t k = sb_spectrum_length(sl_structure_layer(w->st, l));
         sum += euclid(a, b, k);
         a += k;
         b += k;
@@ -365,7 +143,7 @@ static int aligned_pair(const sb_work *w, const sb_replica *r, const sb_replica 
     if (rc >= 0)
         rc = asym_matcher_align(&M, seed, MAX_SWEEPS, &sweeps, &converged);
     if (rc >= 0)
-        rc = unit_params(b, scratch, w->numel);
+        rc = sb_unit_params(b, scratch, w->numel);
     if (rc >= 0)
         *d = euclid(r->theta, scratch, w->numel);
     asym_matcher_free(&M);
@@ -448,14 +226,14 @@ static int setup(sb_work *w, const sb_args *a)
     w->nspectra = 0;
     const int hidden = sl_structure_nhidden(w->st);
     for (int l = 0; l < sl_structure_nlayers(w->st); l++)
-        w->nspectra += spectrum_length(sl_structure_layer(w->st, l));
+        w->nspectra += sb_spectrum_length(sl_structure_layer(w->st, l));
     SL_TRY(sl_dataset_head_x(w->data, a->probe_batch, sl_model_dtype(w->base), &w->probe_x));
     w->B = w->probe_x.shape[0];
     w->ngrams = hidden * w->B * w->B;
     w->theta0 = malloc((size_t)w->numel * sizeof *w->theta0);
     if (!w->theta0)
         return sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
-    return unit_params(w->base, w->theta0, w->numel);
+    return sb_unit_params(w->base, w->theta0, w->numel);
 }
 
 static void free_replicas(sb_replica *rep, int64_t n)
@@ -481,7 +259,7 @@ static int measure_all(sb_work *w, const sb_args *a, sl_record *out)
         if (!rep[r].theta || !rep[r].spectra || !rep[r].grams)
             rc = sl_error(SL_ENOMEM, "symmetry_breaking: out of memory");
         if (rc >= 0)
-            rc = run_replica(w, a, r, &rep[r]);
+            rc = sb_run_replica(w, a, r, &rep[r]);
         if (rc < 0)
             rc = sl_error_context(rc, "replica %lld", (long long)r);
     }

@@ -122,7 +122,8 @@ T.test("symmetry_breaking hooks from Lua", function()
   T.eq(frozen.aligned_distance, 0.0)
   T.ok(plain.drift > 0, "without hooks the replicas move")
   opts.hooks = { freeze, "x" }
-  T.raises(function() sl.probe.symmetry_breaking(net, ds, opts) end, "item 2 is string")
+  T.raises(function() sl.probe.symmetry_breaking(net, ds, opts) end,
+           "symmetry_breaking: option 'hooks'[2] is string, not a hook")
 end)
 
 T.run()
