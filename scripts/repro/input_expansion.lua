@@ -596,19 +596,24 @@ unset multiplot
         :format(dir))
   -- accuracy vs epoch per arm (one panel per dataset/architecture) and
   -- the metric after training vs test accuracy
-  local panels = {}
+  -- (only points with results: a partial run leaves some out, and gnuplot
+  -- stops at a plot with no valid point)
+  local panels, have = {}, {}
+  for _, s in ipairs(summary) do have[point(s)] = true end
   for _, dname in ipairs(use) do
     for _, arch in ipairs(ARCHS) do
       local lines = {}
       for _, armname in ipairs(ARCH_ARMS[dname][arch]) do
+        if not have[point { data = dname, arch = arch, arm = armname }] then goto next_arm end
         lines[#lines + 1] = ("'%s/input_expansion_curves.csv' using 4:((stringcolumn(1) eq '%s' && "
           .. "stringcolumn(2) eq '%s' && stringcolumn(3) eq '%s') ? $5 : 1/0) with linespoints "
           .. "title '%s'"):format(dir, dname, arch, armname, armname)
+        ::next_arm::
       end
       if #lines > 0 then panels[#panels + 1] = ("set title '%s %s'\nplot %s"):format(dname, arch, table.concat(lines, ", \\\n  ")) end
     end
   end
-  results.plot(dir .. "/input_expansion.png", ([[
+  if #panels > 0 then results.plot(dir .. "/input_expansion.png", ([[
 set terminal pngcairo size 1500,%d
 set output '%s/input_expansion.png'
 set datafile separator ','
@@ -618,7 +623,7 @@ set ylabel 'validation accuracy (mean over seeds)'
 set multiplot layout %d,3
 %s
 unset multiplot
-]]):format(420 * #use, dir, #use, table.concat(panels, "\n")))
+]]):format(420 * math.ceil(#panels / 3), dir, math.ceil(#panels / 3), table.concat(panels, "\n"))) end
 end
 
 S = sweep.define {
