@@ -541,8 +541,23 @@ local function report(groups, dir)
   md[#md + 1] = "| scope | metric | points | Spearman ρ | 95 % CI |"
   md[#md + 1] = "|---|---|---|---|---|"
   for _, c in ipairs(corr) do
-    md[#md + 1] = ("| %s | %s | %d | %+.2f | [%+.2f, %+.2f] |"):format(c.scope, c.metric, c.points,
-                                                                     c.rho, c.lo, c.hi)
+    md[#md + 1] = c.rho ~= c.rho
+      and ("| %s | %s | %d | – (metric constant) | |"):format(c.scope, c.metric, c.points)
+      or ("| %s | %s | %d | %+.2f | [%+.2f, %+.2f] |"):format(c.scope, c.metric, c.points,
+                                                            c.rho, c.lo, c.hi)
+  end
+  -- the selection: final validation accuracy of the seed-1 run at each rate
+  md[#md + 1] = ""
+  local head = { "| point |" }
+  for _, lr in ipairs(P.lrs) do head[#head + 1] = (" val @ %g |"):format(lr) end
+  md[#md + 1] = table.concat(head) .. " chosen |"
+  md[#md + 1] = "|---|" .. ("---|"):rep(#P.lrs) .. "---|"
+  for _, s in ipairs(summary) do
+    local cells = { ("| %s/%s/%s |"):format(s.data, s.arch, s.arm) }
+    for _, lr in ipairs(P.lrs) do
+      cells[#cells + 1] = (" %.4f |"):format(s[("val_lr%g"):format(lr)])
+    end
+    md[#md + 1] = table.concat(cells) .. (" %g |"):format(s.lr)
   end
   local f = assert(io.open(dir .. "/input_expansion_tables.md", "w"))
   f:write(table.concat(md, "\n"), "\n")
