@@ -9,10 +9,10 @@
 --   symlab scripts/repro/input_expansion.lua [quick] [RESULTS_DIR]   (all in one process)
 --
 -- Protocol.  Points are (dataset, architecture, arm).  Every point first
--- trains once (seed 1) at each learning rate of the grid LRS: these are the
--- "grid" tasks.  Its rate is the one with the best final *validation*
--- accuracy.  The "seeds" tasks (seeds 2..SEEDS) then train at that rate;
--- with the grid run of the chosen rate they are the SEEDS seeds reported.
+-- trains once (seed 1) at each learning rate of the grid P.lrs: these are
+-- the "grid" tasks.  Its rate is the one with the best final *validation*
+-- accuracy.  The "seeds" tasks (seeds 2..P.seeds) then train at that rate;
+-- with the grid run of the chosen rate they are the P.seeds seeds reported.
 -- A seeds task reads the grid rows from the sweep directory, so under
 -- `sweep run --jobs N` (whose batches mix tasks) some seeds tasks find
 -- their grid incomplete and fail at once with a message saying so: running
@@ -35,11 +35,11 @@
 -- $SYMLAB_TEST_FASHION_MNIST, which `make check` and .ci/run set), else
 -- sl.data.load("fashion-mnist") (the cache; downloads when it can); when
 -- none is there it is skipped with one line saying why.  Its 60k training
--- images are split once (seed 12345) into train and a VAL-row validation
+-- images are split once (seed 12345) into train and a P.val-row validation
 -- set; the 10k test images are the test set.  MNIST-10k (shipped) the same
--- way: 8000 train images split into train and validation, 2000 test.  The
--- convolutional architectures train on the first rows of the (shuffled)
--- train split only — TRAIN_ROWS below; the output says how many.
+-- way: 8000 train images split into train and validation, 2000 test.  Each
+-- architecture trains on the first P.train_rows rows of the (shuffled)
+-- train split (the time budget); every row of the runs CSV says how many.
 local sl = require "symlab"
 local results = require "symlab.results"
 local tbl = require "symlab.table"
@@ -359,7 +359,6 @@ for _, dname in ipairs(use) do
     end
   end
 end
-local ngrid = #configs
 for _, dname in ipairs(use) do
   for _, arch in ipairs(ARCHS) do
     for _, arm in ipairs(ARCH_ARMS[dname][arch]) do
@@ -654,5 +653,4 @@ S = sweep.define {
   task = task,
   report = report,
 }
-S.ngrid = ngrid
 return sweep.main(S, outdir)
