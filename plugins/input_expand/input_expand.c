@@ -23,6 +23,15 @@
  * the normalised value (0.5 - mean) / std when the data set is normalised
  * first.  Backward routes the gradient of each original position back to
  * its input element; the constants have no gradient.
+ *
+ * expand_project is the test-time mask projection of the SBDE follow-up
+ * (arXiv 2602.17948): its input is an already expanded image (N, C, H', W')
+ * and it resets every inserted position (those off the grid
+ * r % K == offset, q % K == offset) to `fill`, passing the original
+ * positions unchanged.  On an output of input_expand with the same factor,
+ * offset and fill it is the identity; it matters only when something (an
+ * attack, noise) changed the expanded image after expansion.  Backward
+ * passes the gradient of the original positions and zeroes the others.
  */
 #include "config.h"
 
@@ -234,7 +243,98 @@ static const sl_module_type expand_type = {
     .role = {.kind = SL_ROLE_OPAQUE},
 };
 
-static const sl_module_type *const modules[] = {&expand_type, NULL};
+/* ---------------------------------------------------------------- expand_project */
+
+typedef struct project_state {
+    int64_t factor, offset;
+    double fill;
+} project_state;
+
+static const sl_option_spec project_options[] = {
+    {"factor", SL_OPT_INT, "2", "expansion factor K the input was expanded with", NULL},
+    {"offset", SL_OPT_INT, "0", "position of the original pixel in its KxK cell", NULL},
+    {"fill", SL_OPT_FLOAT, "0.5", "value the inserted positions are reset to", NULL},
+    {NULL, SL_OPT_INT, NULL, NULL, NULL}};
+
+static int project_create(sl_module *m, const sl_options *opt)
+{
+    project_state st = {.factor = sl_options_int(opt, "factor"),
+                        .offset = sl_options_int(opt, "offset"),
+                        .fill = sl_options_float(opt, "fill")};
+    if (st.factor < 1)
+        return sl_error(SL_EINVAL, "expand_project: factor must be >= 1, got %lld",
+                        (long long)st.factor);
+    if (st.offset < 0 || st.offset >= st.factor)
+        return sl_error(SL_EINVAL, "expand_project: offset must be in [0, factor=%lld), got %lld",
+                        (long long)st.factor, (long long)st.offset);
+    project_state *s = malloc(sizeof *s);
+    if (!s)
+        return sl_error(SL_ENOMEM, "expand_project: out of memory");
+    *s = st;
+    sl_module_set_state(m, s);
+    return SL_OK;
+}
+
+static int project_output_shape(sl_module *m, int ndim, const int64_t *in, int *out_ndim,
+                                int64_t *out)
+{
+    const project_state *s = sl_module_state(m);
+    char got[128];
+    if (ndim != 4 || in[2] % s->factor != 0 || in[3] % s->factor != 0)
+        return sl_error(SL_ESHAPE,
+                        "expand_project: expects an expanded image (N, C, H, W) with H and W "
+                        "multiples of factor=%lld, got %s",
+                        (long long)s->factor, sl_shape_str(ndim, in, got, sizeof got));
+    *out_ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        out[i] = in[i];
+    return SL_OK;
+}
+
+static int project_forward(sl_module *m, const sl_tensor *in, sl_tensor *out)
+{
+    const project_state *s = sl_module_state(m);
+    SL_TRY(expand_check(in));
+    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+    if (in->dtype == SL_F32)
+        project_f32(in->data, out->data, planes, H, W, s->factor, s->offset, (float)s->fill);
+    else
+        project_f64(in->data, out->data, planes, H, W, s->factor, s->offset, s->fill);
+    return SL_OK;
+}
+
+static int project_backward(sl_module *m, const sl_tensor *in, const sl_tensor *out,
+                            const sl_tensor *grad_out, sl_tensor *grad_in)
+{
+    (void)out;
+    if (!grad_in)
+        return SL_OK;
+    const project_state *s = sl_module_state(m);
+    SL_TRY(expand_check(grad_out));
+    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+    /* the same kernel with fill 0: the reset positions do not depend on the input */
+    if (in->dtype == SL_F32)
+        project_f32(grad_out->data, grad_in->data, planes, H, W, s->factor, s->offset, 0.0f);
+    else
+        project_f64(grad_out->data, grad_in->data, planes, H, W, s->factor, s->offset, 0.0);
+    return SL_OK;
+}
+
+static const sl_module_type project_type = {
+    .name = "expand_project",
+    .summary = "SBDE test-time mask projection: reset the inserted positions of an expanded "
+               "image to the fill value (arXiv 2602.17948)",
+    .options = project_options,
+    .create = project_create,
+    .output_shape = project_output_shape,
+    .forward = project_forward,
+    .backward = project_backward,
+    .destroy = expand_destroy,
+    /* Opaque: an input-side transform, like input_expand. */
+    .role = {.kind = SL_ROLE_OPAQUE},
+};
+
+static const sl_module_type *const modules[] = {&expand_type, &project_type, NULL};
 
 static const sl_plugin plugin = {
     SL_PLUGIN_HEADER,

@@ -33,6 +33,22 @@ static void SUF(image_bwd)(const T *gy, T *gx, int64_t planes, int64_t H, int64_
         }
 }
 
+/* Mask projection (expand_project): x, y (or gy, gx) are (planes, HK, WK);
+ * positions on the expansion grid (r % K == off and q % K == off) pass,
+ * every other position becomes `fill` forward and gets no gradient. */
+static void SUF(project)(const T *x, T *y, int64_t planes, int64_t HK, int64_t WK, int64_t K,
+                         int64_t off, T fill)
+{
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t r = 0; r < HK; r++) {
+            const T *src = x + (p * HK + r) * WK;
+            T *dst = y + (p * HK + r) * WK;
+            const bool on_row = r % K == off;
+            for (int64_t q = 0; q < WK; q++)
+                dst[q] = on_row && q % K == off ? src[q] : fill;
+        }
+}
+
 /* Vector kernels.  x, gx are (N, F); y, gy are (N, F + E). */
 static void SUF(vector_fwd)(const T *x, T *y, int64_t N, int64_t F, int64_t E,
                             expand_place place, T fill)

@@ -9,7 +9,9 @@
 --     axes  = { "hidden", "lr" },              -- grid order (default: sorted names)
 --     seeds = { 1, 2 },                        -- or a count: 2 means { 1, 2 },
 --                                              -- or function(config) -> list or count
---     task  = function(config, seed) ... return { loss = l, accuracy = a } end,
+--     task  = function(config, seed, dir) ... return { loss = l, accuracy = a } end,
+--                                              -- (dir: the sweep directory, for a task
+--                                              -- that reads rows of earlier tasks)
 --     report = function(groups, dir, summary) ... end,  -- optional: own tables, files
 --     plot  = function(dir, summary) return gnuplot_script end, -- optional
 --   }
@@ -182,7 +184,7 @@ function M.run_task(S, dir, t)
   local t0 = sl.clock()
   local ok, values = xpcall(S.task, function(e)
     return type(e) == "string" and e or tostring(e)
-  end, copy(t.config), t.seed)
+  end, copy(t.config), t.seed, dir)
   local problem = ok and check_values(values) or (not ok and values) or nil
   local record = { task = t.index, seed = t.seed, config = t.config, version = sl.version,
                    threads = threads, wall = sl.clock() - t0 }
