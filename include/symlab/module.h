@@ -167,9 +167,13 @@ SL_API sl_tensor *sl_module_buffer(sl_module *m, int index);
 
 /* A grow-only workspace owned by the module (SL_ALIGNMENT-aligned, contents
  * kept between calls, so forward can leave data for backward).  Allocates
- * only when `nbytes` exceeds what it already has.  slot 0..3 are independent
- * workspaces (e.g. 0: im2col columns, 1: saved mask). */
-#define SL_MODULE_SCRATCH_SLOTS 4
+ * only when `nbytes` exceeds what it already has.  Slots 0 to
+ * SL_MODULE_SCRATCH_SLOTS - 1 are independent workspaces (e.g. 0: im2col
+ * columns, 1: saved mask); symlab/conv.h's convolution takes 0 to 2 of the
+ * module that calls it.  A slot outside that range is SL_EINVAL.  (The
+ * count lives in the host, so raising it changes no plugin's ABI: it was 4
+ * until ABI 1.3.) */
+#define SL_MODULE_SCRATCH_SLOTS 8
 SL_API int sl_module_scratch(sl_module *m, int slot, size_t nbytes, void **ptr);
 
 /* This module's random stream, derived from the model's seed and the
