@@ -409,6 +409,8 @@ static const sl_hook_type conserved_hook = {
     .create = hook_create,
     .on_event = hook_on_event,
     .destroy = hook_destroy,
+    /* acts only outside AFTER_BACKWARD: the update may be fused */
+    .flags = SL_HOOK_NO_GRADIENT_AFTER_BACKWARD,
 };
 
 static const sl_hook_type *const hooks[] = {&conserved_hook, NULL};

@@ -160,4 +160,6 @@ const sl_hook_type qc_symh_type = {
     .create = symh_create,
     .on_event = symh_on_event,
     .destroy = symh_destroy,
+    /* acts only outside AFTER_BACKWARD: the update may be fused */
+    .flags = SL_HOOK_NO_GRADIENT_AFTER_BACKWARD,
 };

@@ -95,4 +95,6 @@ const sl_hook_type sm_rank_log_type = {
     .create = rank_log_create,
     .on_event = rank_log_event,
     .destroy = rank_log_destroy,
+    /* acts only outside AFTER_BACKWARD: the update may be fused */
+    .flags = SL_HOOK_NO_GRADIENT_AFTER_BACKWARD,
 };

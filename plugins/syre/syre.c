@@ -243,6 +243,8 @@ static const sl_hook_type syre_type = {
     .create = syre_create,
     .on_event = syre_on_event,
     .destroy = syre_destroy,
+    /* acts only outside AFTER_BACKWARD: the update may be fused */
+    .flags = SL_HOOK_NO_GRADIENT_AFTER_BACKWARD,
 };
 
 static const sl_hook_type *const hooks[] = {&syre_type, NULL};

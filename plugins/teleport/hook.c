@@ -231,6 +231,8 @@ static const sl_hook_type teleport_type = {
     .create = tele_create,
     .on_event = tele_on_event,
     .destroy = tele_destroy,
+    /* acts only outside AFTER_BACKWARD: the update may be fused */
+    .flags = SL_HOOK_NO_GRADIENT_AFTER_BACKWARD,
 };
 
 static const sl_hook_type *const hooks[] = {&teleport_type, NULL};
