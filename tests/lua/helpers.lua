@@ -122,4 +122,27 @@ function T.run()
   os.exit(failed == 0 and 0 or 1, true) -- close the state: finalizers run
 end
 
+-- The rows of a CSV file written by symlab.results (no quoting), as
+-- tables keyed by the header's names; numbers become numbers, and an empty
+-- cell leaves its key unset.
+function T.read_csv(path)
+  local f = assert(io.open(path))
+  local header, rows = nil, {}
+  for line in f:lines() do
+    local cells = {}
+    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
+    if not header then
+      header = cells
+    else
+      local row = {}
+      for i, name in ipairs(header) do
+        if cells[i] ~= "" then row[name] = tonumber(cells[i]) or cells[i] end
+      end
+      rows[#rows + 1] = row
+    end
+  end
+  f:close()
+  return rows
+end
+
 return T

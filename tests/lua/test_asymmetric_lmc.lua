@@ -8,24 +8,7 @@ local T = require "helpers"
 
 local srcdir = os.getenv("SYMLAB_TEST_SRCDIR") or (here .. "/../..")
 
--- Rows of a CSV file written by symlab.results (no quoting needed here).
-local function read_csv(path)
-  local f = assert(io.open(path))
-  local header, rows = nil, {}
-  for line in f:lines() do
-    local cells = {}
-    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
-    if not header then
-      header = cells
-    else
-      local row = {}
-      for i, name in ipairs(header) do row[name] = tonumber(cells[i]) or cells[i] end
-      rows[#rows + 1] = row
-    end
-  end
-  f:close()
-  return rows
-end
+local read_csv = T.read_csv
 
 -- The Fashion-MNIST part runs too when the developers' copy is there
 -- (SYMLAB_TEST_FASHION_MNIST, as `make check` sets it).

@@ -8,26 +8,7 @@ local T = require "helpers"
 
 local srcdir = os.getenv("SYMLAB_TEST_SRCDIR") or (here .. "/../..")
 
--- Rows of a CSV file written by symlab.results (no quoting needed here).
-local function read_csv(path)
-  local f = assert(io.open(path))
-  local header, rows = nil, {}
-  for line in f:lines() do
-    local cells = {}
-    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
-    if not header then
-      header = cells
-    else
-      local row = {}
-      for i, name in ipairs(header) do
-        if cells[i] ~= "" then row[name] = tonumber(cells[i]) or cells[i] end
-      end
-      rows[#rows + 1] = row
-    end
-  end
-  f:close()
-  return rows
-end
+local read_csv = T.read_csv
 
 -- The representation each setup's architecture puts on its hidden layer.
 local OWN = { C4 = "regular+q2", C4reg = "regular*2", S3 = "perm*2" }

@@ -9,26 +9,7 @@ local T = require "helpers"
 
 local srcdir = os.getenv("SYMLAB_TEST_SRCDIR") or (here .. "/../..")
 
--- Rows of a CSV file written by symlab.results (no quoting needed here).
-local function read_csv(path)
-  local f = assert(io.open(path))
-  local header, out = nil, {}
-  for line in f:lines() do
-    local cells = {}
-    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
-    if not header then
-      header = cells
-    else
-      local row = {}
-      for i, name in ipairs(header) do
-        if cells[i] ~= "" then row[name] = tonumber(cells[i]) or cells[i] end
-      end
-      out[#out + 1] = row
-    end
-  end
-  f:close()
-  return out
-end
+local read_csv = T.read_csv
 
 T.test("input_expansion quick", function()
   local dir = os.tmpname()
