@@ -125,7 +125,7 @@ while IFS= read -r md; do
         if [ -n "$anchor" ]; then
             case $file in *.md) ;; *) continue ;; esac
             want=$(printf '%s' "$anchor" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-')
-            if ! md_scan "$file" | grep -qx "H $want"; then
+            if ! md_scan "$file" | grep -x "H $want" >/dev/null; then  # not -q: no SIGPIPE under pipefail
                 fail "$md: link '$target' names no heading of ${file#"$src"/}"
             fi
         fi

@@ -66,9 +66,13 @@ assert(y:get(1, 3) == 3, "halve did not halve: " .. tostring(y:get(1, 3)))
 print("external plugin ok: " .. y:get(1, 1) .. " " .. y:get(1, 2) .. " " .. y:get(1, 3))
 LUA
 SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab "$work/use.lua"
-SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab plugins | grep -q halve
-LD_LIBRARY_PATH="$prefix/lib" symlab plugins | grep -q "example" ||
-    { echo "installed example plugin not found"; exit 1; }
+# The listings are captured before they are searched: `symlab plugins |
+# grep -q` lets grep exit at its first match, and under pipefail the
+# listing's SIGPIPE (exit 141) would fail the script once it is long enough.
+listing=$(SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab plugins)
+grep -q halve <<<"$listing" || { echo "external plugin halve not listed"; exit 1; }
+listing=$(LD_LIBRARY_PATH="$prefix/lib" symlab plugins)
+grep -q "example" <<<"$listing" || { echo "installed example plugin not found"; exit 1; }
 
 # A third-party weight layer (the structure tests' dense.c, public headers
 # only) built here: the installed symmetry techniques must see it exactly as
