@@ -63,6 +63,18 @@ static const sl_option_spec expand_options[] = {
      "before|after|interleave"},
     {NULL, SL_OPT_INT, NULL, NULL, NULL}};
 
+/* The K x K cell both modules share: factor K >= 1 and the original
+ * pixel's offset in [0, K); errors name the module type `who`. */
+static int check_cell(const char *who, int64_t factor, int64_t offset)
+{
+    if (factor < 1)
+        return sl_error(SL_EINVAL, "%s: factor must be >= 1, got %lld", who, (long long)factor);
+    if (offset < 0 || offset >= factor)
+        return sl_error(SL_EINVAL, "%s: offset must be in [0, factor=%lld), got %lld", who,
+                        (long long)factor, (long long)offset);
+    return SL_OK;
+}
+
 static int expand_create(sl_module *m, const sl_options *opt)
 {
     const char *mode = sl_options_string(opt, "mode");
@@ -79,12 +91,7 @@ static int expand_create(sl_module *m, const sl_options *opt)
                  : strcmp(place, "after") == 0 ? PLACE_AFTER
                                                : PLACE_INTERLEAVE,
     };
-    if (st.factor < 1)
-        return sl_error(SL_EINVAL, "input_expand: factor must be >= 1, got %lld",
-                        (long long)st.factor);
-    if (st.offset < 0 || st.offset >= st.factor)
-        return sl_error(SL_EINVAL, "input_expand: offset must be in [0, factor=%lld), got %lld",
-                        (long long)st.factor, (long long)st.offset);
+    SL_TRY(check_cell("input_expand", st.factor, st.offset));
     if (st.extra < -1)
         return sl_error(SL_EINVAL, "input_expand: extra must be >= 0 (or -1), got %lld",
                         (long long)st.extra);
@@ -261,12 +268,7 @@ static int project_create(sl_module *m, const sl_options *opt)
     project_state st = {.factor = sl_options_int(opt, "factor"),
                         .offset = sl_options_int(opt, "offset"),
                         .fill = sl_options_float(opt, "fill")};
-    if (st.factor < 1)
-        return sl_error(SL_EINVAL, "expand_project: factor must be >= 1, got %lld",
-                        (long long)st.factor);
-    if (st.offset < 0 || st.offset >= st.factor)
-        return sl_error(SL_EINVAL, "expand_project: offset must be in [0, factor=%lld), got %lld",
-                        (long long)st.factor, (long long)st.offset);
+    SL_TRY(check_cell("expand_project", st.factor, st.offset));
     project_state *s = malloc(sizeof *s);
     if (!s)
         return sl_error(SL_ENOMEM, "expand_project: out of memory");
