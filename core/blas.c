@@ -42,10 +42,15 @@ int sl_get_threads(void) { return sl_pool_threads(); }
  * op(A) or op(B) and C.  Every element of C is computed by one call over
  * the full k, so the split changes nothing but which call computes it; the
  * partition depends only on the shape and the thread count (parallel.h).
- * A part must be worth GEMM_PART_MACS multiply-adds (~10 µs at one core's
- * ~100 GFLOP/s); smaller GEMMs run whole on the calling thread. */
+ * A part must be worth GEMM_PART_MACS multiply-adds (~40 µs at one core's
+ * ~100 GFLOP/s); smaller GEMMs run whole on the calling thread.  Smaller
+ * parts do not pay on the 2-core virtual machines we measure on: with
+ * 2^19 (~10 µs) the 784-256-256-10 MLP trained 5-8 % slower on 2 threads
+ * than on 1 at batch 16 (the hand-off, and each part packing the shared
+ * operand again); with 2^21 it runs even, and the wide MLP still gains
+ * 1.5-1.7x (docs/performance.md). */
 #define GEMM_BLOCK 16
-#define GEMM_PART_MACS (1 << 19)
+#define GEMM_PART_MACS (1 << 21)
 
 typedef struct gemm_job {
     bool f64, trans_a, trans_b, split_n;

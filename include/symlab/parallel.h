@@ -16,7 +16,7 @@
  * partial sums combined in part order afterwards — are therefore
  * bit-identical for a given thread count, whoever ran what.
  *
- * Waiting workers spin briefly (a few microseconds) and then sleep in the
+ * Waiting workers poll briefly (half a millisecond) and then sleep in the
  * kernel, so the pool does not burn a core another process needs.
  *
  * A loop started from inside fn, or while another thread of the process

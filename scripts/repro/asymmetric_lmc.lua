@@ -32,9 +32,10 @@
 --             A seeded subsample of 10000 rows of its train split, its whole
 --             test split (10000 rows), 10 epochs: the full 60000 rows for
 --             25 epochs would take about 100 minutes on 2 cores.
--- The full run trains 30 models of 784-512-512-512-10 per dataset; from
--- single-thread CPU times (docs/results/asymmetric_lmc.md) it needs about
--- 24 minutes on 2 idle cores.  `mnist` or `fashion` runs only that part (and
+-- The full run trains 30 models of 784-512-512-512-10 per dataset; with
+-- both parts it took 27 min 51 s with --threads 2 on 2 idle cores (AMD EPYC,
+-- Zen 5 class; docs/results/asymmetric_lmc.md): MNIST-10k 17 min,
+-- Fashion-MNIST 11 min, depth 5 s.  `mnist` or `fashion` runs only that part (and
 -- no depth part); arm=NAME (repeatable: standard, which brings standard+wm,
 -- w_asym, sigma_asym) only those arms, so that the arms can run as separate
 -- processes; epochs=, train=, test=, pairs= override the sizes for a
@@ -272,7 +273,7 @@ local function plot_curves(tag, curves, mean_curves)
   local csv = outdir .. "/asymmetric_lmc_mean_curves.csv"
   results.write_csv(csv, mean_curves, { "dataset", "arm", "lambda", "loss" })
   local png = ("%s/asymmetric_lmc_%s.png"):format(outdir, tag)
-  local plot = { "set terminal pngcairo size 800,500", ("set output '%s'"):format(png),
+  local plot = { "set terminal pngcairo noenhanced size 800,500", ("set output '%s'"):format(png),
                  "set datafile separator ','", "set key top left", "set xlabel 'lambda'",
                  ("set ylabel 'test loss, %s (mean over pairs)'"):format(tag) }
   local parts, present = {}, {}
