@@ -62,11 +62,12 @@
  * speed, or not at all for a while) then holds up the loop by one small
  * part at most, while the caller takes the rest. */
 #define PARTS_PER_THREAD 4
-/* Lateness (see the top of this file).  LATE_NS, 500 µs: on an idle 2-core virtual machine a worker's 10 µs part was
- * seen to finish 40-130 µs after the caller's, while a worker the
- * scheduler preempts is gone for a slice (>= 0.75 ms, usually 3 ms).  With
- * 20 µs, every second update loop of the 784-256-256-10 MLP at batch 16
- * counted as late and the penalty grew to 256 ms on an idle machine. */
+/* Lateness (see the top of this file).  LATE_NS, 500 µs: on an idle
+ * 2-core virtual machine a worker's 10 µs part was seen to finish 40-130
+ * µs after the caller's, while a worker the scheduler preempts is gone
+ * for a slice (>= 0.75 ms, usually 3 ms).  With 20 µs, every second update
+ * loop of the 784-256-256-10 MLP at batch 16 counted as late and the
+ * penalty grew to 256 ms on an idle machine. */
 #define LATE_NS 500000LL
 #define PENALTY_MIN_NS 1000000LL     /* 1 ms */
 #define PENALTY_MAX_NS 256000000LL   /* 256 ms */
@@ -162,6 +163,16 @@ static void penalise(int64_t now)
                 : 2 * P.penalty < PENALTY_MAX_NS ? 2 * P.penalty : PENALTY_MAX_NS;
     P.last_late = now;
     P.alone_until = now + P.penalty;
+}
+
+/* A worker's part was due by *late_at (0: not judged): penalise once,
+ * the first time the caller sees the clock past it. */
+static void judge(int64_t *late_at, int64_t now)
+{
+    if (*late_at && now > *late_at) {
+        penalise(now);
+        *late_at = 0;
+    }
 }
 
 static inline void cpu_relax(void)
@@ -355,10 +366,7 @@ void sl_parallel_for(int64_t n, int64_t grain, sl_parallel_fn fn, void *ctx)
     for (int spins = 1; (d = atomic_load(&P.done)) != (uint32_t)parts; spins++) {
         if (spins % SPIN_CHECK == 0) {
             int64_t t = now_ns();
-            if (late_at && t > late_at) {
-                penalise(t);
-                late_at = 0;
-            }
+            judge(&late_at, t);
             spin = t <= until;
         }
         if (spin) {
@@ -369,10 +377,7 @@ void sl_parallel_for(int64_t n, int64_t grain, sl_parallel_fn fn, void *ctx)
         if ((d = atomic_load(&P.done)) != (uint32_t)parts)
             sleep_while(&P.done, d);
         atomic_store(&P.caller_asleep, 0);
-        if (late_at && now_ns() > late_at) {
-            penalise(now_ns());
-            late_at = 0;
-        }
+        judge(&late_at, now_ns());
     }
     atomic_flag_clear(&P.busy);
 }

@@ -33,10 +33,10 @@
 --             test split (10000 rows), 10 epochs: the full 60000 rows for
 --             25 epochs would take about 100 minutes on 2 cores.
 -- The full run trains 30 models of 784-512-512-512-10 per dataset; with
--- both parts it took 27 min 51 s with --threads 2 on 2 idle cores (AMD EPYC,
--- Zen 5 class; docs/results/asymmetric_lmc.md): MNIST-10k 17 min,
--- Fashion-MNIST 11 min, depth 5 s.  `mnist` or `fashion` runs only that part (and
--- no depth part); arm=NAME (repeatable: standard, which brings standard+wm,
+-- both parts it took 27 min 51 s with --threads 2 on 2 idle cores (AMD
+-- EPYC, Zen 5 class; docs/results/asymmetric_lmc.md): MNIST-10k 17 min,
+-- Fashion-MNIST 11 min, depth 5 s.  `mnist` or `fashion` runs only that
+-- part (and no depth part); arm=NAME (repeatable: standard, which brings standard+wm,
 -- w_asym, sigma_asym) only those arms, so that the arms can run as separate
 -- processes; epochs=, train=, test=, pairs= override the sizes for a
 -- smaller run.  `quick` is a smoke test of a few seconds (tiny widths, 2
@@ -273,8 +273,8 @@ local function plot_curves(tag, curves, mean_curves)
   local csv = outdir .. "/asymmetric_lmc_mean_curves.csv"
   results.write_csv(csv, mean_curves, { "dataset", "arm", "lambda", "loss" })
   local png = ("%s/asymmetric_lmc_%s.png"):format(outdir, tag)
-  local plot = { "set terminal pngcairo noenhanced size 800,500", ("set output '%s'"):format(png),
-                 "set datafile separator ','", "set key top left", "set xlabel 'lambda'",
+  local plot = { "set terminal pngcairo size 800,500", ("set output '%s'"):format(png),
+                 "set datafile separator ','", "set key top left noenhanced", "set xlabel 'lambda'",
                  ("set ylabel 'test loss, %s (mean over pairs)'"):format(tag) }
   local parts, present = {}, {}
   for _, c in ipairs(mean_curves) do
