@@ -28,6 +28,10 @@ void sl_flags_text(unsigned flags, const char *const *names, int nnames, char *b
  * the message says so, naming `owner` and the option. */
 int sl_option_spec_check(const sl_option_spec *spec, const char *owner);
 
+/* The directory of libsymlab's own dlopen()ed modules (download.so): the
+ * build tree's when the running libsymlab is the one in it (core/paths.c). */
+const char *sl_module_dir(void);
+
 /* A file written atomically: sl_atomic_begin opens "<path>.tmp.<pid>.XXXXXX"
  * beside path (a->f, mode of an existing path or 0644), after removing the
  * orphans of dead writers (symlab/files.h has the rules); sl_atomic_commit

@@ -33,3 +33,5 @@ const char *sl_path(sl_path_kind kind)
     }
     return "";
 }
+
+const char *sl_module_dir(void) { return uninstalled() ? SL_BUILD_MODULEDIR : SL_MODULEDIR; }

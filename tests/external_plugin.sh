@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds a plugin outside the source tree against an installed symlab (with
-# pkg-config only) and uses it from a Lua script via SYMLAB_PLUGIN_PATH.
+# pkg-config only) and uses it from a Lua script via SYMLAB_PLUGIN_PATH; and
+# checks that the installed symlab loads its installed download module.
 # Usage: tests/external_plugin.sh PREFIX
 set -euo pipefail
 prefix=$(cd "$1" && pwd)
@@ -101,4 +102,21 @@ for k, v in pairs(ca) do assert(cb[k] == v, "conserved " .. k) end
 print("external weight layer: symmetry_metrics and conserved as for linear")
 LUA
 SYMLAB_PLUGIN_PATH="$work/plugins" LD_LIBRARY_PATH="$prefix/lib" symlab "$work/structure.lua"
+# Built with download support, symlab installs its download module in
+# $(pkglibdir); the installed symlab must load it from there (not from a
+# build tree): a file's hash must then match coreutils'.
+if [ -f "$prefix/lib/symlab/download.so" ]; then
+    printf 'symlab\n' >"$work/hashme"
+    cat >"$work/hash.lua" <<LUA
+local sl = require "symlab"
+assert(sl.data.download_supported(), "the installed symlab does not load its download module")
+local want = "$(sha256sum "$work/hashme" | cut -d' ' -f1)"
+local got = sl.data.sha256("$work/hashme")
+assert(got == want, "sha256 " .. got .. ", sha256sum " .. want)
+print("installed download module: sha256 ok")
+LUA
+    LD_LIBRARY_PATH="$prefix/lib" symlab "$work/hash.lua"
+else
+    echo "installed symlab has no download module (built without download support)"
+fi
 echo "external plugin: passed"

@@ -6,9 +6,9 @@
  * red, green and blue planes, each row-major.  That is exactly the layout
  * of x (N, 3, 32, 32), so a record decodes by a straight copy and scale.
  *
- * The archive is read in place with libarchive (no extracted copies in the
- * cache to go stale); a directory of extracted .bin files is read with
- * stdio.  Either way every batch's bytes are gathered first, so sizes are
+ * The archive is read in place by the download module's libarchive (no
+ * extracted copies in the cache to go stale); a directory of extracted .bin
+ * files is read with stdio.  Either way every batch's bytes are gathered first, so sizes are
  * checked before the tensors are allocated.
  */
 #include "config.h"
@@ -21,12 +21,8 @@
 
 #include <symlab/datasets.h>
 
+#include "download/download.h"
 #include "internal.h"
-
-#ifdef SL_HAVE_DOWNLOAD
-#include <archive.h>
-#include <archive_entry.h>
-#endif
 
 enum { SIDE = 32, PIXELS = 3 * SIDE * SIDE, RECORD = 1 + PIXELS, CLASSES = 10, MAX_BATCHES = 5 };
 
@@ -118,69 +114,25 @@ static int read_dir(const char *dir, batches *b)
 
 /* ---- the archive --------------------------------------------------------------- */
 
-#ifdef SL_HAVE_DOWNLOAD
-/* Index of the batch an archive member is (by its last path component), or -1. */
-static int batch_index(const batches *b, const char *member)
-{
-    const char *slash = strrchr(member, '/');
-    const char *base = slash ? slash + 1 : member;
-    for (int i = 0; i < b->n; i++)
-        if (strcmp(base, b->names[i]) == 0)
-            return i;
-    return -1;
-}
+typedef struct archive_target {
+    const char *path;
+    batches *b;
+} archive_target;
 
-static int read_member(const char *path, struct archive *a, struct archive_entry *e,
-                       batches *b, int i)
+/* Where the module puts member i: a batch buffer, size-checked. */
+static int member_buffer(void *ud, int i, int64_t size, void **buf)
 {
-    if (b->data[i])
-        return sl_error(SL_EFORMAT, "%s: %s appears twice in the archive", path, b->names[i]);
-    if (!archive_entry_size_is_set(e))
-        return sl_error(SL_EFORMAT, "%s: %s has no size in the archive", path, b->names[i]);
-    SL_TRY(alloc_batch(path, b, i, (int64_t)archive_entry_size(e)));
-    la_ssize_t got = archive_read_data(a, b->data[i], (size_t)b->size[i]);
-    if (got < 0)
-        return sl_error(SL_EFORMAT, "%s: %s: %s", path, b->names[i], archive_error_string(a));
-    if (got != b->size[i])
-        return sl_error(SL_EFORMAT, "%s: %s: truncated (%lld of %lld bytes)", path,
-                        b->names[i], (long long)got, (long long)b->size[i]);
+    archive_target *t = ud;
+    SL_TRY(alloc_batch(t->path, t->b, i, size));
+    *buf = t->b->data[i];
     return SL_OK;
 }
 
 static int read_archive(const char *path, batches *b)
 {
-    struct archive *a = archive_read_new();
-    if (!a)
-        return sl_error(SL_ENOMEM, "%s: cannot start libarchive", path);
-    archive_read_support_filter_gzip(a);
-    archive_read_support_format_tar(a);
-    int rc = SL_OK;
-    if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK)
-        rc = sl_error(SL_EIO, "%s: cannot open: %s", path, archive_error_string(a));
-    struct archive_entry *e;
-    int r = ARCHIVE_OK;
-    while (rc == SL_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        int i = archive_entry_filetype(e) == AE_IFREG
-                    ? batch_index(b, archive_entry_pathname(e)) : -1;
-        if (i >= 0)
-            rc = read_member(path, a, e, b, i);
-    }
-    if (rc == SL_OK && r != ARCHIVE_EOF)
-        rc = sl_error(SL_EFORMAT, "%s: corrupt archive: %s", path, archive_error_string(a));
-    for (int i = 0; rc == SL_OK && i < b->n; i++)
-        if (!b->data[i])
-            rc = sl_error(SL_EFORMAT, "%s: the archive has no %s", path, b->names[i]);
-    archive_read_free(a);
-    return rc;
+    archive_target t = {path, b};
+    return sl_archive_read_members(path, b->n, b->names, member_buffer, &t);
 }
-#else
-static int read_archive(const char *path, batches *b)
-{
-    (void)b;
-    return sl_error(SL_ENOTFOUND, "%s: cannot read a .tar.gz: symlab was built without "
-                    "libarchive (extract it and give the folder of .bin files)", path);
-}
-#endif
 
 /* ---- decoding ------------------------------------------------------------------- */
 

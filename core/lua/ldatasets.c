@@ -278,13 +278,24 @@ static int l_sha256(lua_State *L)
     return 1;
 }
 
+/* sl.data.download_supported() -> whether downloads and hashes work here.
+ * A function, not a field: answering loads the download module, which
+ * `require "symlab"` must not pay for (core/download/download.h). */
+static int l_download_supported(lua_State *L)
+{
+    lua_pushboolean(L, sl_download_supported());
+    return 1;
+}
+
 void slua_open_datasets(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {{"load", l_load},       {"get", l_get},
-                                     {"root", l_root},       {"list", l_list},
-                                     {"cifar10", l_cifar10}, {"sha256", l_sha256},
+    static const luaL_Reg funcs[] = {{"load", l_load},
+                                     {"get", l_get},
+                                     {"root", l_root},
+                                     {"list", l_list},
+                                     {"cifar10", l_cifar10},
+                                     {"sha256", l_sha256},
+                                     {"download_supported", l_download_supported},
                                      {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
-    lua_pushboolean(L, sl_download_supported());
-    lua_setfield(L, -2, "download_support");
 }

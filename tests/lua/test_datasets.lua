@@ -64,7 +64,7 @@ local function needs_fashion()
     T.skip("no local Fashion-MNIST copy (SYMLAB_TEST_FASHION_MNIST=" .. tostring(fashion) ..
            "): the mirror tests need it")
   end
-  if not sl.data.download_support then T.skip("built without download support") end
+  if not sl.data.download_supported() then T.skip("built without download support") end
 end
 
 -- The upstream file names, and the names of the local copy's files.
@@ -184,6 +184,37 @@ T.test("symlab data: usage errors", function()
   T.eq(code, 0, out)
   T.ok(out:find("mnist10k%s+shipped"), out)
   T.ok(out:find("cache: " .. scratch .. "/listed", 1, true), out)
+end)
+
+-- libcurl, libcrypto and libarchive live in the download module, which
+-- must stay unmapped until a download, hash or archive read needs it: in
+-- libsymlab they made every process start ~50 ms later.  A fresh process
+-- reports its own mappings (Linux's /proc) before and after asking.
+T.test("the download libraries are mapped at first use, not at start-up", function()
+  if not exists("/proc/self/maps") then T.skip("no /proc/self/maps here") end
+  local script = scratch .. "/maps.lua"
+  local f = assert(io.open(script, "w"))
+  f:write([[
+local sl = require "symlab"
+local function mapped()
+  local m = assert(io.open("/proc/self/maps")); local s = m:read("a"); m:close()
+  return s:find("libcurl", 1, true) ~= nil, s:find("download.so", 1, true) ~= nil
+end
+local net = sl.nn.sequential({ sl.nn.linear(4, 2) }, { seed = 1 })
+net:forward(sl.tensor.zeros({ 3, 4 }))
+local curl0, module0 = mapped()
+local ok = sl.data.download_supported()
+local curl1, module1 = mapped()
+print(("start curl=%s module=%s; supported=%s; after curl=%s module=%s")
+      :format(curl0, module0, ok, curl1, module1))
+]])
+  f:close()
+  local code, out = run(q(symlab_bin) .. " " .. q(script))
+  T.eq(code, 0, out)
+  T.ok(out:find("start curl=false module=false", 1, true), out)
+  if out:find("supported=true", 1, true) then
+    T.ok(out:find("after curl=true module=true", 1, true), out)
+  end
 end)
 
 T.test("cifar10 reads a folder of binary batches", function()
