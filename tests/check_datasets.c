@@ -604,6 +604,7 @@ START_TEST(cifar10_reads_the_archive)
     if (!sl_download_supported()) {
         ck_assert_int_eq(rc, SL_ENOTFOUND);
         ck_assert_ptr_nonnull(strstr(sl_last_error(), "libarchive"));
+        ck_assert_ptr_nonnull(strstr(sl_last_error(), "folder of .bin files"));
         remove_tmpdir();
         return;
     }

@@ -8,8 +8,8 @@
  *
  * The archive is read in place by the download module's libarchive (no
  * extracted copies in the cache to go stale); a directory of extracted .bin
- * files is read with stdio.  Either way every batch's bytes are gathered first, so sizes are
- * checked before the tensors are allocated.
+ * files is read with stdio.  Either way every batch's bytes are gathered
+ * first, so sizes are checked before the tensors are allocated.
  */
 #include "config.h"
 
@@ -130,6 +130,10 @@ static int member_buffer(void *ud, int i, int64_t size, void **buf)
 
 static int read_archive(const char *path, batches *b)
 {
+    const char *missing = sl_download_missing();
+    if (missing)
+        return sl_error(SL_ENOTFOUND, "%s: cannot read a .tar.gz: %s (extract it and give "
+                        "the folder of .bin files)", path, missing);
     archive_target t = {path, b};
     return sl_archive_read_members(path, b->n, b->names, member_buffer, &t);
 }

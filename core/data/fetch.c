@@ -58,20 +58,22 @@ static void module_load(void)
 static void module_load(void) { snprintf(module_error, sizeof module_error, NO_SUPPORT); }
 #endif
 
+const char *sl_download_missing(void)
+{
+    pthread_once(&module_once, module_load);
+    return module_ops ? NULL : module_error;
+}
+
+bool sl_download_supported(void) { return !sl_download_missing(); }
+
 /* The module's functions; NULL after setting an error that starts with
  * `what` (the file or URL concerned). */
 static const sl_download_ops *ops_for(const char *what)
 {
-    pthread_once(&module_once, module_load);
-    if (!module_ops)
-        sl_error(SL_ENOTFOUND, "%s: %s", what, module_error);
+    const char *missing = sl_download_missing();
+    if (missing)
+        sl_error(SL_ENOTFOUND, "%s: %s", what, missing);
     return module_ops;
-}
-
-bool sl_download_supported(void)
-{
-    pthread_once(&module_once, module_load);
-    return module_ops != NULL;
 }
 
 /* ---- hashes and downloads ------------------------------------------------------- */

@@ -60,7 +60,12 @@ typedef struct sl_download_ops {
 #define SL_DOWNLOAD_ENTRY "sl_download_module"
 SL_API const sl_download_ops *sl_download_module(void);
 
-/* libsymlab's side (core/data/fetch.c): read_members through the module,
+/* libsymlab's side (core/data/fetch.c).  Why the module cannot be used (not
+ * built, or dlopen() failed: the loader's message), or NULL once it is
+ * loaded; the first call loads it. */
+const char *sl_download_missing(void);
+
+/* read_members through the module,
  * loading it first; SL_ENOTFOUND, with a message naming path, if it cannot
  * be loaded. */
 int sl_archive_read_members(const char *path, int n, const char *const names[],
